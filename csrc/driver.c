@@ -1,0 +1,320 @@
+#include "driver.h"
+#include <stdlib.h>
+#include <string.h>
+#define NO_IMPORT_ARRAY
+#define PY_ARRAY_UNIQUE_SYMBOL DIFFSDE_ARRAY_API
+#define NPY_NO_DEPRECATED_API NPY_2_0_API_VERSION
+#include <numpy/arrayobject.h>
+
+#include "normal.h"
+#include "parallel.h"
+#include "step.h"
+
+int
+dsde_row_needs_score(const dsde_table *table, int64_t r)
+{
+    return table->kind[r] == DSDE_LANGEVIN || table->b[r] != 0.0;
+}
+
+static int
+row_needs_noise(const dsde_table *table, int64_t r)
+{
+    int kind = table->kind[r];
+    return kind == DSDE_LANGEVIN || (kind == DSDE_AFFINE && table->c[r] != 0.0);
+}
+
+/* Per-thread buffers for one block. */
+typedef struct {
+    void *z;     /* noise */
+    void *s;     /* score */
+    void *xt;    /* Heun predictor (built-in scores) */
+    void *work;  /* built-in score workspace */
+} workspace;
+
+static void *
+workspace_new(const dsde_run *run)
+{
+    size_t item = run->dtype == DSDE_F64 ? sizeof(double) : sizeof(float);
+    size_t n = (size_t)(run->block_rows * run->dim);
+    size_t nwork = (size_t)dsde_score_work_size(&run->score);
+    workspace *ws = calloc(1, sizeof(workspace));
+    if (ws == NULL)
+        return NULL;
+    ws->z = malloc(n * item);
+    ws->s = malloc(n * item);
+    ws->xt = malloc(n * item);
+    ws->work = malloc((nwork + 1) * item);
+    if (ws->z == NULL || ws->s == NULL || ws->xt == NULL || ws->work == NULL) {
+        free(ws->z), free(ws->s), free(ws->xt), free(ws->work), free(ws);
+        return NULL;
+    }
+    return ws;
+}
+
+static void
+workspace_free(workspace *ws)
+{
+    free(ws->z);
+    free(ws->s);
+    free(ws->xt);
+    free(ws->work);
+    free(ws);
+}
+
+/*
+ * apply_row_<T>: table row r on batch rows [i0, i1).
+ * `ext_score` is the score of the whole batch from a Python callable, or NULL
+ * to use the built-in score; `xt` is the Heun predictor of this block.
+ */
+#define DEFINE_APPLY_ROW(SUFFIX, T)                                            \
+    static int apply_row_##SUFFIX(const dsde_run *run, const dsde_table *tb,  \
+                                   int64_t r, int64_t i0, int64_t i1,          \
+                                   workspace *ws, T *xt, const T *ext_score)   \
+    {                                                                          \
+        const int64_t dim = run->dim, rows = i1 - i0, n = rows * dim;          \
+        const int kind = tb->kind[r];                                          \
+        T *x = (T *)run->x + i0 * dim;                                         \
+        const T *s = NULL, *z = NULL;                                          \
+        if (dsde_row_needs_score(tb, r)) {                                     \
+            if (ext_score != NULL) {                                           \
+                s = ext_score + i0 * dim;                                      \
+            }                                                                  \
+            else {                                                             \
+                const T *at = kind == DSDE_HEUN_CORRECT ? xt : x;              \
+                dsde_score_linear_##SUFFIX(&run->score, tb->m[r], tb->s[r],    \
+                                           at, rows, (T *)ws->s,               \
+                                           (T *)ws->work);                     \
+                s = (const T *)ws->s;                                          \
+            }                                                                  \
+        }                                                                      \
+        if (row_needs_noise(tb, r)) {                                          \
+            if (tb->stream[r] == 0 && run->noise != NULL) {                    \
+                z = (const T *)run->noise +                                    \
+                    (tb->interval[r] * run->batch + i0) * dim;                 \
+            }                                                                  \
+            else {                                                             \
+                dsde_normal_fill_##SUFFIX(dsde_key_from_u64(run->key),         \
+                                          (uint32_t)tb->stream[r],             \
+                                          (uint32_t)tb->interval[r],           \
+                                          (uint64_t)(i0 * dim), n,             \
+                                          (T *)ws->z);                         \
+                z = (const T *)ws->z;                                          \
+            }                                                                  \
+        }                                                                      \
+        switch (kind) {                                                        \
+        case DSDE_AFFINE:                                                      \
+            dsde_affine_##SUFFIX(x, s, z, n, tb->a[r], tb->b[r], tb->c[r]);    \
+            break;                                                             \
+        case DSDE_HEUN_PREDICT:                                                \
+            memcpy(xt, x, (size_t)n * sizeof(T));                              \
+            dsde_affine_##SUFFIX(xt, s, NULL, n, tb->a[r], tb->b[r], 0.0);     \
+            break;                                                             \
+        case DSDE_HEUN_CORRECT:                                                \
+            dsde_heun_correct_##SUFFIX(x, xt, s, n, tb->a[r], tb->b[r]);       \
+            break;                                                             \
+        case DSDE_LANGEVIN:                                                    \
+            dsde_langevin_##SUFFIX(x, s, z, rows, dim, tb->a[r], tb->c[r]);    \
+            break;                                                             \
+        }                                                                      \
+        return run->check_finite && kind != DSDE_HEUN_PREDICT &&               \
+               dsde_first_nonfinite_##SUFFIX(x, n) >= 0;                       \
+    }
+
+DEFINE_APPLY_ROW(f64, double)
+DEFINE_APPLY_ROW(f32, float)
+
+/* Nonzero when the row left a non-finite element in the block (and the run
+ * checks for them). */
+static int
+apply_row(const dsde_run *run, const dsde_table *tb, int64_t r, int64_t i0,
+          int64_t i1, workspace *ws, void *xt, const void *ext_score)
+{
+    if (run->dtype == DSDE_F64)
+        return apply_row_f64(run, tb, r, i0, i1, ws, xt, ext_score);
+    return apply_row_f32(run, tb, r, i0, i1, ws, xt, ext_score);
+}
+
+/* Lower run->first_nonfinite_row to r (threads may race here). */
+static void
+note_nonfinite(dsde_run *run, int64_t r)
+{
+#pragma omp critical(dsde_merge_nonfinite)
+    {
+        if (run->first_nonfinite_row < 0 || r < run->first_nonfinite_row)
+            run->first_nonfinite_row = r;
+    }
+}
+
+/* Copy batch rows [i0, i1) of the state into every snapshot taken after
+ * row r (r = -1: the initial state); `next` walks run->save_rows. */
+static int64_t
+save_block(const dsde_run *run, int64_t r, int64_t next, int64_t i0, int64_t i1)
+{
+    size_t item = run->dtype == DSDE_F64 ? sizeof(double) : sizeof(float);
+    int64_t per_state = run->batch * run->dim;
+    while (next < run->n_save && run->save_rows[next] == r) {
+        char *dst = (char *)run->snapshots +
+                    (size_t)(next * per_state + i0 * run->dim) * item;
+        const char *src = (const char *)run->x + (size_t)(i0 * run->dim) * item;
+        memcpy(dst, src, (size_t)((i1 - i0) * run->dim) * item);
+        next++;
+    }
+    return next;
+}
+
+/* ---- built-in scores: blocks outermost ---------------------------------- */
+
+typedef struct {
+    dsde_run *run;
+    const dsde_table *table;
+} block_job;
+
+static void *
+block_workspace_new(void *ctx)
+{
+    return workspace_new(((block_job *)ctx)->run);
+}
+
+static void
+block_workspace_free(void *ctx, void *ws)
+{
+    (void)ctx;
+    workspace_free(ws);
+}
+
+static void
+run_block(void *ctx, void *wsv, int64_t block, dsde_pool *pool, int master)
+{
+    block_job *job = ctx;
+    dsde_run *run = job->run;
+    const dsde_table *tb = job->table;
+    workspace *ws = wsv;
+    int64_t i0 = block * run->block_rows;
+    int64_t i1 = i0 + run->block_rows < run->batch ? i0 + run->block_rows : run->batch;
+    int64_t next_save = save_block(run, -1, 0, i0, i1);
+    int seen_nonfinite = 0;
+
+    /* Every block runs until its own first non-finite row, whatever the
+     * others found, so the reported row never depends on thread timing. */
+    for (int64_t r = 0; r < tb->n_rows; r++) {
+        if (apply_row(run, tb, r, i0, i1, ws, ws->xt, NULL) && !seen_nonfinite) {
+            seen_nonfinite = 1;
+            note_nonfinite(run, r);
+        }
+        next_save = save_block(run, r, next_save, i0, i1);
+        if (seen_nonfinite && run->stop_on_nonfinite)
+            break;
+        if (dsde_poll(pool, master))
+            break;
+    }
+}
+
+static int
+drive_blocks(dsde_run *run, const dsde_table *table)
+{
+    block_job job = {run, table};
+    dsde_chunk_job hooks = {block_workspace_new, block_workspace_free, run_block};
+    int64_t n_blocks = (run->batch + run->block_rows - 1) / run->block_rows;
+    return dsde_run_chunks(&hooks, &job, n_blocks, run->num_threads);
+}
+
+/* ---- Python scores: table rows outermost -------------------------------- */
+
+/* Call the score with the GIL held; a new reference to a C-contiguous array
+ * of the state's dtype and size, or NULL with an exception set. */
+static PyArrayObject *
+call_python_score(const dsde_run *run, int64_t r, int on_scratch)
+{
+    int typenum = run->dtype == DSDE_F64 ? NPY_FLOAT64 : NPY_FLOAT32;
+    PyObject *res = PyObject_CallFunction(run->callback, "Li", (long long)r, on_scratch);
+    if (res == NULL)
+        return NULL;
+    if (!PyArray_Check(res) || PyArray_TYPE((PyArrayObject *)res) != typenum ||
+        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)res) ||
+        PyArray_SIZE((PyArrayObject *)res) != run->batch * run->dim) {
+        Py_DECREF(res);
+        PyErr_SetString(PyExc_TypeError,
+                        "internal: the score callback must return a C-contiguous "
+                        "array of the state's dtype and size");
+        return NULL;
+    }
+    return (PyArrayObject *)res;
+}
+
+static int
+drive_rows(dsde_run *run, const dsde_table *tb)
+{
+    dsde_pool pool = {NULL, DSDE_OK, 0.0};
+    int64_t n_blocks = (run->batch + run->block_rows - 1) / run->block_rows;
+    int nt = run->num_threads < 1 ? 1 : run->num_threads;
+    PyArrayObject *score = NULL; /* owned by the master, GIL needed to drop */
+    const void *score_data = NULL;
+    int64_t next_save = 0;
+    size_t item = run->dtype == DSDE_F64 ? sizeof(double) : sizeof(float);
+
+    if (nt > n_blocks)
+        nt = (int)n_blocks;
+    next_save = save_block(run, -1, 0, 0, run->batch);
+
+    pool.next_poll = dsde_now() + DSDE_POLL_SECONDS;
+    pool.saved = PyEval_SaveThread();
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        workspace *ws = workspace_new(run);
+        if (ws == NULL)
+            dsde_pool_stop(&pool, DSDE_STOP_NOMEM);
+#pragma omp barrier
+        for (int64_t r = 0; r < tb->n_rows && !dsde_pool_stopped(&pool); r++) {
+#pragma omp master
+            {
+                if (dsde_row_needs_score(tb, r)) {
+                    PyEval_RestoreThread(pool.saved);
+                    Py_XDECREF(score);
+                    score = call_python_score(run, r, tb->kind[r] == DSDE_HEUN_CORRECT);
+                    score_data = score == NULL ? NULL : PyArray_DATA(score);
+                    pool.saved = PyEval_SaveThread();
+                    if (score == NULL)
+                        dsde_pool_stop(&pool, DSDE_STOP_PYTHON);
+                }
+            }
+#pragma omp barrier
+            if (dsde_pool_stopped(&pool))
+                break;
+#pragma omp for schedule(static)
+            for (int64_t blk = 0; blk < n_blocks; blk++) {
+                int64_t i0 = blk * run->block_rows;
+                int64_t i1 = i0 + run->block_rows < run->batch ? i0 + run->block_rows
+                                                               : run->batch;
+                void *xt = (char *)run->scratch + (size_t)(i0 * run->dim) * item;
+                if (apply_row(run, tb, r, i0, i1, ws, xt, score_data))
+                    note_nonfinite(run, r);
+                save_block(run, r, next_save, i0, i1);
+            }
+#pragma omp master
+            {
+                while (next_save < run->n_save && run->save_rows[next_save] == r)
+                    next_save++;
+                if (run->first_nonfinite_row >= 0 && run->stop_on_nonfinite)
+                    dsde_pool_stop(&pool, DSDE_STOP_NONFINITE);
+                dsde_poll(&pool, 1);
+            }
+#pragma omp barrier
+        }
+        if (ws != NULL)
+            workspace_free(ws);
+    }
+    PyEval_RestoreThread(pool.saved);
+    Py_XDECREF(score);
+    return dsde_raise_for_stop(pool.stop);
+}
+
+int
+dsde_drive(dsde_run *run, const dsde_table *table)
+{
+    run->first_nonfinite_row = -1;
+    if (run->batch == 0 || run->dim == 0)
+        return 0;
+    if (run->score.kind == DSDE_SCORE_PYTHON)
+        return drive_rows(run, table);
+    return drive_blocks(run, table);
+}

@@ -1,0 +1,116 @@
+#include "parallel.h"
+#include <time.h>
+
+double
+dsde_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int
+dsde_thread_index(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+int
+dsde_pool_stopped(dsde_pool *pool)
+{
+    int stop;
+#pragma omp atomic read
+    stop = pool->stop;
+    return stop;
+}
+
+void
+dsde_pool_stop(dsde_pool *pool, int reason)
+{
+    /* The first reason wins; readers use atomic reads, so writes are atomic
+     * too, and the critical section makes test-and-set one step. */
+#pragma omp critical(dsde_pool_stop)
+    {
+        if (dsde_pool_stopped(pool) == DSDE_OK) {
+#pragma omp atomic write
+            pool->stop = reason;
+        }
+    }
+}
+
+int
+dsde_poll(dsde_pool *pool, int master)
+{
+    if (master) {
+        double now = dsde_now();
+        if (now >= pool->next_poll) {
+            pool->next_poll = now + DSDE_POLL_SECONDS;
+            PyEval_RestoreThread(pool->saved);
+            int interrupted = PyErr_CheckSignals() < 0;
+            pool->saved = PyEval_SaveThread();
+            if (interrupted)
+                dsde_pool_stop(pool, DSDE_STOP_SIGNAL);
+        }
+    }
+    return dsde_pool_stopped(pool);
+}
+
+int
+dsde_raise_for_stop(int reason)
+{
+    if (reason == DSDE_STOP_NOMEM && !PyErr_Occurred())
+        PyErr_NoMemory();
+    return reason == DSDE_OK || reason == DSDE_STOP_NONFINITE ? 0 : -1;
+}
+
+int
+dsde_run_chunks(const dsde_chunk_job *job, void *ctx, int64_t n_chunks,
+                int num_threads)
+{
+    dsde_pool pool = {NULL, DSDE_OK, 0.0};
+    int64_t next_chunk = 0, chunks_done = 0;
+    int nt = num_threads < 1 ? 1 : num_threads;
+    if (nt > n_chunks)
+        nt = n_chunks < 1 ? 1 : (int)n_chunks;
+
+    pool.next_poll = dsde_now() + DSDE_POLL_SECONDS;
+    pool.saved = PyEval_SaveThread();
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int master = dsde_thread_index() == 0;
+        void *ws = job->make_workspace(ctx);
+        if (ws == NULL)
+            dsde_pool_stop(&pool, DSDE_STOP_NOMEM);
+        while (ws != NULL && !dsde_pool_stopped(&pool)) {
+            int64_t chunk;
+#pragma omp atomic capture
+            chunk = next_chunk++;
+            if (chunk >= n_chunks)
+                break;
+            job->run_chunk(ctx, ws, chunk, &pool, master);
+#pragma omp atomic update
+            chunks_done++;
+            dsde_poll(&pool, master);
+        }
+        /* The master keeps answering Ctrl-C while the others finish. */
+        if (master) {
+            for (;;) {
+                int64_t done;
+#pragma omp atomic read
+                done = chunks_done;
+                if (done >= n_chunks || dsde_poll(&pool, master))
+                    break;
+                struct timespec nap = {0, 200000};
+                nanosleep(&nap, NULL);
+            }
+        }
+        if (ws != NULL)
+            job->free_workspace(ctx, ws);
+    }
+    PyEval_RestoreThread(pool.saved);
+    return dsde_raise_for_stop(pool.stop);
+}

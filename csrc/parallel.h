@@ -1,0 +1,61 @@
+/*
+ * Threads, the GIL and Ctrl-C for pure-C work.
+ *
+ * dsde_run_chunks() releases the GIL, opens one OpenMP parallel region and
+ * hands out chunks 0 .. n_chunks-1 to threads in any order (an atomic
+ * counter); results must not depend on which thread runs which chunk. The
+ * calling thread (the "master") re-takes the GIL every DSDE_POLL_SECONDS to
+ * run Python's signal handlers, so Ctrl-C raises KeyboardInterrupt promptly;
+ * the others stop at their next poll.
+ */
+#ifndef DIFFSDE_PARALLEL_H
+#define DIFFSDE_PARALLEL_H
+
+#include "common.h"
+
+#define DSDE_POLL_SECONDS 0.01
+
+enum dsde_stop_reason {
+    DSDE_OK = 0,
+    DSDE_STOP_SIGNAL = 1, /* a Python exception is set (usually KeyboardInterrupt) */
+    DSDE_STOP_NOMEM = 2,
+    DSDE_STOP_PYTHON = 3, /* a Python exception is set by a callback */
+    DSDE_STOP_NONFINITE = 4 /* not an error: the caller reports the row */
+};
+
+typedef struct {
+    PyThreadState *saved; /* the master's thread state while the GIL is released */
+    int stop;             /* a dsde_stop_reason; read and written atomically */
+    double next_poll;     /* master only */
+} dsde_pool;
+
+/* Nonzero when the work must stop. The master may run signal handlers. */
+int dsde_poll(dsde_pool *pool, int master);
+
+/* Record why the work stops (the first reason wins). */
+void dsde_pool_stop(dsde_pool *pool, int reason);
+
+/* Atomically read the stop reason. */
+int dsde_pool_stopped(dsde_pool *pool);
+
+double dsde_now(void);
+
+int dsde_thread_index(void);
+
+/* Hooks for dsde_run_chunks: per-thread workspace and one chunk of work. */
+typedef struct {
+    void *(*make_workspace)(void *ctx);      /* NULL return = out of memory */
+    void (*free_workspace)(void *ctx, void *ws); /* also merges per-thread results */
+    void (*run_chunk)(void *ctx, void *ws, int64_t chunk, dsde_pool *pool,
+                      int master);
+} dsde_chunk_job;
+
+/* Run all chunks with up to `num_threads` threads. Call with the GIL held;
+ * returns with it held. 0 on success, -1 with a Python exception set. */
+int dsde_run_chunks(const dsde_chunk_job *job, void *ctx, int64_t n_chunks,
+                    int num_threads);
+
+/* Set the Python exception for a stop reason that has none yet. */
+int dsde_raise_for_stop(int reason);
+
+#endif

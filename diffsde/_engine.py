@@ -1,0 +1,267 @@
+"""The validated entry point to the C step driver: :func:`run_steps`.
+
+Everything is checked here, before C sees it; ``diffsde._core.run`` only
+re-checks what would otherwise crash. A reader follows a run from a method's
+table (``StepTable``) to :func:`run_steps` to ``csrc/driver.c`` and back.
+"""
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from ._dtypes import working_dtype
+from ._memory import check_fits
+from ._rng import key_from_rng
+from ._steptable import KINDS, StepTable
+from ._threads import threads_for
+from .scores import LinearScore
+
+#: Target number of state elements per block: the block, its noise, score
+#: and Heun buffers stay in the L2 cache while every step runs over it.
+BLOCK_ELEMENTS = 4096
+
+_SCORE_NONE, _SCORE_LINEAR, _SCORE_PYTHON = 0, 1, 2
+_NONFINITE = ("raise", "warn", "ignore")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`run_steps` returns.
+
+    Attributes
+    ----------
+    x : ndarray
+        The final state, shape of the input (``out`` when given).
+    xs : ndarray
+        Saved states, shape ``(len(saved), *x.shape)``.
+    saved : ndarray of int
+        For each saved state, the number of steps taken before it (0 = the
+        initial state).
+    nfe : int
+        Score evaluations of the whole batch.
+    """
+
+    x: np.ndarray
+    xs: np.ndarray
+    saved: np.ndarray
+    nfe: int
+
+
+def describe_row(table, row):
+    """'step k of N (t = ...)' for messages about a table row."""
+    return f"step {int(table.step[row])} of {table.n_steps} (t = {float(table.t[row]):.6g})"
+
+
+def as_state(x, dtype=None, name="x"):
+    """``x`` as an array with a batch axis, and the dtype a run computes in."""
+    x = np.asarray(x)
+    dtype = working_dtype(x.dtype, dtype, name)
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have a batch axis: shape (batch, *event); got a scalar")
+    return x, dtype
+
+
+def _score_source(score, table, dim, event_ndim):
+    if score is None:
+        if table.nfe:
+            row = int(np.flatnonzero(table.needs_score)[0])
+            raise ValueError(
+                f"the step table evaluates a score ({table.nfe} rows, first at "
+                f"{describe_row(table, row)}) but score=None"
+            )
+        return _SCORE_NONE, None, None
+    if isinstance(score, LinearScore):
+        if event_ndim > 1:
+            raise ValueError(
+                f"built-in scores need states of shape (batch,) or (batch, d); got event "
+                f"shape with {event_ndim} axes. Flatten the event axes or pass a callable score"
+            )
+        mu, var0 = score.vectors(dim)
+        return _SCORE_LINEAR, mu, var0
+    if callable(score):
+        return _SCORE_PYTHON, None, None
+    raise TypeError(f"score must be None, a built-in score or a callable score(x, t); got {score!r}")
+
+
+def _checked_score(value, shape, dtype, where, check_finite, state):
+    value = np.asarray(value)
+    if value.shape != shape:
+        raise ValueError(f"the score returned shape {value.shape} at {where}; expected {shape}, the shape of x")
+    if value.dtype.kind not in "biuf" or not np.can_cast(value.dtype, dtype, casting="same_kind"):
+        raise TypeError(f"the score returned dtype {value.dtype} at {where}; expected real values castable to {dtype}")
+    if check_finite and not np.all(np.isfinite(value)):
+        bad = np.argwhere(~np.isfinite(value))[0]
+        raise FloatingPointError(
+            f"the score returned a non-finite value {value[tuple(bad)]} at index {tuple(bad.tolist())}, {where}"
+        )
+    if np.may_share_memory(value, state):
+        return np.array(value, dtype=dtype, order="C")
+    return np.ascontiguousarray(value, dtype=dtype)
+
+
+def _python_score_callback(score, table, views, dtype, check_finite, state_buffers):
+    def callback(row, on_scratch):
+        where = describe_row(table, row)
+        t = float(table.t[row])
+        try:
+            value = score(views[on_scratch], t)
+        except Exception as exc:
+            exc.add_note(f"diffsde: raised by the score at {where}")
+            raise
+        return _checked_score(value, views[0].shape, dtype, where, check_finite, state_buffers[on_scratch])
+
+    return callback
+
+
+def _noise_array(noise, table, shape, dtype):
+    if noise is None:
+        return None
+    needed = table.n_noise_intervals
+    if needed == 0:
+        raise ValueError("noise was given but this step table draws no step noise")
+    noise = np.asarray(noise)
+    expected = (needed,) + shape
+    if noise.shape != expected:
+        raise ValueError(f"noise must have shape (intervals, *x.shape) = {expected}; got {noise.shape}")
+    if noise.dtype.kind not in "biuf" or not np.can_cast(noise.dtype, dtype, casting="same_kind"):
+        raise TypeError(f"noise must be real, castable to {dtype}; got {noise.dtype}")
+    noise = np.ascontiguousarray(noise, dtype=dtype)
+    if not np.all(np.isfinite(noise)):
+        raise ValueError("noise contains non-finite values")
+    return noise
+
+
+def _save_rows(save, table):
+    n_steps = table.n_steps
+    if save is None:
+        saved = np.array([0, n_steps] if n_steps else [0], dtype=np.int64)
+    else:
+        arr = np.asarray(save)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"save must be step counts (integers); got dtype {arr.dtype}")
+        saved = np.unique(arr.astype(np.int64).ravel())
+        if saved.size and (saved[0] < 0 or saved[-1] > n_steps):
+            raise ValueError(f"save entries must lie in [0, {n_steps}] (step counts); got {save!r}")
+    last = np.r_[-1, table.last_row_of_step()].astype(np.int64)
+    return saved, np.ascontiguousarray(last[saved])
+
+
+def _output(out, shape, dtype):
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array; got {type(out).__name__}")
+    if out.shape != shape or out.dtype.newbyteorder("=") != dtype:
+        raise ValueError(f"out must have shape {shape} and dtype {dtype}; got {out.shape} {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    return out
+
+
+def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=None,
+              nonfinite="raise", out=None, block_rows=None):
+    r"""Run every row of a :class:`StepTable` on a batch, in C.
+
+    Each row applies one stage (see :class:`StepTable`), e.g. the affine
+    update
+
+    .. math:: x \leftarrow a_k x + b_k\, s(x, t_k) + c_k z_k
+
+    with :math:`z_k` normal ``j`` of ``(key, stream_k, interval_k)`` for
+    element ``j`` (C order), or ``noise[interval_k]`` for stream 0 when
+    ``noise`` is given. Results are bit-identical for any thread count, any
+    ``block_rows`` and any batch prefix.
+
+    Parameters
+    ----------
+    x : array_like, shape (batch, *event)
+        Initial state; never modified. bool and integers become float64.
+    table : StepTable
+    score : None, LinearScore or callable
+        A callable is called as ``score(x, t)`` with a read-only view of the
+        current state (valid only during the call) and ``t`` a Python float;
+        it must return a real, finite array of ``x``'s shape.
+    rng : None, int, SeedSequence, BitGenerator or Generator
+        SPEC 7 seed; exactly one 64-bit key is drawn from it.
+    noise : array_like, shape (intervals, *x.shape), optional
+        Step noise (stream 0) instead of generated normals.
+    save : sequence of int, optional
+        Step counts after which to keep the state (0 = initial). Default: the
+        first and last states.
+    dtype : float32 or float64, optional
+        Default: ``x``'s dtype (float32/float64), float64 for bool and ints.
+    nonfinite : {"raise", "warn", "ignore"}
+        What a non-finite state does: ``FloatingPointError`` naming the first
+        step and its time, a ``RuntimeWarning``, or nothing (no check).
+    out : ndarray, optional
+        Receives the final state (may be ``x`` itself).
+    block_rows : int, optional
+        Batch rows per block of work (tuning and tests only; never changes
+        results).
+
+    Returns
+    -------
+    RunResult
+    """
+    if not isinstance(table, StepTable):
+        raise TypeError(f"table must be a StepTable; got {type(table).__name__}")
+    x, dtype = as_state(x, dtype)
+    if nonfinite not in _NONFINITE:
+        raise ValueError(f"nonfinite must be one of {_NONFINITE}; got {nonfinite!r}")
+    shape = x.shape
+    batch = shape[0]
+    dim = math.prod(shape[1:])
+    score_kind, mu, var0 = _score_source(score, table, dim, x.ndim - 1)
+    noise = _noise_array(noise, table, shape, dtype)
+    saved, save_rows = _save_rows(save, table)
+    out = _output(out, shape, dtype)
+    if block_rows is None:
+        block_rows = max(1, BLOCK_ELEMENTS // max(dim, 1))
+    elif isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
+        raise ValueError(f"block_rows must be an int >= 1; got {block_rows!r}")
+
+    state_bytes = batch * dim * dtype.itemsize
+    buffers = 1 + len(saved) + (score_kind == _SCORE_PYTHON)
+    check_fits(state_bytes * buffers, f"a run of {table.n_steps} steps on a batch of shape {shape}")
+    key = key_from_rng(rng)
+
+    in_place = (out is not None and out.flags.c_contiguous and out.flags.aligned
+                and out.dtype.isnative)
+    if in_place:
+        np.copyto(out, x, casting="unsafe")
+        work = out.reshape(batch, dim)
+    else:
+        work = np.array(x, dtype=dtype, order="C", copy=True).reshape(batch, dim)
+    xs = np.empty((len(saved),) + shape, dtype=dtype)
+
+    callback = scratch = None
+    if score_kind == _SCORE_PYTHON:
+        scratch = np.zeros_like(work)
+        views = []
+        for buf in (work, scratch):
+            view = buf.view().reshape(shape)
+            view.flags.writeable = False
+            views.append(view)
+        callback = _python_score_callback(score, table, views, dtype, nonfinite == "raise", (work, scratch))
+
+    bad_row = _core.run(
+        work, table.kind, table.interval, table.stream, table.a, table.b, table.c,
+        table.t, table.m, table.s, key, noise, score_kind, mu, var0, callback, scratch,
+        save_rows, xs, nonfinite != "ignore", nonfinite == "raise",
+        threads_for(batch * dim), int(block_rows),
+    )
+    if bad_row >= 0:
+        message = f"the state became non-finite at {describe_row(table, bad_row)} ({table.kind_name(bad_row)} row {bad_row})"
+        if nonfinite == "raise":
+            raise FloatingPointError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+
+    final = work.reshape(shape)
+    if out is not None and not in_place:
+        np.copyto(out, final)
+        final = out
+    elif out is not None:
+        final = out
+    return RunResult(x=final, xs=xs, saved=saved, nfe=table.nfe)
