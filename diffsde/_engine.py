@@ -207,6 +207,8 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
     """
     if not isinstance(table, StepTable):
         raise TypeError(f"table must be a StepTable; got {type(table).__name__}")
+    if table.n_steps == 0:
+        raise ValueError("the step table has no steps; a run needs at least one")
     x, dtype = as_state(x, dtype)
     if nonfinite not in _NONFINITE:
         raise ValueError(f"nonfinite must be one of {_NONFINITE}; got {nonfinite!r}")

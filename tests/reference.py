@@ -1,0 +1,74 @@
+"""Slow NumPy twins of the C kernels: the test oracle for the driver.
+
+Each twin does the arithmetic of csrc/step.c and csrc/scores.c in the same
+order and the same element type, one table row at a time over the whole
+batch, so float64 results must agree with the C driver to the last bit.
+"""
+import numpy as np
+
+from diffsde import _core
+from diffsde._steptable import KINDS
+
+
+def normals(key, stream, k, shape, dtype):
+    """Normals j = 0 .. size-1 of (key, stream, k), from the C generator
+    (itself checked against an independent twin in test_rng.py)."""
+    out = np.empty(shape, dtype=dtype)
+    _core.fill_normal(out, key, stream, k, 0, 1)
+    return out
+
+
+def linear_score(x, m, s, mean, var0):
+    """(m mu - x) / (m^2 var0 + s^2), with mean and variance rounded once."""
+    dtype = x.dtype.type
+    mu = (m * np.asarray(mean, np.float64)).astype(dtype)
+    var = (m * m * np.asarray(var0, np.float64) + s * s).astype(dtype)
+    return (mu - x) / var
+
+
+def row_norm(v):
+    """Euclidean norm of each row, summed left to right in double."""
+    return np.sqrt(np.cumsum(v.astype(np.float64) ** 2, axis=1)[:, -1])
+
+
+def run_table(x, table, key, *, score=None, noise=None):
+    """Run a StepTable on x of shape (batch, dim); return the list of states
+    after every row (index 0 = initial state).
+
+    ``score(x, t, m, s)`` returns the score; ``noise`` replaces stream 0.
+    """
+    T = x.dtype.type
+    x = x.copy()
+    xt = None
+    states = [x.copy()]
+    for r in range(table.n_rows):
+        kind, a, b, c = int(table.kind[r]), table.a[r], table.b[r], table.c[r]
+        stream, k = int(table.stream[r]), int(table.interval[r])
+        ta, tb, tc = T(a), T(b), T(c)
+        s = z = None
+        if kind == KINDS["langevin"] or b != 0:
+            at = xt if kind == KINDS["heun_correct"] else x
+            s = score(at, table.t[r], table.m[r], table.s[r])
+        if kind == KINDS["langevin"] or (kind == KINDS["affine"] and c != 0):
+            z = noise[k] if (stream == 0 and noise is not None) else normals(key, stream, k, x.shape, x.dtype)
+        if kind == KINDS["affine"]:
+            new = ta * x
+            if s is not None:
+                new = new + tb * s
+            if z is not None:
+                new = new + tc * z
+            x = new
+        elif kind == KINDS["heun_predict"]:
+            xt = ta * x if s is None else ta * x + tb * s
+        elif kind == KINDS["heun_correct"]:
+            half = T(0.5)
+            inner = ta * xt if s is None else ta * xt + tb * s
+            x = half * x + half * inner
+        elif kind == KINDS["langevin"]:
+            q = c * row_norm(z) / row_norm(s)
+            eps = 2.0 * a * (q * q)
+            te = eps.astype(x.dtype)[:, None]
+            tsd = np.sqrt(2.0 * eps).astype(x.dtype)[:, None]
+            x = x + te * s + tsd * z
+        states.append(x.copy())
+    return states
