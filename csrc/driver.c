@@ -31,26 +31,6 @@ typedef struct {
     void *work;  /* built-in score workspace */
 } workspace;
 
-static void *
-workspace_new(const dsde_run *run)
-{
-    size_t item = run->dtype == DSDE_F64 ? sizeof(double) : sizeof(float);
-    size_t n = (size_t)(run->block_rows * run->dim);
-    size_t nwork = (size_t)dsde_score_work_size(&run->score);
-    workspace *ws = calloc(1, sizeof(workspace));
-    if (ws == NULL)
-        return NULL;
-    ws->z = malloc(n * item);
-    ws->s = malloc(n * item);
-    ws->xt = malloc(n * item);
-    ws->work = malloc((nwork + 1) * item);
-    if (ws->z == NULL || ws->s == NULL || ws->xt == NULL || ws->work == NULL) {
-        free(ws->z), free(ws->s), free(ws->xt), free(ws->work), free(ws);
-        return NULL;
-    }
-    return ws;
-}
-
 static void
 workspace_free(workspace *ws)
 {
@@ -59,6 +39,35 @@ workspace_free(workspace *ws)
     free(ws->xt);
     free(ws->work);
     free(ws);
+}
+
+/* Buffers only for what the table uses: a block can be one huge batch row. */
+static void *
+workspace_new(const dsde_run *run, const dsde_table *tb)
+{
+    size_t item = run->dtype == DSDE_F64 ? sizeof(double) : sizeof(float);
+    size_t n = (size_t)(run->block_rows * run->dim);
+    size_t nwork = (size_t)dsde_score_work_size(&run->score);
+    int builtin = run->score.kind != DSDE_SCORE_PYTHON;
+    int score = 0, noise = 0, heun = 0;
+    for (int64_t r = 0; r < tb->n_rows; r++) {
+        score |= dsde_row_needs_score(tb, r);
+        noise |= row_needs_noise(tb, r);
+        heun |= tb->kind[r] == DSDE_HEUN_PREDICT;
+    }
+    workspace *ws = calloc(1, sizeof(workspace));
+    if (ws == NULL)
+        return NULL;
+    ws->z = noise ? malloc(n * item) : NULL;
+    ws->s = score && builtin ? malloc(n * item) : NULL;
+    ws->xt = heun && builtin ? malloc(n * item) : NULL;
+    ws->work = malloc((nwork + 1) * item);
+    if ((noise && ws->z == NULL) || (score && builtin && ws->s == NULL) ||
+        (heun && builtin && ws->xt == NULL) || ws->work == NULL) {
+        workspace_free(ws);
+        return NULL;
+    }
+    return ws;
 }
 
 /*
@@ -172,7 +181,8 @@ typedef struct {
 static void *
 block_workspace_new(void *ctx)
 {
-    return workspace_new(((block_job *)ctx)->run);
+    block_job *job = ctx;
+    return workspace_new(job->run, job->table);
 }
 
 static void
@@ -260,7 +270,7 @@ drive_rows(dsde_run *run, const dsde_table *tb)
     pool.saved = PyEval_SaveThread();
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        workspace *ws = workspace_new(run);
+        workspace *ws = workspace_new(run, tb);
         if (ws == NULL)
             dsde_pool_stop(&pool, DSDE_STOP_NOMEM);
 #pragma omp barrier
