@@ -395,6 +395,10 @@ core_fill_normal(PyObject *self, PyObject *args)
     PyArrayObject *out = expect_array(out_obj, "out", PyArray_TYPE((PyArrayObject *)out_obj), -1, 1);
     if (out == NULL)
         return NULL;
+    if ((unsigned long long)PyArray_SIZE(out) > UINT64_MAX - j0) {
+        PyErr_SetString(PyExc_ValueError, "_core: j0 + out.size exceeds 2**64");
+        return NULL;
+    }
     normal_job job = {key, stream, k, j0, PyArray_SIZE(out), dtype == DSDE_F32,
                       PyArray_DATA(out), NULL, 0, NULL};
     int64_t chunks = (job.n + NORMAL_CHUNK - 1) / NORMAL_CHUNK;

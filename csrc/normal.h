@@ -5,7 +5,7 @@
  *     a = (w1:w0) >> 11, b = (w3:w2) >> 11           (53-bit integers)
  *     u1 = (a + 1) 2^-53 in (0, 1],  u2 = b 2^-53 in [0, 1)
  *     z0 = r cos(2 pi u2), z1 = r sin(2 pi u2),  r = sqrt(-2 log u1)
- *     Largest |z|: sqrt(-2 log 2^-53) = sqrt(106 log 2) = 8.5728...
+ *     Largest |z|: sqrt(-2 log 2^-53) = sqrt(106 log 2) = 8.5717...
  *
  * float32: one Philox call -> four normals, from the pairs (w0, w1), (w2, w3):
  *     u1 = (w0 + 1) 2^-32 in (0, 1],  u2 = w1 2^-32 in [0, 1)

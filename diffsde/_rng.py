@@ -49,7 +49,7 @@ def standard_normal(shape=None, rng=None, dtype=np.float64, out=None):
     .. math:: z = \\sqrt{-2 \\log u_1} \\cos(2 \\pi u_2)
 
     (or the sine for the second of a pair), with 53-bit uniforms for float64
-    and 32-bit uniforms for float32. The largest ``|z|`` is 8.5728 in float64
+    and 32-bit uniforms for float32. The largest ``|z|`` is 8.5717 in float64
     and 6.6604 in float32. float32 and float64 samples for the same key differ.
     A prefix of the flattened result does not depend on ``shape``.
 
@@ -75,7 +75,6 @@ def standard_normal(shape=None, rng=None, dtype=np.float64, out=None):
     shape = tuple(int(n) for n in np.atleast_1d(shape)) if np.ndim(shape) else (int(shape),)
     if any(n < 0 for n in shape):
         raise ValueError(f"shape must have non-negative entries; got {shape}")
-    key = key_from_rng(rng)
     if out is not None:
         if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype:
             raise ValueError(
@@ -84,6 +83,9 @@ def standard_normal(shape=None, rng=None, dtype=np.float64, out=None):
             )
         if not out.flags.writeable:
             raise ValueError("out is read-only")
+    # The key is drawn only once the arguments are known good, so a failed
+    # call does not advance a Generator.
+    key = key_from_rng(rng)
     result = np.empty(shape, dtype=dtype)
     fill_normal(result, key)
     if out is None:

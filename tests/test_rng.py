@@ -369,3 +369,15 @@ def test_out_is_filled(dtype):
     ds.standard_normal((4, 5), rng=9, dtype=dtype, out=view)
     np.testing.assert_array_equal(view, expected)
     assert np.all(np.isnan(base[:, 1::2]))
+
+
+def test_a_failed_call_does_not_advance_the_generator():
+    gen = np.random.default_rng(3)
+    with pytest.raises(ValueError):
+        ds.standard_normal((2, 3), rng=gen, out=np.empty(6))
+    np.testing.assert_array_equal(ds.standard_normal(3, rng=gen), ds.standard_normal(3, rng=3))
+
+
+def test_fill_normal_refuses_to_run_past_the_counter_space():
+    with pytest.raises(ValueError, match="2\\*\\*64"):
+        _core.fill_normal(np.empty(10), 0, 1, 0, 2**64 - 5, 1)
