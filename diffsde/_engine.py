@@ -5,6 +5,8 @@ re-checks what would otherwise crash. A reader follows a run from a method's
 table (``StepTable``) to :func:`run_steps` to ``csrc/driver.c`` and back.
 """
 import math
+import sys
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -102,7 +104,14 @@ def _checked_score(value, shape, dtype, where, check_finite, state):
 
 
 def _python_score_callback(score, table, views, dtype, check_finite, state_buffers):
+    """The function C calls for a Python score: callback(row, on_scratch).
+
+    ``callback.row_offset`` maps the rows of a chunk of the table (progress
+    runs) back to the whole table, for messages and times.
+    """
+
     def callback(row, on_scratch):
+        row += callback.row_offset
         where = describe_row(table, row)
         t = float(table.t[row])
         try:
@@ -112,6 +121,7 @@ def _python_score_callback(score, table, views, dtype, check_finite, state_buffe
             raise
         return _checked_score(value, views[0].shape, dtype, where, check_finite, state_buffers[on_scratch])
 
+    callback.row_offset = 0
     return callback
 
 
@@ -136,7 +146,7 @@ def _noise_array(noise, table, shape, dtype):
 def _save_rows(save, table):
     n_steps = table.n_steps
     if save is None:
-        saved = np.array([0, n_steps] if n_steps else [0], dtype=np.int64)
+        saved = np.array([0, n_steps], dtype=np.int64)
     else:
         arr = np.asarray(save)
         if arr.dtype.kind not in "iu":
@@ -160,8 +170,155 @@ def _output(out, shape, dtype):
     return out
 
 
+@dataclass
+class RunPlan:
+    """A validated run, ready for a key: what :func:`prepare` returns."""
+
+    x: np.ndarray
+    table: StepTable
+    dtype: np.dtype
+    score: object
+    score_kind: int
+    mu: np.ndarray
+    var0: np.ndarray
+    noise: np.ndarray
+    saved: np.ndarray
+    save_rows: np.ndarray
+    out: np.ndarray
+    nonfinite: str
+    block_rows: int
+    progress: bool
+
+
+def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinite="raise",
+            out=None, progress=False, block_rows=None):
+    """Validate a run's arguments (see :func:`run_steps`); nothing is drawn or allocated."""
+    if not isinstance(table, StepTable):
+        raise TypeError(f"table must be a StepTable; got {type(table).__name__}")
+    if table.n_steps == 0:
+        raise ValueError("the step table has no steps; a run needs at least one")
+    x, dtype = as_state(x, dtype)
+    if nonfinite not in _NONFINITE:
+        raise ValueError(f"nonfinite must be one of {_NONFINITE}; got {nonfinite!r}")
+    shape = x.shape
+    dim = math.prod(shape[1:])
+    score_kind, mu, var0 = _score_source(score, table, dim, x.ndim - 1)
+    noise = _noise_array(noise, table, shape, dtype)
+    saved, save_rows = _save_rows(save, table)
+    out = _output(out, shape, dtype)
+    if block_rows is None:
+        block_rows = max(1, BLOCK_ELEMENTS // max(dim, 1))
+    elif isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
+        raise ValueError(f"block_rows must be an int >= 1; got {block_rows!r}")
+    buffers = 1 + len(saved) + (score_kind == _SCORE_PYTHON)
+    check_fits(shape[0] * dim * dtype.itemsize * buffers,
+               f"a run of {table.n_steps} steps on a batch of shape {shape}")
+    return RunPlan(x, table, dtype, score, score_kind, mu, var0, noise, saved, save_rows, out,
+                   nonfinite, int(block_rows), bool(progress))
+
+
+def _step_chunks(table, progress):
+    """Row ranges [r0, r1) of whole steps: one, or about 100 for a progress bar."""
+    if not progress:
+        return [(0, table.n_rows, table.n_steps)]
+    ends = table.last_row_of_step() + 1
+    cuts = np.unique(np.linspace(0, table.n_steps, min(table.n_steps, 100) + 1).astype(np.int64))
+    rows = np.r_[0, ends[cuts[1:] - 1]]
+    return [(int(rows[i]), int(rows[i + 1]), int(cuts[i + 1] - cuts[i])) for i in range(len(cuts) - 1)]
+
+
+def execute(plan, key):
+    """Run a prepared plan with a 64-bit key; returns a :class:`RunResult`."""
+    table, x, dtype = plan.table, plan.x, plan.dtype
+    shape = x.shape
+    batch, dim = shape[0], math.prod(shape[1:])
+    out = plan.out
+    in_place = out is not None and out.flags.c_contiguous and out.flags.aligned and out.dtype.isnative
+    if in_place:
+        np.copyto(out, x, casting="unsafe")
+        work = out.reshape(batch, dim)
+    else:
+        work = np.array(x, dtype=dtype, order="C", copy=True).reshape(batch, dim)
+    xs = np.empty((len(plan.saved),) + shape, dtype=dtype)
+    snapshots = xs.reshape(len(plan.saved), batch, dim)
+
+    callback = scratch = None
+    if plan.score_kind == _SCORE_PYTHON:
+        scratch = np.zeros_like(work)
+        views = []
+        for buf in (work, scratch):
+            view = buf.view().reshape(shape)
+            view.flags.writeable = False
+            views.append(view)
+        callback = _python_score_callback(plan.score, table, views, dtype, plan.nonfinite == "raise",
+                                          (work, scratch))
+
+    bar = _progress_bar(table.n_steps) if plan.progress else None
+    threads = threads_for(batch * dim)
+    bad_row = -1
+    try:
+        for r0, r1, n_steps in _step_chunks(table, plan.progress):
+            first = np.searchsorted(plan.save_rows, r0 - 1 if r0 == 0 else r0)
+            last = np.searchsorted(plan.save_rows, r1)
+            if callback is not None:
+                callback.row_offset = r0
+            cols = [getattr(table, name)[r0:r1] for name in
+                    ("kind", "interval", "stream", "a", "b", "c", "t", "m", "s")]
+            bad = _core.run(
+                work, *cols, key, plan.noise, plan.score_kind, plan.mu, plan.var0, callback,
+                scratch, plan.save_rows[first:last] - r0, snapshots[first:last],
+                plan.nonfinite != "ignore", plan.nonfinite == "raise", threads, plan.block_rows,
+            )
+            if bar is not None:
+                bar.update(n_steps)
+            if bad >= 0:
+                bad_row = bad + r0 if bad_row < 0 else bad_row
+                if plan.nonfinite == "raise":
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
+    if bad_row >= 0:
+        message = (f"the state became non-finite at {describe_row(table, bad_row)} "
+                   f"({table.kind_name(bad_row)} row {bad_row})")
+        if plan.nonfinite == "raise":
+            raise FloatingPointError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+    final = work.reshape(shape)
+    if out is not None:
+        if not in_place:
+            np.copyto(out, final)
+        final = out
+    return RunResult(x=final, xs=xs, saved=plan.saved, nfe=table.nfe)
+
+
+class _TextBar:
+    """A minimal progress bar on stderr when tqdm is not installed."""
+
+    def __init__(self, total):
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+
+    def update(self, n):
+        self.done += n
+        elapsed = time.perf_counter() - self.start
+        sys.stderr.write(f"\rdiffsde: {self.done}/{self.total} steps, {elapsed:.1f} s")
+        sys.stderr.flush()
+
+    def close(self):
+        sys.stderr.write("\n")
+
+
+def _progress_bar(total):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _TextBar(total)
+    return tqdm(total=total, unit="step", desc="diffsde")
+
+
 def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=None,
-              nonfinite="raise", out=None, block_rows=None):
+              nonfinite="raise", out=None, progress=False, block_rows=None):
     r"""Run every row of a :class:`StepTable` on a batch, in C.
 
     Each row applies one stage (see :class:`StepTable`), e.g. the affine
@@ -172,7 +329,7 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
     with :math:`z_k` normal ``j`` of ``(key, stream_k, interval_k)`` for
     element ``j`` (C order), or ``noise[interval_k]`` for stream 0 when
     ``noise`` is given. Results are bit-identical for any thread count, any
-    ``block_rows`` and any batch prefix.
+    ``block_rows``, any batch prefix and with or without ``progress``.
 
     Parameters
     ----------
@@ -197,6 +354,9 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
         step and its time, a ``RuntimeWarning``, or nothing (no check).
     out : ndarray, optional
         Receives the final state (may be ``x`` itself).
+    progress : bool
+        Show a progress bar (tqdm when installed), updated between chunks of
+        steps.
     block_rows : int, optional
         Batch rows per block of work (tuning and tests only; never changes
         results).
@@ -205,65 +365,6 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
     -------
     RunResult
     """
-    if not isinstance(table, StepTable):
-        raise TypeError(f"table must be a StepTable; got {type(table).__name__}")
-    if table.n_steps == 0:
-        raise ValueError("the step table has no steps; a run needs at least one")
-    x, dtype = as_state(x, dtype)
-    if nonfinite not in _NONFINITE:
-        raise ValueError(f"nonfinite must be one of {_NONFINITE}; got {nonfinite!r}")
-    shape = x.shape
-    batch = shape[0]
-    dim = math.prod(shape[1:])
-    score_kind, mu, var0 = _score_source(score, table, dim, x.ndim - 1)
-    noise = _noise_array(noise, table, shape, dtype)
-    saved, save_rows = _save_rows(save, table)
-    out = _output(out, shape, dtype)
-    if block_rows is None:
-        block_rows = max(1, BLOCK_ELEMENTS // max(dim, 1))
-    elif isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
-        raise ValueError(f"block_rows must be an int >= 1; got {block_rows!r}")
-
-    state_bytes = batch * dim * dtype.itemsize
-    buffers = 1 + len(saved) + (score_kind == _SCORE_PYTHON)
-    check_fits(state_bytes * buffers, f"a run of {table.n_steps} steps on a batch of shape {shape}")
-    key = key_from_rng(rng)
-
-    in_place = (out is not None and out.flags.c_contiguous and out.flags.aligned
-                and out.dtype.isnative)
-    if in_place:
-        np.copyto(out, x, casting="unsafe")
-        work = out.reshape(batch, dim)
-    else:
-        work = np.array(x, dtype=dtype, order="C", copy=True).reshape(batch, dim)
-    xs = np.empty((len(saved),) + shape, dtype=dtype)
-
-    callback = scratch = None
-    if score_kind == _SCORE_PYTHON:
-        scratch = np.zeros_like(work)
-        views = []
-        for buf in (work, scratch):
-            view = buf.view().reshape(shape)
-            view.flags.writeable = False
-            views.append(view)
-        callback = _python_score_callback(score, table, views, dtype, nonfinite == "raise", (work, scratch))
-
-    bad_row = _core.run(
-        work, table.kind, table.interval, table.stream, table.a, table.b, table.c,
-        table.t, table.m, table.s, key, noise, score_kind, mu, var0, callback, scratch,
-        save_rows, xs, nonfinite != "ignore", nonfinite == "raise",
-        threads_for(batch * dim), int(block_rows),
-    )
-    if bad_row >= 0:
-        message = f"the state became non-finite at {describe_row(table, bad_row)} ({table.kind_name(bad_row)} row {bad_row})"
-        if nonfinite == "raise":
-            raise FloatingPointError(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
-
-    final = work.reshape(shape)
-    if out is not None and not in_place:
-        np.copyto(out, final)
-        final = out
-    elif out is not None:
-        final = out
-    return RunResult(x=final, xs=xs, saved=saved, nfe=table.nfe)
+    plan = prepare(x, table, score=score, noise=noise, save=save, dtype=dtype,
+                   nonfinite=nonfinite, out=out, progress=progress, block_rows=block_rows)
+    return execute(plan, key_from_rng(rng))

@@ -337,3 +337,23 @@ def test_no_reference_or_memory_leaks_over_many_calls():
     tracemalloc.stop()
     assert [sys.getrefcount(obj) for obj in (x, table, score, pyscore)] == refs
     assert after - before < 64 * 1024, f"{after - before} bytes still held after 4000 calls"
+
+
+@pytest.mark.parametrize("which", sorted(SCORES))
+def test_progress_runs_in_chunks_of_steps_without_changing_a_bit(which, capsys):
+    score, make_table = SCORES[which]
+    table = ds.StepTable.concat(*[make_table() for _ in range(30)])  # > 100 steps
+    x = np.random.default_rng(12).standard_normal((33, 4))
+    save = [0, 1, 57, 58, table.n_steps - 1, table.n_steps]
+    whole = ds.run_steps(x, table, score=score, rng=4, save=save)
+    chunked = ds.run_steps(x, table, score=score, rng=4, save=save, progress=True)
+    np.testing.assert_array_equal(chunked.x, whole.x)
+    np.testing.assert_array_equal(chunked.xs, whole.xs)
+
+
+def test_progress_reports_the_first_nonfinite_step_of_the_whole_run():
+    a = np.ones(300)
+    a[250] = 1e300
+    table = ds.StepTable.affine(a, 0.0, 0.0)
+    with pytest.raises(FloatingPointError, match="step 250 of 300"):
+        ds.run_steps(np.full(4, 1e10), table, progress=True)

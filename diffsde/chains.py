@@ -1,0 +1,222 @@
+r"""The discrete diffusion chains: DDPM (Ho et al. 2020) and SMLD/NCSN (Song
+& Ermon 2019), indexed i = 0..N on the grid t_i = i T / N.
+
+==========  ==============================================  =================================
+chain       step i (x_{i-1} -> x_i)                         marginal x_i = m_i x_0 + s_i z
+==========  ==============================================  =================================
+DDPM        sqrt(1 - beta_i) x_{i-1} + sqrt(beta_i) z        (sqrt(abar_i), sqrt(1 - abar_i))
+SMLD        x_{i-1} + sqrt(sigma_i^2 - sigma_{i-1}^2) z       (1, sqrt(sigma_i^2 - sigma_0^2))
+==========  ==============================================  =================================
+
+with abar_i = prod_{j <= i} (1 - beta_j). Chain step i uses noise interval
+i - 1, the interval forward Euler-Maruyama step k = i - 1 uses, so a chain
+and its SDE limit run on the same draws.
+"""
+import abc
+
+import numpy as np
+
+from ._checks import positive_float, real_array
+from .sde import VESDE, VPSDE, SubVPSDE
+
+
+def _index(i, N):
+    arr = np.asarray(i)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"i must be an integer index or array of them; got {i!r}")
+    if np.any((arr < 0) | (arr > N)):
+        raise ValueError(f"i must lie in [0, N] = [0, {N}]; got {i!r}")
+    return arr
+
+
+def _respace_indices(N, M):
+    if isinstance(M, bool) or not isinstance(M, (int, np.integer)) or not 1 <= M <= N:
+        raise ValueError(f"M must be an int in [1, N] = [1, {N}]; got {M!r}")
+    return np.round(np.arange(M + 1) * (N / M)).astype(np.int64)
+
+
+class Chain(abc.ABC):
+    """Shared behaviour of the discrete chains."""
+
+    N: int
+    T: float
+
+    @property
+    def t(self):
+        """The grid t_i = i T / N, i = 0..N."""
+        return np.arange(self.N + 1) * (self.T / self.N)
+
+    @abc.abstractmethod
+    def marginal(self, i):
+        """(m_i, s_i) with x_i = m_i x_0 + s_i z."""
+
+    @abc.abstractmethod
+    def step_coefficients(self):
+        """(a_i, c_i), i = 1..N: the chain step x_i = a_i x_{i-1} + c_i z."""
+
+    @abc.abstractmethod
+    def as_sde(self):
+        """The SDE whose grid values reproduce this chain."""
+
+    @abc.abstractmethod
+    def respace(self, M):
+        """The chain on M of the N steps (i_j = round(j N / M)), same marginals there."""
+
+    def transition(self):
+        r"""Exact transitions between consecutive marginals, i = 1..N:
+        a_i = m_i / m_{i-1}, c_i = sqrt(s_i^2 - a_i^2 s_{i-1}^2)."""
+        m, s = self.marginal(np.arange(self.N + 1))
+        a = m[1:] / m[:-1]
+        return a, np.sqrt(np.maximum(s[1:] ** 2 - (a * s[:-1]) ** 2, 0.0))
+
+
+class DDPM(Chain):
+    r"""The DDPM forward chain x_i = sqrt(1 - beta_i) x_{i-1} + sqrt(beta_i) eps.
+
+    Parameters
+    ----------
+    betas : array of shape (N,), each in (0, 1)
+    T : float > 0
+        The time span of the grid t_i = i T / N.
+    """
+
+    def __init__(self, betas, T=1.0):
+        betas = real_array(betas, "betas", ndim=1)
+        if betas.size == 0:
+            raise ValueError("betas must hold at least one step")
+        bad = np.flatnonzero((betas <= 0) | (betas >= 1))
+        if bad.size:
+            raise ValueError(f"betas must lie in (0, 1); betas[{bad[0]}] = {betas[bad[0]]!r}")
+        self.betas = betas
+        self.betas.setflags(write=False)
+        self.N = betas.size
+        self.T = positive_float(T, "T")
+        self._log_alpha_bar = np.r_[0.0, np.cumsum(np.log1p(-betas))]
+
+    @classmethod
+    def from_sde(cls, vp, N, rule="riemann"):
+        r"""Discretize a VP SDE on t_i = i T / N.
+
+        ``rule="riemann"`` (seed 001): beta_i = beta(t_i) T / N, first order
+        (seed 003 uses beta(t_{i-1}), also first order).
+        ``rule="exact"``: beta_i = 1 - exp(-int_{t_{i-1}}^{t_i} beta), so
+        abar_i = e^{-B(t_i)} and the chain has the SDE's marginals on the grid.
+        """
+        if not isinstance(vp, VPSDE) or isinstance(vp, SubVPSDE):
+            raise TypeError(f"DDPM.from_sde needs a VPSDE; got {type(vp).__name__}")
+        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
+            raise ValueError(f"N must be an int >= 1; got {N!r}")
+        grid = np.arange(N + 1) * (vp.T / N)
+        if rule == "riemann":
+            betas = vp.beta(grid[1:]) * (vp.T / N)
+        elif rule == "exact":
+            betas = -np.expm1(-np.diff(vp.integrated_beta(grid)))
+        else:
+            raise ValueError(f"rule must be 'riemann' or 'exact'; got {rule!r}")
+        if np.any(betas >= 1):
+            i = int(np.flatnonzero(betas >= 1)[0]) + 1
+            raise ValueError(
+                f"beta_{i} = {betas[i - 1]:.4g} >= 1 with N = {N} steps: the chain is not a valid "
+                f"DDPM; use more steps"
+            )
+        return cls(betas, vp.T)
+
+    @property
+    def alpha_bar(self):
+        """abar_i = prod_{j<=i} (1 - beta_j), i = 0..N (abar_0 = 1)."""
+        return np.exp(self._log_alpha_bar)
+
+    def marginal(self, i):
+        """(sqrt(abar_i), sqrt(1 - abar_i)), computed in log space."""
+        log_ab = self._log_alpha_bar[_index(i, self.N)]
+        return np.exp(0.5 * log_ab), np.sqrt(-np.expm1(log_ab))
+
+    def step_coefficients(self):
+        return np.sqrt(1 - self.betas), np.sqrt(self.betas)
+
+    def transition(self):
+        """The chain's own step is its exact transition."""
+        return self.step_coefficients()
+
+    def as_sde(self):
+        """VPSDE.from_betas(betas, T): beta(t_i) T / N = beta_i on the grid."""
+        return VPSDE.from_betas(self.betas, self.T)
+
+    def respace(self, M):
+        idx = _respace_indices(self.N, M)
+        log_ab = self._log_alpha_bar[idx]
+        return DDPM(-np.expm1(np.diff(log_ab)), self.T)
+
+    def __repr__(self):
+        return f"DDPM(N={self.N}, beta in [{self.betas.min():.3g}, {self.betas.max():.3g}], T={self.T:g})"
+
+
+class SMLD(Chain):
+    r"""The SMLD/NCSN forward chain x_i = x_{i-1} + sqrt(sigma_i^2 - sigma_{i-1}^2) z.
+
+    Parameters
+    ----------
+    sigmas : array of shape (N,)
+        sigma_1 < ... < sigma_N.
+    sigma0 : float, 0 <= sigma0 < sigma_1
+        The noise level of x_0 (0: clean data).
+    T : float > 0
+    """
+
+    def __init__(self, sigmas, sigma0=0.0, T=1.0):
+        sigmas = real_array(sigmas, "sigmas", ndim=1)
+        if sigmas.size == 0:
+            raise ValueError("sigmas must hold at least one noise level")
+        sigma0 = float(sigma0)
+        if not np.isfinite(sigma0) or sigma0 < 0:
+            raise ValueError(f"sigma0 must be finite and >= 0; got {sigma0!r}")
+        full = np.r_[sigma0, sigmas]
+        bad = np.flatnonzero(np.diff(full) <= 0)
+        if bad.size:
+            i = int(bad[0])
+            hint = (" (sigmas decrease: NCSN code lists them from large to small; pass sigmas[::-1])"
+                    if sigmas.size > 1 and sigmas[0] > sigmas[-1] else "")
+            raise ValueError(
+                f"noise levels must increase strictly from sigma0: sigma_{i + 1} = {full[i + 1]!r} "
+                f"<= sigma_{i} = {full[i]!r}{hint}"
+            )
+        self.sigmas = sigmas
+        self.sigmas.setflags(write=False)
+        self.sigma0 = sigma0
+        self.N = sigmas.size
+        self.T = positive_float(T, "T")
+        self._full = full
+        self._variance_added = np.r_[0.0, np.cumsum(np.diff(full**2))]
+
+    @classmethod
+    def from_sde(cls, ve, N):
+        """sigma_i = sigma(t_i) for i = 0..N on t_i = i T / N (so sigma_0 = sigma_min)."""
+        if not isinstance(ve, VESDE):
+            raise TypeError(f"SMLD.from_sde needs a VESDE; got {type(ve).__name__}")
+        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
+            raise ValueError(f"N must be an int >= 1; got {N!r}")
+        sig = ve.sigma(np.arange(N + 1) * (ve.T / N))
+        return cls(sig[1:], sig[0], ve.T)
+
+    def marginal(self, i):
+        """(1, sqrt(sigma_i^2 - sigma_0^2))."""
+        s = np.sqrt(self._variance_added[_index(i, self.N)])
+        return np.ones_like(s)[()], s
+
+    def step_coefficients(self):
+        return np.ones(self.N), np.sqrt(np.diff(self._full**2))
+
+    def transition(self):
+        """The chain's own step is its exact transition."""
+        return self.step_coefficients()
+
+    def as_sde(self):
+        """VESDE.from_sigmas([sigma0, sigmas...], T): sigma(t_i) = sigma_i."""
+        return VESDE.from_sigmas(self._full, self.T)
+
+    def respace(self, M):
+        idx = _respace_indices(self.N, M)
+        return SMLD(self._full[idx[1:]], self.sigma0, self.T)
+
+    def __repr__(self):
+        return f"SMLD(N={self.N}, sigma in [{self.sigmas[0]:.3g}, {self.sigmas[-1]:.3g}], sigma0={self.sigma0:g}, T={self.T:g})"
