@@ -6,19 +6,34 @@ makes every result reproducible and lets a chain and its SDE share one
 Brownian path.
 
 >>> import diffsde as ds
+>>> vp = ds.VPSDE(beta_min=0.1, beta_max=20.0)
+>>> tr = ds.forward(vp, x0, steps=1000, rng=7)          # doctest: +SKIP
 """
 from ._engine import RunResult, run_steps
 from ._rng import standard_normal
 from ._steptable import StepTable
 from ._threads import get_num_threads, set_num_threads
+from .brownian import BrownianPath
+from .chains import DDPM, SMLD
 from .scores import LinearScore
+from .sde import VESDE, VPSDE, ReverseSDE, SubVPSDE
+from .simulate import Trajectory, forward
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BrownianPath",
+    "DDPM",
     "LinearScore",
+    "ReverseSDE",
     "RunResult",
+    "SMLD",
     "StepTable",
+    "SubVPSDE",
+    "Trajectory",
+    "VESDE",
+    "VPSDE",
+    "forward",
     "get_num_threads",
     "run_steps",
     "set_num_threads",

@@ -59,7 +59,12 @@ class CosineBeta:
         return (t / self.T + self.s) / (1 + self.s) * (np.pi / 2)
 
     def _cosine_integral(self, t):
-        return 2 * (np.log(np.cos(self._theta(0.0))) - np.log(np.cos(self._theta(t))))
+        # B = -2 log(cos(theta0 + d) / cos(theta0)) = -2 log1p(u) with
+        # u = cos d - 1 - tan(theta0) sin d, which keeps relative precision
+        # as t -> 0 where a difference of logs would cancel.
+        d = self._theta(t) - self._theta(0.0)
+        u = -2.0 * np.sin(0.5 * d) ** 2 - np.tan(self._theta(0.0)) * np.sin(d)
+        return -2.0 * np.log1p(u)
 
     def beta(self, t):
         t = np.asarray(t, dtype=np.float64)
