@@ -30,7 +30,7 @@ def times(t, T, name="t"):
     arr = real_array(t, name)
     if np.any((arr < 0) | (arr > T * (1 + 1e-12))):
         bad = arr[(arr < 0) | (arr > T * (1 + 1e-12))]
-        raise ValueError(f"{name} must lie in [0, T] = [0, {T:g}]; got {bad.ravel()[0]!r}")
+        raise ValueError(f"{name} must lie in [0, T] = [0, {T:g}]; got {float(bad.ravel()[0])!r}")
     return np.minimum(arr, T) if arr.ndim else min(float(arr), T)
 
 

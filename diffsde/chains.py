@@ -86,7 +86,7 @@ class DDPM(Chain):
             raise ValueError("betas must hold at least one step")
         bad = np.flatnonzero((betas <= 0) | (betas >= 1))
         if bad.size:
-            raise ValueError(f"betas must lie in (0, 1); betas[{bad[0]}] = {betas[bad[0]]!r}")
+            raise ValueError(f"betas must lie in (0, 1); betas[{bad[0]}] = {float(betas[bad[0]])!r}")
         self.betas = betas
         self.betas.setflags(write=False)
         self.N = betas.size
@@ -177,8 +177,8 @@ class SMLD(Chain):
             hint = (" (sigmas decrease: NCSN code lists them from large to small; pass sigmas[::-1])"
                     if sigmas.size > 1 and sigmas[0] > sigmas[-1] else "")
             raise ValueError(
-                f"noise levels must increase strictly from sigma0: sigma_{i + 1} = {full[i + 1]!r} "
-                f"<= sigma_{i} = {full[i]!r}{hint}"
+                f"noise levels must increase strictly from sigma0: sigma_{i + 1} = {float(full[i + 1])!r} "
+                f"<= sigma_{i} = {float(full[i])!r}{hint}"
             )
         self.sigmas = sigmas
         self.sigmas.setflags(write=False)

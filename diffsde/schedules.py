@@ -83,8 +83,12 @@ class CosineBeta:
 
 
 def _interval_index(t, n, T):
-    """i with t in (t_{i-1}, t_i] on the grid t_i = i T / n (t = 0 -> 1)."""
-    return np.clip(np.ceil(np.asarray(t) * (n / T)).astype(np.int64), 1, n)
+    """i with t in (t_{i-1}, t_i] on the grid t_i = i T / n (t = 0 -> 1).
+
+    A time within 1e-9 steps above a grid point counts as that grid point,
+    so grid times computed with rounding (i * (T / n)) find their interval.
+    """
+    return np.clip(np.ceil(np.asarray(t) * (n / T) - 1e-9).astype(np.int64), 1, n)
 
 
 class PiecewiseBeta:
@@ -163,8 +167,8 @@ class PiecewiseSigma:
         if np.any(steps <= 0):
             i = int(np.flatnonzero(steps <= 0)[0])
             raise ValueError(
-                f"sigmas must increase strictly; sigmas[{i + 1}] = {self.sigmas[i + 1]!r} <= "
-                f"sigmas[{i}] = {self.sigmas[i]!r} (pass noise levels from small to large)"
+                f"sigmas must increase strictly; sigmas[{i + 1}] = {float(self.sigmas[i + 1])!r} <= "
+                f"sigmas[{i}] = {float(self.sigmas[i])!r} (pass noise levels from small to large)"
             )
         self.T = positive_float(T, "T")
         self.N = self.sigmas.size - 1

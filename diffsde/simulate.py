@@ -128,7 +128,7 @@ def save_steps(grid, save_every=None, save_at=None):
     idx = np.abs(grid[None, :] - at[:, None]).argmin(axis=1)
     off = np.abs(grid[idx] - at) > 1e-9 * max(span, 1.0)
     if np.any(off):
-        raise ValueError(f"save_at time {at[off][0]!r} is not on the run's grid; pass grid times or indices")
+        raise ValueError(f"save_at time {float(at[off][0])!r} is not on the run's grid; pass grid times or indices")
     return np.unique(idx)
 
 
