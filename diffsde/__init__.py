@@ -15,9 +15,9 @@ from ._steptable import StepTable
 from ._threads import get_num_threads, set_num_threads
 from .brownian import BrownianPath
 from .chains import DDPM, SMLD
-from .scores import LinearScore
+from .scores import LinearScore, score_from_eps
 from .sde import VESDE, VPSDE, ReverseSDE, SubVPSDE
-from .simulate import Trajectory, forward
+from .simulate import Trajectory, forward, reverse
 
 __version__ = "0.1.0"
 
@@ -35,7 +35,9 @@ __all__ = [
     "VPSDE",
     "forward",
     "get_num_threads",
+    "reverse",
     "run_steps",
+    "score_from_eps",
     "set_num_threads",
     "standard_normal",
 ]

@@ -185,10 +185,14 @@ class StepTable:
 
     @classmethod
     def interleave(cls, *tables):
-        """Step k is step k of each table in turn (all have equal step counts)."""
-        counts = {tab.n_steps for tab in tables}
-        if len(counts) != 1:
-            raise ValueError(f"interleave needs tables with equal step counts; got {sorted(counts)}")
+        """Step k is step k of each table in turn.
+
+        The first table must have every step; later ones may stop earlier
+        (a corrector that skips the last step, say).
+        """
+        counts = [tab.n_steps for tab in tables]
+        if any(n > counts[0] for n in counts[1:]):
+            raise ValueError(f"interleave: later tables may not have more steps than the first; got {counts}")
         merged = cls.concat(*tables)
         # concat renumbered steps; restore each table's own numbering, then
         # order by step, keeping table order within a step (stable sort).

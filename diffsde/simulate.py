@@ -1,4 +1,5 @@
-"""ds.forward (and, later, ds.reverse): processes in, Trajectory out."""
+"""ds.forward and ds.reverse: processes in, Trajectory out."""
+import dataclasses
 import numbers
 from dataclasses import dataclass
 
@@ -6,10 +7,12 @@ import numpy as np
 
 from . import methods
 from ._engine import as_state, execute, prepare
-from ._rng import key_from_rng
+from ._rng import STREAM_INITIAL, fill_normal, key_from_rng
+from ._steptable import StepTable
 from .brownian import BrownianPath
-from .chains import Chain
-from .sde import SDE, SubVPSDE
+from .chains import DDPM, SMLD, Chain
+from .scores import LinearScore
+from .sde import SDE, VESDE, VPSDE, SubVPSDE
 
 DEFAULT_SDE_STEPS = 1000
 
@@ -105,9 +108,11 @@ def _forward_grid(process, steps, t0, t1, ts):
     return t0 + (t1 - t0) * (np.arange(n + 1) / n)
 
 
-def save_steps(grid, save_every=None, save_at=None):
-    """Step counts to save: DESIGN section 4 rules, on a grid of n + 1 times
-    in run order."""
+def save_steps(grid, save_every=None, save_at=None, reverse=False):
+    """Step counts to save (DESIGN section 4) on an increasing grid of n + 1
+    times: ``save_every`` counts steps in run order; ``save_at`` names grid
+    indices k (time t_k) or grid times. A reverse run reaches t_k after
+    n - k steps."""
     n = len(grid) - 1
     if save_every is not None and save_at is not None:
         raise ValueError("pass save_every or save_at, not both")
@@ -121,7 +126,7 @@ def save_steps(grid, save_every=None, save_at=None):
     if at.dtype.kind in "iu":
         if np.any((at < 0) | (at > n)):
             raise ValueError(f"save_at grid indices must lie in [0, {n}]; got {save_at!r}")
-        return np.unique(at)
+        return np.unique(n - at if reverse else at)
     if at.dtype.kind != "f":
         raise TypeError(f"save_at must be grid indices (ints) or grid times (floats); got {at.dtype}")
     span = abs(grid[-1] - grid[0])
@@ -129,7 +134,7 @@ def save_steps(grid, save_every=None, save_at=None):
     off = np.abs(grid[idx] - at) > 1e-9 * max(span, 1.0)
     if np.any(off):
         raise ValueError(f"save_at time {float(at[off][0])!r} is not on the run's grid; pass grid times or indices")
-    return np.unique(idx)
+    return np.unique(n - idx if reverse else idx)
 
 
 def _noise(noise, grid, shape):
@@ -204,3 +209,234 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
                    nonfinite=nonfinite, out=out, progress=progress)
     result = execute(plan, key_from_rng(rng))
     return Trajectory(x=result.x, xs=result.xs, ts=grid[saved], nfe=0)
+
+
+# ---- reverse ------------------------------------------------------------------
+
+REVERSE_METHODS = {
+    "vp": ("em", "ode_heun", "reverse_diffusion", "ancestral", "ddim"),
+    "ve": ("em", "ode_heun", "reverse_diffusion", "ancestral"),
+    "subvp": ("em", "ode_heun"),
+    "ddpm": ("ancestral", "reverse_diffusion", "ddim", "em", "ode_heun"),
+    "smld": ("ancestral", "reverse_diffusion", "em", "ode_heun"),
+}
+
+
+def _reverse_family(process):
+    if isinstance(process, SubVPSDE):
+        return "subvp"
+    if isinstance(process, VPSDE):
+        return "vp"
+    if isinstance(process, VESDE):
+        return "ve"
+    if isinstance(process, DDPM):
+        return "ddpm"
+    if isinstance(process, SMLD):
+        return "smld"
+    raise TypeError(f"process must be a VPSDE, VESDE, SubVPSDE, DDPM or SMLD; got {type(process).__name__}")
+
+
+def _reverse_grid(process, steps, t_start, t_end, ts):
+    """The increasing grid t_0 < ... < t_N a reverse run walks down."""
+    if isinstance(process, Chain):
+        if ts is not None or t_start is not None or t_end != 0.0:
+            raise ValueError("a chain runs on its own grid t_i = i T / N: t_start, t_end and ts do not "
+                             "apply (use chain.respace(M) for fewer steps)")
+        if steps is not None and _steps(steps, None) != process.N:
+            raise ValueError(f"steps must be None or N = {process.N} for this chain; for fewer "
+                             f"steps use chain.respace({steps})")
+        return process.t
+    T = process.T
+    if ts is not None:
+        if steps is not None or t_start is not None or t_end != 0.0:
+            raise ValueError("pass either ts or steps/t_start/t_end, not both")
+        run = np.asarray(ts, dtype=np.float64)
+        if run.ndim != 1 or run.size < 2:
+            raise ValueError(f"ts must be a 1-D grid of at least 2 times; got shape {run.shape}")
+        if not np.all(np.isfinite(run)) or np.any(np.diff(run) >= 0):
+            raise ValueError("ts must decrease strictly for a reverse run")
+        if run[-1] < 0 or run[0] > T:
+            raise ValueError(f"ts must lie in [0, T] = [0, {T:g}]; got [{run[-1]:g}, {run[0]:g}]")
+        return run[::-1].copy()
+    n = _steps(steps, DEFAULT_SDE_STEPS)
+    t_start = T if t_start is None else float(t_start)
+    t_end = float(t_end)
+    if not (np.isfinite(t_start) and 0 < t_start <= T):
+        raise ValueError(f"t_start must lie in (0, T] = (0, {T:g}]; got {t_start!r}")
+    if not (np.isfinite(t_end) and 0 <= t_end < t_start):
+        raise ValueError(f"t_end must lie in [0, t_start) = [0, {t_start:g}); got {t_end!r}")
+    return t_end + (t_start - t_end) * (np.arange(n + 1) / n)
+
+
+def _grid_law(process, grid):
+    """What the methods need on the grid (methods.ReverseGrid)."""
+    if isinstance(process, Chain):
+        m, s = process.marginal(np.arange(process.N + 1))
+        m = np.broadcast_to(m, s.shape).astype(np.float64)
+        if isinstance(process, DDPM):
+            return methods.ReverseGrid(grid, m, s, process.as_sde(), log_abar=process._log_alpha_bar)
+        return methods.ReverseGrid(grid, m, s, process.as_sde(), sigma2=process._full**2)
+    m, s = process.marginal(grid)
+    m = np.broadcast_to(m, s.shape).astype(np.float64)
+    if isinstance(process, SubVPSDE):
+        return methods.ReverseGrid(grid, m, s, process)
+    if isinstance(process, VPSDE):
+        return methods.ReverseGrid(grid, m, s, process, log_abar=-process.integrated_beta(grid))
+    return methods.ReverseGrid(grid, m, s, process, sigma2=process.sigma(grid) ** 2)
+
+
+def _reverse_options(method, alpha, variance, eta, corrector, snr, n_corrector_steps):
+    alpha = float(alpha)
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be finite and >= 0; got {alpha!r}")
+    if alpha != 1.0 and method != "em":
+        raise ValueError(f"alpha = {alpha:g} applies to method='em' only (the alpha-family); "
+                         f"method={method!r} has its own noise")
+    if variance not in ("beta", "posterior"):
+        raise ValueError(f"variance must be 'beta' or 'posterior'; got {variance!r}")
+    eta = float(eta)
+    if not np.isfinite(eta) or eta < 0:
+        raise ValueError(f"eta must be finite and >= 0; got {eta!r}")
+    if eta != 0.0 and method != "ddim":
+        raise ValueError(f"eta applies to method='ddim' only; got method={method!r}")
+    if corrector not in (None, "langevin"):
+        raise ValueError(f"corrector must be None or 'langevin'; got {corrector!r}")
+    if corrector is not None:
+        snr = float(snr)
+        if not np.isfinite(snr) or snr <= 0:
+            raise ValueError(f"snr must be finite and > 0; got {snr!r}")
+        if isinstance(n_corrector_steps, bool) or not isinstance(n_corrector_steps, numbers.Integral) \
+                or n_corrector_steps < 1:
+            raise ValueError(f"n_corrector_steps must be an int >= 1; got {n_corrector_steps!r}")
+    return alpha, eta, snr
+
+
+def _reverse_table(method, law, alpha, variance, eta):
+    if method == "em":
+        return methods.reverse_em(law, alpha)
+    if method == "ode_heun":
+        return methods.reverse_ode_heun(law)
+    if method == "reverse_diffusion":
+        return methods.reverse_diffusion(law)
+    if method == "ancestral":
+        return methods.ancestral(law, variance)
+    return methods.ddim(law, eta)
+
+
+def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alpha=1.0,
+            t_start=None, t_end=0.0, ts=None, variance="beta", eta=0.0, corrector=None, snr=0.16,
+            n_corrector_steps=1, rng=None, noise=None, save_every=None, save_at=None, dtype=None,
+            nonfinite="raise", out=None, progress=False):
+    r"""Sample backwards in time with a score, from ``t_start`` down to ``t_end``.
+
+    ==============  ==================================================================
+    process         methods (default first)
+    ==============  ==================================================================
+    VPSDE           ``em`` (any alpha >= 0), ``ode_heun``, ``reverse_diffusion``,
+                    ``ancestral``, ``ddim``
+    VESDE           ``em``, ``ode_heun``, ``reverse_diffusion``, ``ancestral``
+    SubVPSDE        ``em``, ``ode_heun``
+    DDPM            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``
+    SMLD            ``ancestral``, ``reverse_diffusion``, ``em``, ``ode_heun``
+    ==============  ==================================================================
+
+    ``em`` is reverse Euler-Maruyama for the alpha-family of seed 004,
+    :math:`x_{k-1} = x_k - h[f x_k - \tfrac{1+\alpha^2}{2} g^2 s] + \alpha g \sqrt{h} z`
+    (alpha = 1 Anderson, alpha = 0 the probability-flow ODE); ``ode_heun`` is
+    Heun on the ODE (last step Euler). The chain methods' formulas are in
+    :mod:`diffsde.methods`; on an SDE they run on the chain whose marginals
+    are the SDE's on the run's grid (abar_k = m(t_k)^2, sigma_k = sigma(t_k)).
+    On a chain, ``em``/``ode_heun`` discretize ``chain.as_sde()`` on its grid.
+
+    Parameters
+    ----------
+    process : VPSDE, VESDE, SubVPSDE, DDPM or SMLD
+    score : callable score(x, t) or a built-in score (``ds.LinearScore``)
+        The score of the process's marginal p_t; for a chain, t = t_i and a
+        built-in score uses ``chain.marginal(i)``.
+    x : array_like, shape (batch, *event), optional
+        The state at ``t_start``; ``None`` draws it from N(0, s(t_start)^2 I)
+        (stream 1 of the run's key) with ``shape``.
+    steps : int, optional
+        SDEs: equal steps on [t_end, t_start] (default 1000). Chains: None or N.
+    alpha : float >= 0
+        ``em`` only.
+    t_start, t_end : float
+        SDEs only; 0 <= t_end < t_start <= T (defaults T and 0). The score is
+        never evaluated at t_end.
+    ts : array, optional
+        SDEs only: a decreasing grid of times instead of steps/t_start/t_end.
+    variance : {"beta", "posterior"}
+        DDPM ancestral variance.
+    eta : float >= 0
+        DDIM's stochasticity.
+    corrector : None or "langevin"
+        Langevin sub-steps after every predictor step but the last, with
+        ``snr`` and ``n_corrector_steps``; step size from each row's norms.
+    rng, noise, save_every, save_at, dtype, nonfinite, out, progress
+        As for :func:`forward`; ``save_at`` takes grid indices k (time t_k)
+        or grid times, and ``noise[k - 1]`` drives the step from t_k.
+
+    Returns
+    -------
+    Trajectory
+        ``ts`` decreasing; ``nfe`` the score evaluations of the batch.
+    """
+    family = _reverse_family(process)
+    method = _method_for(family, method)
+    alpha, eta, snr = _reverse_options(method, alpha, variance, eta, corrector, snr, n_corrector_steps)
+    if score is None:
+        raise TypeError("reverse needs a score: a callable score(x, t) or a built-in score")
+    grid = _reverse_grid(process, steps, t_start, t_end, ts)
+    n = len(grid) - 1
+    law = _grid_law(process, grid)
+    table = _reverse_table(method, law, alpha, variance, eta)
+    if corrector == "langevin":
+        table = StepTable.interleave(table, *methods.langevin_corrector(law, snr, n_corrector_steps))
+
+    x, shape = _reverse_start(x, shape, dtype)
+    saved = save_steps(grid, save_every, save_at, reverse=True)
+    if isinstance(noise, BrownianPath):
+        noise = _noise(noise, grid, shape)[::-1]  # interval k - 1 is the path's increment k - 1
+    probe = np.broadcast_to(np.zeros((), dtype=x.dtype if x is not None else np.float64), shape)
+    plan = prepare(x if x is not None else probe, table, score=_bind(score, process), noise=noise,
+                   save=saved, dtype=dtype, nonfinite=nonfinite, out=out, progress=progress)
+    key = key_from_rng(rng)
+    if x is None:
+        start = fill_normal(np.empty(shape, dtype=plan.dtype), key, STREAM_INITIAL)
+        start *= plan.dtype.type(law.s[-1])
+        plan = dataclasses.replace(plan, x=start)
+    result = execute(plan, key)
+    return Trajectory(x=result.x, xs=result.xs, ts=grid[::-1][saved], nfe=result.nfe)
+
+
+def _method_for(family, method):
+    valid = REVERSE_METHODS[family]
+    if method is None:
+        return valid[0]
+    if method not in valid:
+        name = {"vp": "VPSDE", "ve": "VESDE", "subvp": "SubVPSDE", "ddpm": "DDPM", "smld": "SMLD"}[family]
+        raise ValueError(f"method {method!r} is not available for {name} in reverse; valid: {', '.join(valid)}")
+    return method
+
+
+def _reverse_start(x, shape, dtype):
+    if x is None:
+        if shape is None:
+            raise ValueError("pass x (the state at t_start) or shape (to sample it from the prior)")
+        shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
+        if not shape or any(n < 0 for n in shape):
+            raise ValueError(f"shape must be (batch, *event) with non-negative sizes; got {shape}")
+        return None, shape
+    x, _ = as_state(x, dtype)
+    if shape is not None and tuple(np.atleast_1d(shape)) != x.shape:
+        raise ValueError(f"shape {shape} does not match x.shape {x.shape}; pass one of them")
+    return x, x.shape
+
+
+def _bind(score, process):
+    """A score object bound to the process, or the callable itself."""
+    bind = getattr(score, "score", None)
+    if bind is not None and callable(bind) and not isinstance(score, LinearScore):
+        return bind(process)
+    return score
