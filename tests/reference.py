@@ -72,3 +72,35 @@ def run_table(x, table, key, *, score=None, noise=None):
             x = x + te * s + tsd * z
         states.append(x.copy())
     return states
+
+
+def table_moments(table, mean, var, mu, v0, every_step=False):
+    """Exact output moments of a score-free-of-Langevin table run on Gaussian
+    data N(mu, v0) with the exact (linear) score, from x ~ N(mean, var):
+    m <- (a + b l) m + b r,  v <- (a + b l)^2 v + c^2  (DESIGN section 6),
+    with l = -1/V(t), r = m(t) mu / V(t), V = m(t)^2 v0 + s(t)^2.
+    Heun's two stages compose into one affine map. With ``every_step`` the
+    moments after each step are returned too."""
+
+    def linear(r):
+        big_v = table.m[r] ** 2 * v0 + table.s[r] ** 2
+        return table.a[r] - table.b[r] / big_v, table.b[r] * table.m[r] * mu / big_v
+
+    history = [(mean, var)]
+    r = 0
+    while r < table.n_rows:
+        kind = int(table.kind[r])
+        if kind == KINDS["affine"]:
+            A, B = linear(r)
+            mean, var = A * mean + B, A * A * var + table.c[r] ** 2
+            r += 1
+        elif kind == KINDS["heun_predict"]:
+            A1, B1 = linear(r)
+            A2, B2 = linear(r + 1)
+            coef, const = 0.5 + 0.5 * A2 * A1, 0.5 * (A2 * B1 + B2)
+            mean, var = coef * mean + const, coef * coef * var
+            r += 2
+        else:
+            raise ValueError("table_moments handles affine and Heun rows only")
+        history.append((mean, var))
+    return history if every_step else (mean, var)
