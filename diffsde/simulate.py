@@ -396,8 +396,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
 
     x, shape = _reverse_start(x, shape, dtype)
     saved = save_steps(grid, save_every, save_at, reverse=True)
-    if isinstance(noise, BrownianPath):
-        noise = _noise(noise, grid, shape)[::-1]  # interval k - 1 is the path's increment k - 1
+    noise = _noise(noise, grid, shape)  # interval k - 1 is the path's increment over [t_{k-1}, t_k]
     probe = np.broadcast_to(np.zeros((), dtype=x.dtype if x is not None else np.float64), shape)
     plan = prepare(x if x is not None else probe, table, score=_bind(score, process), noise=noise,
                    save=saved, dtype=dtype, nonfinite=nonfinite, out=out, progress=progress)

@@ -263,3 +263,40 @@ def test_bad_input_gets_a_clear_error():
         ds.reverse(ds.DDPM([0.1, 0.2]), SCORE, x, t_end=0.5)
     with pytest.raises(TypeError, match="needs a score"):
         ds.reverse(VP, None, x)
+
+
+def test_user_grids_partial_spans_and_saving():
+    ts = np.array([1.0, 0.6, 0.3, 0.1, 0.03, 0.01])
+    m, s = VP.marginal(1.0)
+    x = m * MU + np.sqrt(m * m * V0 + s * s) * ds.standard_normal(100_000, rng=9)
+    tr = ds.reverse(VP, SCORE, x, ts=ts, rng=10, save_every=1)
+    np.testing.assert_array_equal(tr.ts, ts)
+    law = simulate._grid_law(VP, ts[::-1].copy())
+    table = simulate._reverse_table("em", law, 1.0, "beta", 0.0)
+    history = reference.table_moments(table, m * MU, m * m * V0 + s * s, MU, V0, every_step=True)
+    for k, (mean, var) in enumerate(history):
+        assert_mean(tr.xs[k], mean, np.sqrt(var))
+        assert_variance(tr.xs[k], var)
+    part = ds.reverse(VP, SCORE, x, 10, t_start=0.8, t_end=0.2, rng=11, save_at=[0.8, 0.5, 0.2])
+    np.testing.assert_allclose(part.ts, [0.8, 0.5, 0.2])
+    np.testing.assert_array_equal(part.xs[0], x)
+    by_index = ds.reverse(VP, SCORE, x, 10, t_start=0.8, t_end=0.2, rng=11, save_at=[10, 5, 0])
+    np.testing.assert_array_equal(by_index.xs, part.xs)
+    every = ds.reverse(VP, SCORE, x, 10, t_start=0.8, t_end=0.2, rng=11, save_every=5)
+    np.testing.assert_array_equal(every.xs, part.xs)
+
+
+def test_noise_arrays_brownian_paths_out_progress_and_dtype():
+    n = 16
+    x = np.linspace(-1, 1, 50)
+    path = ds.BrownianPath((50,), 6, rng=1)
+    via_path = ds.reverse(VP, SCORE, x, n, noise=path, rng=0).x
+    via_array = ds.reverse(VP, SCORE, x, n, noise=path.normals(n), rng=0).x
+    np.testing.assert_array_equal(via_path, via_array)
+    out = np.empty(50)
+    tr = ds.reverse(VP, SCORE, x, n, noise=path, out=out, progress=True)
+    assert tr.x is out
+    np.testing.assert_array_equal(out, via_path)
+    f32 = ds.reverse(VP, SCORE, x.astype(np.float32), n, noise=path).x
+    assert f32.dtype == np.float32
+    np.testing.assert_allclose(f32, via_path, rtol=1e-4, atol=1e-5)
