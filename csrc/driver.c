@@ -16,8 +16,8 @@ dsde_row_needs_score(const dsde_table *table, int64_t r)
     return table->kind[r] == DSDE_LANGEVIN || table->b[r] != 0.0;
 }
 
-static int
-row_needs_noise(const dsde_table *table, int64_t r)
+int
+dsde_row_needs_noise(const dsde_table *table, int64_t r)
 {
     int kind = table->kind[r];
     return kind == DSDE_LANGEVIN || (kind == DSDE_AFFINE && table->c[r] != 0.0);
@@ -28,7 +28,7 @@ typedef struct {
     void *z;     /* noise */
     void *s;     /* score */
     void *xt;    /* Heun predictor (built-in scores) */
-    void *work;  /* built-in score workspace */
+    double *work; /* built-in score workspace */
 } workspace;
 
 static void
@@ -47,12 +47,12 @@ workspace_new(const dsde_run *run, const dsde_table *tb)
 {
     size_t item = run->dtype == DSDE_F64 ? sizeof(double) : sizeof(float);
     size_t n = (size_t)(run->block_rows * run->dim);
-    size_t nwork = (size_t)dsde_score_work_size(&run->score);
+    size_t nwork = (size_t)dsde_score_work_size(&run->score, run->block_rows);
     int builtin = run->score.kind != DSDE_SCORE_PYTHON;
     int score = 0, noise = 0, heun = 0;
     for (int64_t r = 0; r < tb->n_rows; r++) {
         score |= dsde_row_needs_score(tb, r);
-        noise |= row_needs_noise(tb, r);
+        noise |= dsde_row_needs_noise(tb, r);
         heun |= tb->kind[r] == DSDE_HEUN_PREDICT;
     }
     workspace *ws = calloc(1, sizeof(workspace));
@@ -61,7 +61,7 @@ workspace_new(const dsde_run *run, const dsde_table *tb)
     ws->z = noise ? malloc(n * item) : NULL;
     ws->s = score && builtin ? malloc(n * item) : NULL;
     ws->xt = heun && builtin ? malloc(n * item) : NULL;
-    ws->work = malloc((nwork + 1) * item);
+    ws->work = malloc((nwork + 1) * sizeof(double));
     if ((noise && ws->z == NULL) || (score && builtin && ws->s == NULL) ||
         (heun && builtin && ws->xt == NULL) || ws->work == NULL) {
         workspace_free(ws);
@@ -78,7 +78,8 @@ workspace_new(const dsde_run *run, const dsde_table *tb)
 #define DEFINE_APPLY_ROW(SUFFIX, T)                                            \
     static int apply_row_##SUFFIX(const dsde_run *run, const dsde_table *tb,  \
                                    int64_t r, int64_t i0, int64_t i1,          \
-                                   workspace *ws, T *xt, const T *ext_score)   \
+                                   workspace *ws, T *xt, const T *ext_score,   \
+                                   dsde_pool *pool, int master)                \
     {                                                                          \
         const int64_t dim = run->dim, rows = i1 - i0, n = rows * dim;          \
         const int kind = tb->kind[r];                                          \
@@ -90,13 +91,12 @@ workspace_new(const dsde_run *run, const dsde_table *tb)
             }                                                                  \
             else {                                                             \
                 const T *at = kind == DSDE_HEUN_CORRECT ? xt : x;              \
-                dsde_score_linear_##SUFFIX(&run->score, tb->m[r], tb->s[r],    \
-                                           at, rows, (T *)ws->s,               \
-                                           (T *)ws->work);                     \
+                dsde_score_##SUFFIX(&run->score, tb->m[r], tb->s[r], at, rows, \
+                                    (T *)ws->s, ws->work, pool, master);       \
                 s = (const T *)ws->s;                                          \
             }                                                                  \
         }                                                                      \
-        if (row_needs_noise(tb, r)) {                                          \
+        if (dsde_row_needs_noise(tb, r)) {                                          \
             if (tb->stream[r] == 0 && run->noise != NULL) {                    \
                 z = (const T *)run->noise +                                    \
                     (tb->interval[r] * run->batch + i0) * dim;                 \
@@ -136,11 +136,12 @@ DEFINE_APPLY_ROW(f32, float)
  * checks for them). */
 static int
 apply_row(const dsde_run *run, const dsde_table *tb, int64_t r, int64_t i0,
-          int64_t i1, workspace *ws, void *xt, const void *ext_score)
+          int64_t i1, workspace *ws, void *xt, const void *ext_score, dsde_pool *pool,
+          int master)
 {
     if (run->dtype == DSDE_F64)
-        return apply_row_f64(run, tb, r, i0, i1, ws, xt, ext_score);
-    return apply_row_f32(run, tb, r, i0, i1, ws, xt, ext_score);
+        return apply_row_f64(run, tb, r, i0, i1, ws, xt, ext_score, pool, master);
+    return apply_row_f32(run, tb, r, i0, i1, ws, xt, ext_score, pool, master);
 }
 
 /* Lower run->first_nonfinite_row to r (threads may race here). */
@@ -207,7 +208,7 @@ run_block(void *ctx, void *wsv, int64_t block, dsde_pool *pool, int master)
     /* Every block runs until its own first non-finite row, whatever the
      * others found, so the reported row never depends on thread timing. */
     for (int64_t r = 0; r < tb->n_rows; r++) {
-        if (apply_row(run, tb, r, i0, i1, ws, ws->xt, NULL) && !seen_nonfinite) {
+        if (apply_row(run, tb, r, i0, i1, ws, ws->xt, NULL, pool, master) && !seen_nonfinite) {
             seen_nonfinite = 1;
             note_nonfinite(run, r);
         }
@@ -224,7 +225,7 @@ drive_blocks(dsde_run *run, const dsde_table *table)
 {
     block_job job = {run, table};
     dsde_chunk_job hooks = {block_workspace_new, block_workspace_free, run_block};
-    int64_t n_blocks = (run->batch + run->block_rows - 1) / run->block_rows;
+    int64_t n_blocks = run->batch / run->block_rows + (run->batch % run->block_rows != 0);
     return dsde_run_chunks(&hooks, &job, n_blocks, run->num_threads);
 }
 
@@ -241,11 +242,12 @@ call_python_score(const dsde_run *run, int64_t r, int on_scratch)
         return NULL;
     if (!PyArray_Check(res) || PyArray_TYPE((PyArrayObject *)res) != typenum ||
         !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)res) ||
+        !PyArray_ISALIGNED((PyArrayObject *)res) || !PyArray_ISNOTSWAPPED((PyArrayObject *)res) ||
         PyArray_SIZE((PyArrayObject *)res) != run->batch * run->dim) {
         Py_DECREF(res);
         PyErr_SetString(PyExc_TypeError,
-                        "internal: the score callback must return a C-contiguous "
-                        "array of the state's dtype and size");
+                        "internal: the score callback must return a native, aligned, "
+                        "C-contiguous array of the state's dtype and size");
         return NULL;
     }
     return (PyArrayObject *)res;
@@ -255,13 +257,14 @@ static int
 drive_rows(dsde_run *run, const dsde_table *tb)
 {
     dsde_pool pool = {NULL, DSDE_OK, 0.0};
-    int64_t n_blocks = (run->batch + run->block_rows - 1) / run->block_rows;
+    int64_t n_blocks = run->batch / run->block_rows + (run->batch % run->block_rows != 0);
     int nt = run->num_threads < 1 ? 1 : run->num_threads;
     PyArrayObject *score = NULL; /* owned by the master, GIL needed to drop */
     const void *score_data = NULL;
     int64_t next_save = 0;
     size_t item = run->dtype == DSDE_F64 ? sizeof(double) : sizeof(float);
 
+    nt = dsde_thread_cap(nt);
     if (nt > n_blocks)
         nt = (int)n_blocks;
     next_save = save_block(run, -1, 0, 0, run->batch);
@@ -274,10 +277,13 @@ drive_rows(dsde_run *run, const dsde_table *tb)
         if (ws == NULL)
             dsde_pool_stop(&pool, DSDE_STOP_NOMEM);
 #pragma omp barrier
-        for (int64_t r = 0; r < tb->n_rows && !dsde_pool_stopped(&pool); r++) {
+        /* Every thread leaves the loop at the same check, after a barrier;
+         * leaving at different points would strand the others at different
+         * barriers. */
+        for (int64_t r = 0; r < tb->n_rows; r++) {
 #pragma omp master
             {
-                if (dsde_row_needs_score(tb, r)) {
+                if (!dsde_pool_stopped(&pool) && dsde_row_needs_score(tb, r)) {
                     PyEval_RestoreThread(pool.saved);
                     Py_XDECREF(score);
                     score = call_python_score(run, r, tb->kind[r] == DSDE_HEUN_CORRECT);
@@ -296,7 +302,7 @@ drive_rows(dsde_run *run, const dsde_table *tb)
                 int64_t i1 = i0 + run->block_rows < run->batch ? i0 + run->block_rows
                                                                : run->batch;
                 void *xt = (char *)run->scratch + (size_t)(i0 * run->dim) * item;
-                if (apply_row(run, tb, r, i0, i1, ws, xt, score_data))
+                if (apply_row(run, tb, r, i0, i1, ws, xt, score_data, &pool, 0))
                     note_nonfinite(run, r);
                 save_block(run, r, next_save, i0, i1);
             }
@@ -324,6 +330,12 @@ dsde_drive(dsde_run *run, const dsde_table *table)
     run->first_nonfinite_row = -1;
     if (run->batch == 0 || run->dim == 0)
         return 0;
+    if (run->block_rows > run->batch)
+        run->block_rows = run->batch;
+    if (run->block_rows > (INT64_MAX / 8) / run->dim) {
+        PyErr_SetString(PyExc_MemoryError, "diffsde: block_rows x dim is too large");
+        return -1;
+    }
     if (run->score.kind == DSDE_SCORE_PYTHON)
         return drive_rows(run, table);
     return drive_blocks(run, table);

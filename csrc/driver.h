@@ -52,7 +52,8 @@ typedef struct {
 /* Call with the GIL held. 0 on success, -1 with a Python exception set. */
 int dsde_drive(dsde_run *run, const dsde_table *table);
 
-/* True when row r evaluates the score. */
+/* True when row r evaluates the score / draws noise. */
 int dsde_row_needs_score(const dsde_table *table, int64_t r);
+int dsde_row_needs_noise(const dsde_table *table, int64_t r);
 
 #endif

@@ -58,9 +58,65 @@ dtype_of(PyArrayObject *x, int *dtype)
     return 0;
 }
 
+/* Fill the built-in score's arrays from a tuple of float64 arrays:
+ *   linear     (mu (d,), var0 (d,))
+ *   mixture    (log_weights (K,), means (K d,), lambdas (K d,), vectors (K d d,) or empty)
+ *   empirical  (points (n d,))
+ * The arrays stay owned by the caller, which keeps them alive for the run. */
+static int
+unpack_score_params(dsde_builtin_score *sc, PyObject *params)
+{
+    static const int counts[] = {0, 2, 0, 4, 1};
+    const int64_t d = sc->dim;
+    PyArrayObject *arr[4] = {NULL, NULL, NULL, NULL};
+    if (!PyTuple_Check(params) || PyTuple_GET_SIZE(params) != counts[sc->kind]) {
+        PyErr_Format(PyExc_ValueError, "_core: score_params must be a tuple of %d arrays",
+                     counts[sc->kind]);
+        return -1;
+    }
+    for (int i = 0; i < counts[sc->kind]; i++) {
+        arr[i] = expect_array(PyTuple_GET_ITEM(params, i), "score_params[i]", NPY_FLOAT64, -1, 0);
+        if (arr[i] == NULL)
+            return -1;
+    }
+    if (sc->kind == DSDE_SCORE_LINEAR) {
+        if (PyArray_SIZE(arr[0]) != d || PyArray_SIZE(arr[1]) != d)
+            goto bad;
+        sc->mu = PyArray_DATA(arr[0]);
+        sc->var0 = PyArray_DATA(arr[1]);
+    }
+    else if (sc->kind == DSDE_SCORE_MIXTURE) {
+        int64_t K = PyArray_SIZE(arr[0]);
+        int64_t nvec = PyArray_SIZE(arr[3]);
+        if (K < 1 || PyArray_SIZE(arr[1]) != K * d || PyArray_SIZE(arr[2]) != K * d ||
+            (nvec != 0 && nvec != K * d * d))
+            goto bad;
+        sc->n_components = K;
+        sc->log_weights = PyArray_DATA(arr[0]);
+        sc->means = PyArray_DATA(arr[1]);
+        sc->lambdas = PyArray_DATA(arr[2]);
+        sc->vectors = nvec ? PyArray_DATA(arr[3]) : NULL;
+        for (int64_t i = 0; i < K * d; i++)
+            if (!(sc->lambdas[i] > 0.0))
+                goto bad;
+    }
+    else {
+        int64_t n = d > 0 ? PyArray_SIZE(arr[0]) / d : 0;
+        if (n < 1 || PyArray_SIZE(arr[0]) != n * d)
+            goto bad;
+        sc->n_points = n;
+        sc->points = PyArray_DATA(arr[0]);
+    }
+    return 0;
+bad:
+    PyErr_Format(PyExc_ValueError, "_core: score_params do not fit score kind %d and dim %lld",
+                 sc->kind, (long long)d);
+    return -1;
+}
+
 static const char run_doc[] =
     "run(x, kind, interval, stream, a, b, c, t, m, s, key, noise, score_kind,\n"
-    "    mu, var0, callback, scratch, save_rows, snapshots, check_finite,\n"
+    "    score_params, callback, scratch, save_rows, snapshots, check_finite,\n"
     "    stop_on_nonfinite, num_threads, block_rows) -> first_nonfinite_row\n\n"
     "Private: use diffsde.run_steps.";
 
@@ -68,25 +124,28 @@ static PyObject *
 core_run(PyObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"x", "kind", "interval", "stream", "a", "b", "c", "t",
-                             "m", "s", "key", "noise", "score_kind", "mu", "var0",
+                             "m", "s", "key", "noise", "score_kind", "score_params",
                              "callback", "scratch", "save_rows", "snapshots",
                              "check_finite", "stop_on_nonfinite", "num_threads",
                              "block_rows", NULL};
     PyObject *x_obj, *kind_obj, *interval_obj, *stream_obj, *col_obj[6];
-    PyObject *noise_obj, *mu_obj, *var0_obj, *callback, *scratch_obj;
+    PyObject *noise_obj, *params_obj, *callback, *scratch_obj;
     PyObject *save_obj, *snap_obj;
     unsigned long long key;
     int score_kind, check_finite, stop_on_nonfinite, num_threads;
     long long block_rows;
     dsde_run run;
     dsde_table table;
+    void *table_copy = NULL;
+    int64_t *save_copy = NULL;
+    PyObject *result = NULL;
     (void)self;
 
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "OOOOOOOOOOKOiOOOOOOppiL:run", kwlist, &x_obj, &kind_obj,
+            args, kwds, "OOOOOOOOOOKOiOOOOOppiL:run", kwlist, &x_obj, &kind_obj,
             &interval_obj, &stream_obj, &col_obj[0], &col_obj[1], &col_obj[2],
             &col_obj[3], &col_obj[4], &col_obj[5], &key, &noise_obj, &score_kind,
-            &mu_obj, &var0_obj, &callback, &scratch_obj, &save_obj, &snap_obj,
+            &params_obj, &callback, &scratch_obj, &save_obj, &snap_obj,
             &check_finite, &stop_on_nonfinite, &num_threads, &block_rows))
         return NULL;
 
@@ -122,23 +181,40 @@ core_run(PyObject *self, PyObject *args, PyObject *kwds)
             return NULL;
         cols[i] = PyArray_DATA(col);
     }
-    table.n_rows = rows;
-    table.kind = PyArray_DATA(kind);
-    table.interval = PyArray_DATA(interval);
-    table.stream = PyArray_DATA(stream);
-    table.a = cols[0], table.b = cols[1], table.c = cols[2];
-    table.t = cols[3], table.m = cols[4], table.s = cols[5];
+    /* The driver works on private copies of the table: a score callback
+     * can run Python that mutates the caller's arrays mid-run. */
+    table_copy = malloc((size_t)(rows > 0 ? rows : 1) * (6 * sizeof(double) + 2 * sizeof(int64_t) + sizeof(int32_t)));
+    if (table_copy == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    {
+        double *fcols = table_copy;
+        int64_t *icols = (int64_t *)(fcols + 6 * rows);
+        int32_t *kcol = (int32_t *)(icols + 2 * rows);
+        for (int i = 0; i < 6; i++)
+            memcpy(fcols + i * rows, cols[i], (size_t)rows * sizeof(double));
+        memcpy(icols, PyArray_DATA(interval), (size_t)rows * sizeof(int64_t));
+        memcpy(icols + rows, PyArray_DATA(stream), (size_t)rows * sizeof(int64_t));
+        memcpy(kcol, PyArray_DATA(kind), (size_t)rows * sizeof(int32_t));
+        table.n_rows = rows;
+        table.kind = kcol;
+        table.interval = icols;
+        table.stream = icols + rows;
+        table.a = fcols, table.b = fcols + rows, table.c = fcols + 2 * rows;
+        table.t = fcols + 3 * rows, table.m = fcols + 4 * rows, table.s = fcols + 5 * rows;
+    }
 
     int64_t n_noise = 0;
     if (noise_obj != Py_None) {
         PyArrayObject *noise = expect_array(noise_obj, "noise", typenum, -1, 0);
         if (noise == NULL)
-            return NULL;
-        if (state_size == 0 || PyArray_SIZE(noise) % state_size != 0) {
+            goto error;
+        if (state_size != 0 && PyArray_SIZE(noise) % state_size != 0) {
             PyErr_SetString(PyExc_ValueError, "_core: noise must hold whole states");
-            return NULL;
+            goto error;
         }
-        n_noise = PyArray_SIZE(noise) / state_size;
+        n_noise = state_size == 0 ? INT64_MAX : PyArray_SIZE(noise) / state_size;
         run.noise = PyArray_DATA(noise);
         run.n_noise = n_noise;
     }
@@ -146,81 +222,100 @@ core_run(PyObject *self, PyObject *args, PyObject *kwds)
         if (table.kind[r] < 0 || table.kind[r] >= DSDE_N_KINDS) {
             PyErr_Format(PyExc_ValueError, "_core: row %zd has unknown kind %d",
                          (Py_ssize_t)r, (int)table.kind[r]);
-            return NULL;
+            goto error;
         }
-        if (table.kind[r] == DSDE_HEUN_PREDICT &&
-            (r + 1 >= rows || table.kind[r + 1] != DSDE_HEUN_CORRECT)) {
+        if ((table.kind[r] == DSDE_HEUN_PREDICT) !=
+            (r + 1 < rows && table.kind[r + 1] == DSDE_HEUN_CORRECT)) {
             PyErr_Format(PyExc_ValueError,
-                         "_core: row %zd (heun_predict) must be followed by heun_correct",
-                         (Py_ssize_t)r);
-            return NULL;
+                         "_core: rows %zd, %zd: heun_predict and heun_correct come in pairs",
+                         (Py_ssize_t)r, (Py_ssize_t)r + 1);
+            goto error;
+        }
+        if (table.kind[r] == DSDE_HEUN_CORRECT && (r == 0 || table.kind[r - 1] != DSDE_HEUN_PREDICT)) {
+            PyErr_Format(PyExc_ValueError,
+                         "_core: row %zd (heun_correct) must follow heun_predict", (Py_ssize_t)r);
+            goto error;
         }
         if (table.interval[r] < 0 || table.interval[r] > UINT32_MAX ||
             table.stream[r] < 0 || table.stream[r] > UINT32_MAX ||
-            (run.noise != NULL && table.stream[r] == 0 && table.interval[r] >= n_noise)) {
+            (run.noise != NULL && table.stream[r] == 0 && dsde_row_needs_noise(&table, r) &&
+             table.interval[r] >= n_noise)) {
             PyErr_Format(PyExc_ValueError, "_core: row %zd has interval %lld, stream "
                          "%lld out of range", (Py_ssize_t)r,
                          (long long)table.interval[r], (long long)table.stream[r]);
-            return NULL;
+            goto error;
         }
     }
 
     run.score.kind = score_kind;
     run.score.dim = run.dim;
-    if (score_kind == DSDE_SCORE_LINEAR) {
-        PyArrayObject *mu = expect_array(mu_obj, "mu", NPY_FLOAT64, run.dim, 0);
-        PyArrayObject *var0 = mu ? expect_array(var0_obj, "var0", NPY_FLOAT64, run.dim, 0) : NULL;
-        if (var0 == NULL)
-            return NULL;
-        run.score.mu = PyArray_DATA(mu);
-        run.score.var0 = PyArray_DATA(var0);
+    if (score_kind == DSDE_SCORE_LINEAR || score_kind == DSDE_SCORE_MIXTURE ||
+        score_kind == DSDE_SCORE_EMPIRICAL) {
+        if (unpack_score_params(&run.score, params_obj) < 0)
+            goto error;
     }
     else if (score_kind == DSDE_SCORE_PYTHON) {
         if (!PyCallable_Check(callback)) {
             PyErr_SetString(PyExc_TypeError, "_core: callback must be callable");
-            return NULL;
+            goto error;
         }
         run.callback = callback;
     }
     else if (score_kind != DSDE_SCORE_NONE) {
         PyErr_Format(PyExc_ValueError, "_core: unknown score kind %d", score_kind);
-        return NULL;
+        goto error;
     }
     for (npy_intp r = 0; r < rows; r++) {
-        if (score_kind == DSDE_SCORE_NONE && dsde_row_needs_score(&table, r)) {
+        int needs = dsde_row_needs_score(&table, r);
+        int degenerate = (score_kind == DSDE_SCORE_EMPIRICAL && !(table.s[r] > 0.0)) ||
+                         ((score_kind == DSDE_SCORE_MIXTURE || score_kind == DSDE_SCORE_LINEAR) &&
+                          table.m[r] == 0.0 && table.s[r] == 0.0);
+        if (needs && degenerate) {
+            PyErr_Format(PyExc_ValueError,
+                         "_core: row %zd evaluates a built-in score where it is undefined "
+                         "(m = %g, s = %g)", (Py_ssize_t)r, table.m[r], table.s[r]);
+            goto error;
+        }
+        if (score_kind == DSDE_SCORE_NONE && needs) {
             PyErr_Format(PyExc_ValueError, "_core: row %zd needs a score", (Py_ssize_t)r);
-            return NULL;
+            goto error;
         }
     }
     if (score_kind == DSDE_SCORE_PYTHON) {
         PyArrayObject *scratch = expect_array(scratch_obj, "scratch", typenum, state_size, 1);
         if (scratch == NULL)
-            return NULL;
+            goto error;
         run.scratch = PyArray_DATA(scratch);
     }
 
     PyArrayObject *save = expect_array(save_obj, "save_rows", NPY_INT64, -1, 0);
     if (save == NULL)
-        return NULL;
+        goto error;
     run.n_save = PyArray_SIZE(save);
-    run.save_rows = PyArray_DATA(save);
+    save_copy = malloc((size_t)(run.n_save > 0 ? run.n_save : 1) * sizeof(int64_t));
+    if (save_copy == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    memcpy(save_copy, PyArray_DATA(save), (size_t)run.n_save * sizeof(int64_t));
+    run.save_rows = save_copy;
     for (npy_intp i = 0; i < run.n_save; i++) {
         if (run.save_rows[i] < -1 || run.save_rows[i] >= rows ||
             (i > 0 && run.save_rows[i] < run.save_rows[i - 1])) {
             PyErr_SetString(PyExc_ValueError,
                             "_core: save_rows must be non-decreasing in [-1, rows)");
-            return NULL;
+            goto error;
         }
     }
     PyArrayObject *snaps = expect_array(snap_obj, "snapshots", typenum,
                                         run.n_save * state_size, 1);
     if (snaps == NULL)
-        return NULL;
+        goto error;
     run.snapshots = PyArray_DATA(snaps);
 
     if (block_rows < 1) {
         PyErr_SetString(PyExc_ValueError, "_core: block_rows must be >= 1");
-        return NULL;
+        goto error;
     }
     run.key = key;
     run.check_finite = check_finite;
@@ -228,8 +323,12 @@ core_run(PyObject *self, PyObject *args, PyObject *kwds)
     run.num_threads = num_threads;
     run.block_rows = block_rows;
     if (dsde_drive(&run, &table) < 0)
-        return NULL;
-    return PyLong_FromLongLong(run.first_nonfinite_row);
+        goto error;
+    result = PyLong_FromLongLong(run.first_nonfinite_row);
+error:
+    free(table_copy);
+    free(save_copy);
+    return result;
 }
 
 /* ---- the generator on its own ------------------------------------------- */
@@ -401,7 +500,7 @@ core_fill_normal(PyObject *self, PyObject *args)
     }
     normal_job job = {key, stream, k, j0, PyArray_SIZE(out), dtype == DSDE_F32,
                       PyArray_DATA(out), NULL, 0, NULL};
-    int64_t chunks = (job.n + NORMAL_CHUNK - 1) / NORMAL_CHUNK;
+    int64_t chunks = job.n / NORMAL_CHUNK + (job.n % NORMAL_CHUNK != 0);
     if (dsde_run_chunks(&normal_hooks, &job, chunks, num_threads) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -432,7 +531,7 @@ core_count_tails(PyObject *self, PyObject *args)
         return NULL;
     normal_job job = {key, stream, k, 0, n, f32, NULL, PyArray_DATA(thr), nt,
                       PyArray_DATA(counts)};
-    int64_t chunks = (n + NORMAL_CHUNK - 1) / NORMAL_CHUNK;
+    int64_t chunks = n / NORMAL_CHUNK + (n % NORMAL_CHUNK != 0);
     if (dsde_run_chunks(&normal_hooks, &job, chunks, num_threads) < 0) {
         Py_DECREF(counts);
         return NULL;

@@ -1,6 +1,24 @@
 #include "parallel.h"
 #include <time.h>
 
+int
+dsde_thread_cap(int requested)
+{
+    int nt = requested < 1 ? 1 : requested;
+#ifdef _OPENMP
+    /* More threads than a few per processor only cost memory and time, and
+     * libgomp fails (or worse) when asked for absurd counts. */
+    int limit = 4 * omp_get_num_procs();
+    if (limit > omp_get_thread_limit())
+        limit = omp_get_thread_limit();
+    if (nt > limit)
+        nt = limit;
+#else
+    nt = 1;
+#endif
+    return nt;
+}
+
 double
 dsde_now(void)
 {
@@ -28,6 +46,13 @@ dsde_pool_stopped(dsde_pool *pool)
     return stop;
 }
 
+static void
+store_stop(dsde_pool *pool, int reason)
+{
+#pragma omp atomic write
+    pool->stop = reason;
+}
+
 void
 dsde_pool_stop(dsde_pool *pool, int reason)
 {
@@ -35,16 +60,17 @@ dsde_pool_stop(dsde_pool *pool, int reason)
      * too, and the critical section makes test-and-set one step. */
 #pragma omp critical(dsde_pool_stop)
     {
-        if (dsde_pool_stopped(pool) == DSDE_OK) {
-#pragma omp atomic write
-            pool->stop = reason;
-        }
+        if (dsde_pool_stopped(pool) == DSDE_OK)
+            store_stop(pool, reason);
     }
 }
 
 int
 dsde_poll(dsde_pool *pool, int master)
 {
+    /* Once stopped, no more signal handlers: an exception may be set. */
+    if (dsde_pool_stopped(pool))
+        return 1;
     if (master) {
         double now = dsde_now();
         if (now >= pool->next_poll) {
@@ -73,7 +99,7 @@ dsde_run_chunks(const dsde_chunk_job *job, void *ctx, int64_t n_chunks,
 {
     dsde_pool pool = {NULL, DSDE_OK, 0.0};
     int64_t next_chunk = 0, chunks_done = 0;
-    int nt = num_threads < 1 ? 1 : num_threads;
+    int nt = dsde_thread_cap(num_threads);
     if (nt > n_chunks)
         nt = n_chunks < 1 ? 1 : (int)n_chunks;
 
@@ -104,7 +130,7 @@ dsde_run_chunks(const dsde_chunk_job *job, void *ctx, int64_t n_chunks,
                 done = chunks_done;
                 if (done >= n_chunks || dsde_poll(&pool, master))
                     break;
-                struct timespec nap = {0, 200000};
+                struct timespec nap = {0, 20000};
                 nanosleep(&nap, NULL);
             }
         }

@@ -40,6 +40,10 @@ int dsde_pool_stopped(dsde_pool *pool);
 
 double dsde_now(void);
 
+/* The thread count actually used for a request: at least 1, at most
+ * 4 x the processors (and OpenMP's limit); 1 without OpenMP. */
+int dsde_thread_cap(int requested);
+
 int dsde_thread_index(void);
 
 /* Hooks for dsde_run_chunks: per-thread workspace and one chunk of work. */

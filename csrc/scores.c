@@ -1,11 +1,39 @@
 #include "scores.h"
+#include <math.h>
+#include <string.h>
+
+#define LOG_2PI 1.8378770664093454835606594728112
+
+/* Points of empirical data handled per pass over a block of rows. */
+#define POINTS_PER_PASS 256
+
+int64_t
+dsde_score_work_size(const dsde_builtin_score *sc, int64_t rows)
+{
+    const int64_t d = sc->dim, K = sc->n_components;
+    switch (sc->kind) {
+    case DSDE_SCORE_LINEAR:
+        return 2 * d;
+    case DSDE_SCORE_MIXTURE:
+        /* c, m mu (K d each), log-normalizers and logits (K each), x, y, g (d each) */
+        return 2 * K * d + 2 * K + 3 * d;
+    case DSDE_SCORE_EMPIRICAL:
+        /* per row: running max, running sum, weighted sum (d); the rows
+         * widened to double and their scores (d each) */
+        return rows * (3 * d + 2);
+    default:
+        return 0;
+    }
+}
+
+/* ---- linear --------------------------------------------------------------- */
 
 #define DEFINE_SCORE_LINEAR(NAME, T)                                           \
-    void NAME(const dsde_builtin_score *sc, double m, double s, const T *x,   \
-              int64_t rows, T *out, T *work)                                   \
+    static void NAME(const dsde_builtin_score *sc, double m, double s,         \
+                     const T *x, int64_t rows, T *out, double *work)           \
     {                                                                          \
         const int64_t dim = sc->dim;                                           \
-        T *mean = work, *var = work + dim;                                     \
+        double *mean = work, *var = work + dim;                                \
         for (int64_t j = 0; j < dim; j++) {                                    \
             mean[j] = (T)(m * sc->mu[j]);                                      \
             var[j] = (T)(m * m * sc->var0[j] + s * s);                         \
@@ -14,15 +42,187 @@
             const T *xr = x + row * dim;                                       \
             T *orow = out + row * dim;                                         \
             for (int64_t j = 0; j < dim; j++)                                  \
-                orow[j] = (mean[j] - xr[j]) / var[j];                          \
+                orow[j] = ((T)mean[j] - xr[j]) / (T)var[j];                    \
         }                                                                      \
     }
 
-DEFINE_SCORE_LINEAR(dsde_score_linear_f64, double)
-DEFINE_SCORE_LINEAR(dsde_score_linear_f32, float)
+DEFINE_SCORE_LINEAR(score_linear_f64, double)
+DEFINE_SCORE_LINEAR(score_linear_f32, float)
 
-int64_t
-dsde_score_work_size(const dsde_builtin_score *sc)
+/* ---- mixture -------------------------------------------------------------- */
+
+typedef struct {
+    double *c;        /* (K, d): m^2 lambda + s^2 */
+    double *mmu;      /* (K, d): m mu */
+    double *lognorm;  /* (K,): log w - 1/2 sum log(2 pi c) */
+    double *logit;    /* (K,) */
+    double *xd, *y, *g; /* (d,) each */
+} mixture_work;
+
+static mixture_work
+mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
 {
-    return sc->kind == DSDE_SCORE_LINEAR ? 2 * sc->dim : 0;
+    const int64_t d = sc->dim, K = sc->n_components;
+    mixture_work w = {work, work + K * d, work + 2 * K * d, work + 2 * K * d + K,
+                      work + 2 * K * d + 2 * K, work + 2 * K * d + 2 * K + d,
+                      work + 2 * K * d + 2 * K + 2 * d};
+    for (int64_t k = 0; k < K; k++) {
+        double half_logdet = 0.0;
+        for (int64_t j = 0; j < d; j++) {
+            double c = m * m * sc->lambdas[k * d + j] + s * s;
+            w.c[k * d + j] = c;
+            w.mmu[k * d + j] = m * sc->means[k * d + j];
+            half_logdet += 0.5 * (LOG_2PI + log(c));
+        }
+        w.lognorm[k] = sc->log_weights[k] - half_logdet;
+    }
+    return w;
 }
+
+/* g = score at the row w.xd (all in double). */
+static void
+mixture_row(const dsde_builtin_score *sc, const mixture_work *w)
+{
+    const int64_t d = sc->dim, K = sc->n_components;
+    double best = -INFINITY;
+    for (int64_t k = 0; k < K; k++) {
+        const double *mmu = w->mmu + k * d, *c = w->c + k * d;
+        double quad = 0.0;
+        if (sc->vectors == NULL) {
+            for (int64_t j = 0; j < d; j++) {
+                double diff = w->xd[j] - mmu[j];
+                quad += diff * diff / c[j];
+            }
+        }
+        else {
+            const double *U = sc->vectors + k * d * d;
+            for (int64_t i = 0; i < d; i++) {
+                double yi = 0.0;
+                for (int64_t j = 0; j < d; j++)
+                    yi += U[j * d + i] * (w->xd[j] - mmu[j]);
+                quad += yi * yi / c[i];
+            }
+        }
+        w->logit[k] = w->lognorm[k] - 0.5 * quad;
+        if (w->logit[k] > best)
+            best = w->logit[k];
+    }
+    double total = 0.0;
+    for (int64_t j = 0; j < d; j++)
+        w->g[j] = 0.0;
+    for (int64_t k = 0; k < K; k++) {
+        double weight = exp(w->logit[k] - best);
+        if (weight == 0.0)
+            continue;
+        total += weight;
+        const double *mmu = w->mmu + k * d, *c = w->c + k * d;
+        if (sc->vectors == NULL) {
+            for (int64_t j = 0; j < d; j++)
+                w->g[j] += weight * (mmu[j] - w->xd[j]) / c[j];
+        }
+        else {
+            const double *U = sc->vectors + k * d * d;
+            for (int64_t i = 0; i < d; i++) {
+                double yi = 0.0;
+                for (int64_t j = 0; j < d; j++)
+                    yi += U[j * d + i] * (mmu[j] - w->xd[j]);
+                w->y[i] = yi / c[i];
+            }
+            for (int64_t j = 0; j < d; j++) {
+                double gj = 0.0;
+                for (int64_t i = 0; i < d; i++)
+                    gj += U[j * d + i] * w->y[i];
+                w->g[j] += weight * gj;
+            }
+        }
+    }
+    for (int64_t j = 0; j < d; j++)
+        w->g[j] /= total;
+}
+
+/* ---- empirical data ------------------------------------------------------- */
+
+/* Streams the points in passes; each row keeps a running log-sum-exp:
+ * (best, total, acc) with acc = sum_i e^{l_i - best} (m y_i - x). */
+static void
+empirical_rows(const dsde_builtin_score *sc, double m, double s, const double *xd,
+               int64_t rows, double *g, double *work, dsde_pool *pool, int master)
+{
+    const int64_t d = sc->dim, n = sc->n_points;
+    const double inv_two_s2 = 0.5 / (s * s);
+    double *best = work, *total = work + rows, *acc = work + 2 * rows;
+    for (int64_t r = 0; r < rows; r++) {
+        best[r] = -INFINITY;
+        total[r] = 0.0;
+    }
+    memset(acc, 0, (size_t)(rows * d) * sizeof(double));
+    for (int64_t p0 = 0; p0 < n; p0 += POINTS_PER_PASS) {
+        int64_t p1 = p0 + POINTS_PER_PASS < n ? p0 + POINTS_PER_PASS : n;
+        for (int64_t r = 0; r < rows; r++) {
+            const double *xr = xd + r * d;
+            double *ar = acc + r * d;
+            for (int64_t p = p0; p < p1; p++) {
+                const double *yp = sc->points + p * d;
+                double dist = 0.0;
+                for (int64_t j = 0; j < d; j++) {
+                    double diff = xr[j] - m * yp[j];
+                    dist += diff * diff;
+                }
+                double l = -dist * inv_two_s2;
+                if (l > best[r]) {
+                    double shrink = exp(best[r] - l);
+                    total[r] *= shrink;
+                    for (int64_t j = 0; j < d; j++)
+                        ar[j] *= shrink;
+                    best[r] = l;
+                }
+                double weight = exp(l - best[r]);
+                total[r] += weight;
+                for (int64_t j = 0; j < d; j++)
+                    ar[j] += weight * (m * yp[j] - xr[j]);
+            }
+        }
+        if (dsde_poll(pool, master))
+            return;
+    }
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < d; j++)
+            g[r * d + j] = acc[r * d + j] / (total[r] * s * s);
+}
+
+/* ---- dispatch ------------------------------------------------------------- */
+
+/* Mixture and empirical scores compute in double: the row is widened, the
+ * score rounded once to the element type. */
+#define DEFINE_SCORE(NAME, T, LINEAR)                                          \
+    void NAME(const dsde_builtin_score *sc, double m, double s, const T *x,    \
+              int64_t rows, T *out, double *work, dsde_pool *pool, int master) \
+    {                                                                          \
+        const int64_t d = sc->dim;                                             \
+        if (sc->kind == DSDE_SCORE_LINEAR) {                                   \
+            LINEAR(sc, m, s, x, rows, out, work);                              \
+        }                                                                      \
+        else if (sc->kind == DSDE_SCORE_MIXTURE) {                             \
+            mixture_work w = mixture_prepare(sc, m, s, work);                  \
+            for (int64_t r = 0; r < rows; r++) {                               \
+                for (int64_t j = 0; j < d; j++)                                \
+                    w.xd[j] = (double)x[r * d + j];                            \
+                mixture_row(sc, &w);                                           \
+                for (int64_t j = 0; j < d; j++)                                \
+                    out[r * d + j] = (T)w.g[j];                                \
+                if ((r & 255) == 255 && dsde_poll(pool, master))               \
+                    return;                                                    \
+            }                                                                  \
+        }                                                                      \
+        else if (sc->kind == DSDE_SCORE_EMPIRICAL) {                           \
+            double *xd = work + rows * (d + 2), *g = xd + rows * d;            \
+            for (int64_t i = 0; i < rows * d; i++)                             \
+                xd[i] = (double)x[i];                                          \
+            empirical_rows(sc, m, s, xd, rows, g, work, pool, master);         \
+            for (int64_t i = 0; i < rows * d; i++)                             \
+                out[i] = (T)g[i];                                              \
+        }                                                                      \
+    }
+
+DEFINE_SCORE(dsde_score_f64, double, score_linear_f64)
+DEFINE_SCORE(dsde_score_f32, float, score_linear_f32)

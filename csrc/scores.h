@@ -1,41 +1,65 @@
 /*
  * Built-in scores, evaluated inside the step loop on one block of rows.
  *
- * Each is the exact score of the marginal p_t of a data distribution pushed
- * through x_t = m x_0 + s z, with (m, s) taken from the step table.
+ * Each is the exact score of the marginal p_t of known data pushed through
+ * x_t = m x_0 + s z, with (m, s) taken from the step table's columns.
  *
- *   linear   data N(mu, diag(var0)):
- *            score(x) = (m mu - x) / (m^2 var0 + s^2), elementwise
- *            with mean_j = m mu_j and var_j = m^2 var0_j + s^2 formed in
- *            double and rounded once to the element type.
+ *   linear     data N(mu, diag(var0)):
+ *              score(x) = (m mu - x) / (m^2 var0 + s^2), elementwise, with
+ *              mean_j = m mu_j and var_j = m^2 var0_j + s^2 formed in double
+ *              and rounded once to the element type, then the element type's
+ *              arithmetic (the tests' NumPy twin repeats it bit for bit).
+ *   mixture    data sum_k w_k N(mu_k, Sigma_k), Sigma_k = U_k diag(lambda_k) U_k^T
+ *              (U_k = I for isotropic/diagonal covariances): with
+ *              c_kj = m^2 lambda_kj + s^2 and y_k = U_k^T (x - m mu_k),
+ *                  l_k = log w_k - 1/2 sum_j [log(2 pi c_kj) + y_kj^2 / c_kj]
+ *                  score(x) = -sum_k softmax(l)_k U_k (y_k / c_k)
+ *              in double, log-sum-exp stable, O(K d) per row (O(K d^2) full).
+ *   empirical  data = n points y_i with equal weights, smoothed by the kernel:
+ *                  score(x) = sum_i softmax_i(-|x - m y_i|^2 / (2 s^2)) (m y_i - x) / s^2
+ *              in double, streamed over blocks of points with a running
+ *              log-sum-exp; needs s > 0.
  */
 #ifndef DIFFSDE_SCORES_H
 #define DIFFSDE_SCORES_H
+
+#include "parallel.h"
 
 #include <stdint.h>
 
 enum dsde_score_kind {
     DSDE_SCORE_NONE = 0,
     DSDE_SCORE_LINEAR = 1,
-    DSDE_SCORE_PYTHON = 2
+    DSDE_SCORE_PYTHON = 2,
+    DSDE_SCORE_MIXTURE = 3,
+    DSDE_SCORE_EMPIRICAL = 4
 };
 
 typedef struct {
     int kind;
     int64_t dim;
-    const double *mu;   /* linear: (dim,) */
-    const double *var0; /* linear: (dim,) */
+    /* linear */
+    const double *mu;           /* (dim,) */
+    const double *var0;         /* (dim,) */
+    /* mixture */
+    int64_t n_components;
+    const double *log_weights;  /* (K,) */
+    const double *means;        /* (K, dim) */
+    const double *lambdas;      /* (K, dim): covariance eigenvalues (or diagonal) */
+    const double *vectors;      /* (K, dim, dim) eigenvectors as columns, or NULL */
+    /* empirical */
+    int64_t n_points;
+    const double *points;       /* (n, dim) */
 } dsde_builtin_score;
 
-/* out = score(x) for `rows` rows of `dim`; `work` holds 2 * dim elements. */
-void dsde_score_linear_f64(const dsde_builtin_score *sc, double m, double s,
-                           const double *x, int64_t rows, double *out,
-                           double *work);
-void dsde_score_linear_f32(const dsde_builtin_score *sc, double m, double s,
-                           const float *x, int64_t rows, float *out,
-                           float *work);
+/* Doubles of per-thread workspace a block of `rows` rows needs. */
+int64_t dsde_score_work_size(const dsde_builtin_score *sc, int64_t rows);
 
-/* Elements of `work` (per thread) the built-in score needs. */
-int64_t dsde_score_work_size(const dsde_builtin_score *sc);
+/* out = score(x) for `rows` rows of `dim` elements. Long evaluations poll
+ * `pool` (Ctrl-C) and return early when the run is stopping. */
+void dsde_score_f64(const dsde_builtin_score *sc, double m, double s, const double *x,
+                    int64_t rows, double *out, double *work, dsde_pool *pool, int master);
+void dsde_score_f32(const dsde_builtin_score *sc, double m, double s, const float *x,
+                    int64_t rows, float *out, double *work, dsde_pool *pool, int master);
 
 #endif

@@ -60,7 +60,9 @@ DEFINE_HEUN_CORRECT(dsde_heun_correct_f32, float)
                 zz += (double)zr[i] * (double)zr[i];                           \
                 ss += (double)sr[i] * (double)sr[i];                           \
             }                                                                  \
-            double q = snr * sqrt(zz) / sqrt(ss);                              \
+            /* |s| = 0 (the row sits at a mode): the step size has no finite \
+             * value; the row stays put rather than become NaN. */         \
+            double q = ss > 0.0 ? snr * sqrt(zz) / sqrt(ss) : 0.0;             \
             double eps = 2.0 * r * (q * q);                                    \
             const T te = (T)eps, tsd = (T)sqrt(2.0 * eps);                     \
             for (int64_t i = 0; i < dim; i++)                                  \

@@ -5,7 +5,8 @@
  *   heun_predict   xt <- a x + b s(x, t)                  (Euler predictor)
  *   heun_correct   x  <- x/2 + (a xt + b s(xt, t)) / 2     (trapezoidal corrector)
  *   langevin       x  <- x + eps s + sqrt(2 eps) z, per row
- *                  eps = 2 a (c |z| / |s|)^2             (a = r, c = snr)
+ *                  eps = 2 a (c |z| / |s|)^2             (a = r, c = snr;
+ *                                                          eps = 0 when |s| = 0)
  *
  * A term whose coefficient is exactly zero is skipped: no score is evaluated
  * and no noise is drawn for it. Arithmetic is in the element type, with the

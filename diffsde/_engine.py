@@ -18,13 +18,12 @@ from ._memory import check_fits
 from ._rng import key_from_rng
 from ._steptable import KINDS, StepTable
 from ._threads import threads_for
-from .scores import LinearScore
 
 #: Target number of state elements per block: the block, its noise, score
 #: and Heun buffers stay in the L2 cache while every step runs over it.
 BLOCK_ELEMENTS = 4096
 
-_SCORE_NONE, _SCORE_LINEAR, _SCORE_PYTHON = 0, 1, 2
+_SCORE_NONE, _SCORE_LINEAR, _SCORE_PYTHON, _SCORE_MIXTURE, _SCORE_EMPIRICAL = 0, 1, 2, 3, 4
 _NONFINITE = ("raise", "warn", "ignore")
 
 
@@ -66,6 +65,8 @@ def as_state(x, dtype=None, name="x"):
 
 
 def _score_source(score, table, dim, event_ndim):
+    """(kind, params) for _core.run: built-in scores give C arrays, a
+    callable runs in Python."""
     if score is None:
         if table.nfe:
             row = int(np.flatnonzero(table.needs_score)[0])
@@ -73,18 +74,34 @@ def _score_source(score, table, dim, event_ndim):
                 f"the step table evaluates a score ({table.nfe} rows, first at "
                 f"{describe_row(table, row)}) but score=None"
             )
-        return _SCORE_NONE, None, None
-    if isinstance(score, LinearScore):
+        return _SCORE_NONE, ()
+    c_params = getattr(score, "c_params", None)
+    if c_params is not None:
         if event_ndim > 1:
             raise ValueError(
                 f"built-in scores need states of shape (batch,) or (batch, d); got event "
                 f"shape with {event_ndim} axes. Flatten the event axes or pass a callable score"
             )
-        mu, var0 = score.vectors(dim)
-        return _SCORE_LINEAR, mu, var0
+        kind, params = c_params(dim)
+        _check_builtin_defined(score, kind, table)
+        return kind, params
     if callable(score):
-        return _SCORE_PYTHON, None, None
+        return _SCORE_PYTHON, ()
     raise TypeError(f"score must be None, a built-in score or a callable score(x, t); got {score!r}")
+
+
+def _check_builtin_defined(score, kind, table):
+    """A built-in score needs a non-degenerate marginal wherever it is used."""
+    rows = table.needs_score
+    if kind == _SCORE_EMPIRICAL:
+        bad = rows & ~(table.s > 0)
+        why = "the smoothed empirical score needs s(t) > 0"
+    else:
+        bad = rows & (table.m == 0) & (table.s == 0)
+        why = "m(t) = s(t) = 0 leaves no density"
+    if np.any(bad):
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{score!r} is evaluated at {describe_row(table, row)}, where {why}")
 
 
 def _checked_score(value, shape, dtype, where, check_finite, state):
@@ -100,7 +117,7 @@ def _checked_score(value, shape, dtype, where, check_finite, state):
         )
     if np.may_share_memory(value, state):
         return np.array(value, dtype=dtype, order="C")
-    return np.ascontiguousarray(value, dtype=dtype)
+    return np.require(value, dtype=dtype, requirements=["C", "A"])
 
 
 def _python_score_callback(score, table, views, dtype, check_finite, state_buffers):
@@ -149,6 +166,8 @@ def _save_rows(save, table):
         saved = np.array([0, n_steps], dtype=np.int64)
     else:
         arr = np.asarray(save)
+        if arr.size == 0:
+            arr = arr.astype(np.int64)
         if arr.dtype.kind not in "iu":
             raise TypeError(f"save must be step counts (integers); got dtype {arr.dtype}")
         saved = np.unique(arr.astype(np.int64).ravel())
@@ -179,8 +198,7 @@ class RunPlan:
     dtype: np.dtype
     score: object
     score_kind: int
-    mu: np.ndarray
-    var0: np.ndarray
+    score_params: tuple
     noise: np.ndarray
     saved: np.ndarray
     save_rows: np.ndarray
@@ -202,7 +220,7 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
         raise ValueError(f"nonfinite must be one of {_NONFINITE}; got {nonfinite!r}")
     shape = x.shape
     dim = math.prod(shape[1:])
-    score_kind, mu, var0 = _score_source(score, table, dim, x.ndim - 1)
+    score_kind, score_params = _score_source(score, table, dim, x.ndim - 1)
     noise = _noise_array(noise, table, shape, dtype)
     saved, save_rows = _save_rows(save, table)
     out = _output(out, shape, dtype)
@@ -213,7 +231,7 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
     buffers = 1 + len(saved) + (score_kind == _SCORE_PYTHON)
     check_fits(shape[0] * dim * dtype.itemsize * buffers,
                f"a run of {table.n_steps} steps on a batch of shape {shape}")
-    return RunPlan(x, table, dtype, score, score_kind, mu, var0, noise, saved, save_rows, out,
+    return RunPlan(x, table, dtype, score, score_kind, score_params, noise, saved, save_rows, out,
                    nonfinite, int(block_rows), bool(progress))
 
 
@@ -265,7 +283,7 @@ def execute(plan, key):
             cols = [getattr(table, name)[r0:r1] for name in
                     ("kind", "interval", "stream", "a", "b", "c", "t", "m", "s")]
             bad = _core.run(
-                work, *cols, key, plan.noise, plan.score_kind, plan.mu, plan.var0, callback,
+                work, *cols, key, plan.noise, plan.score_kind, plan.score_params, callback,
                 scratch, plan.save_rows[first:last] - r0, snapshots[first:last],
                 plan.nonfinite != "ignore", plan.nonfinite == "raise", threads, plan.block_rows,
             )

@@ -38,6 +38,10 @@ class LinearScore:
         self.mean = mean
         self.var = var
 
+    def c_params(self, dim):
+        """(kind, arrays) of the C kernel (csrc/scores.h, "linear")."""
+        return 1, self.vectors(dim)
+
     def vectors(self, dim):
         """(mean, var) broadcast to ``dim`` coordinates, float64 C arrays."""
         try:

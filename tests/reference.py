@@ -65,7 +65,8 @@ def run_table(x, table, key, *, score=None, noise=None):
             inner = ta * xt if s is None else ta * xt + tb * s
             x = half * x + half * inner
         elif kind == KINDS["langevin"]:
-            q = c * row_norm(z) / row_norm(s)
+            norm_s = row_norm(s)
+            q = np.where(norm_s > 0, c * row_norm(z) / np.where(norm_s > 0, norm_s, 1.0), 0.0)
             eps = 2.0 * a * (q * q)
             te = eps.astype(x.dtype)[:, None]
             tsd = np.sqrt(2.0 * eps).astype(x.dtype)[:, None]

@@ -357,3 +357,91 @@ def test_progress_reports_the_first_nonfinite_step_of_the_whole_run():
     table = ds.StepTable.affine(a, 0.0, 0.0)
     with pytest.raises(FloatingPointError, match="step 250 of 300"):
         ds.run_steps(np.full(4, 1e10), table, progress=True)
+
+
+# ---- regressions from the C review --------------------------------------------
+
+def test_a_python_score_failing_mid_run_never_hangs_the_threads(parallel):
+    """A score that raises on a later call stopped the master at one barrier
+    and a worker at another; every thread must leave at the same point."""
+    ds.set_num_threads(2)
+    try:
+        x = np.zeros((20_000, 1))
+        table = ds.StepTable.affine(np.ones(6), 0.1, 0.0)
+        for fail_at in range(1, 5):
+            for _ in range(10):
+                calls = []
+
+                def score(v, t):
+                    calls.append(t)
+                    return v[:1] if len(calls) > fail_at else -v
+
+                with pytest.raises(ValueError, match="returned shape"):
+                    ds.run_steps(x, table, score=score, block_rows=7)
+    finally:
+        ds.set_num_threads(None)
+
+
+def test_absurd_block_rows_and_thread_counts_are_capped():
+    x = np.random.default_rng(13).standard_normal(1000)
+    table = ds.StepTable.affine(np.full(4, 0.9), 0.0, 0.1)
+    expected = ds.run_steps(x, table, rng=1).x
+    for block_rows in (2**61, 2**62, 10**9):
+        np.testing.assert_array_equal(ds.run_steps(x, table, rng=1, block_rows=block_rows).x, expected)
+    ds.set_num_threads(100_000)
+    try:
+        np.testing.assert_array_equal(ds.run_steps(np.tile(x, 200), table, rng=1, block_rows=1).x[:1000],
+                                      expected)
+    finally:
+        ds.set_num_threads(None)
+
+
+def test_user_noise_is_needed_only_where_a_row_draws_noise():
+    table = ds.StepTable.affine(np.ones(3), 0.0, [1.0, 1.0, 0.0])
+    noise = np.ones((2, 4))
+    np.testing.assert_array_equal(ds.run_steps(np.zeros(4), table, noise=noise).x, np.full(4, 2.0))
+    heun = ds.StepTable.heun(1.0, 0.1, 1.0, 0.1, t=1.0, t_end=0.5)
+    both = ds.StepTable.concat(ds.StepTable.affine([1.0], 0.0, 1.0), heun)
+    got = ds.run_steps(np.zeros(4), both, noise=np.ones((1, 4)), score=lambda v, t: -v).x
+    np.testing.assert_allclose(got, 1.0 * (0.5 + 0.5 * (0.9 + 0.1 * -0.9)))
+    assert ds.run_steps(np.zeros((0, 2)), table, noise=np.ones((2, 0, 2))).x.shape == (0, 2)
+    assert ds.run_steps(np.zeros(4), table, save=[]).xs.shape == (0, 4)
+
+
+def test_langevin_at_a_mode_stays_put_instead_of_becoming_nan():
+    x = np.zeros((3, 4))
+    x[1] = 1.0
+    table = ds.StepTable.langevin(1.0, 0.16, t=0.5, m=1.0, s=0.0)
+    result = ds.run_steps(x, table, score=ds.LinearScore(0.0, 1.0), rng=2)
+    np.testing.assert_array_equal(result.x[[0, 2]], 0.0)  # score 0: no step
+    assert np.all(np.isfinite(result.x)) and not np.array_equal(result.x[1], x[1])
+    expected = reference.run_table(x, table, key_from_rng(2), score=linear_twin(0.0, 1.0))[-1]
+    np.testing.assert_array_equal(result.x, expected)
+
+
+def test_direct_core_calls_cannot_crash_on_lone_heun_rows():
+    from diffsde import _core
+
+    x = np.zeros((2, 2))
+    cols = [np.array([2], np.int32), np.zeros(1, np.int64), np.zeros(1, np.int64)] + [np.ones(1)] * 6
+    with pytest.raises(ValueError, match="heun_correct"):
+        _core.run(x, *cols, 0, None, 1, (np.zeros(2), np.ones(2)), None, None,
+                  np.zeros(0, np.int64), np.zeros((0, 2, 2)), True, True, 1, 1)
+
+
+@pytest.mark.parametrize("layout", ["unaligned", "byteswapped"])
+def test_scores_returning_odd_layouts_are_read_correctly(layout):
+    x = np.random.default_rng(14).standard_normal((16, 3))
+    table = ds.StepTable.affine(np.ones(3), 0.5, 0.0)
+
+    def score(v, t):
+        value = -np.asarray(v)
+        if layout == "byteswapped":
+            return value.astype(value.dtype.newbyteorder())
+        odd = np.frombuffer(np.empty(value.nbytes + 1, np.uint8)[1:], np.float64).reshape(value.shape)
+        assert not odd.flags.aligned
+        odd[...] = value
+        return odd
+
+    got = ds.run_steps(x, table, score=score).x
+    np.testing.assert_allclose(got, x * 0.5**3, rtol=1e-15)
