@@ -86,9 +86,10 @@ def standard_normal(shape=None, rng=None, dtype=np.float64, out=None):
     # The key is drawn only once the arguments are known good, so a failed
     # call does not advance a Generator.
     key = key_from_rng(rng)
-    result = np.empty(shape, dtype=dtype)
+    direct = out is not None and out.flags.c_contiguous and out.flags.aligned and out.dtype.isnative
+    result = out if direct else np.empty(shape, dtype=dtype)
     fill_normal(result, key)
-    if out is None:
+    if out is None or direct:
         return result
     out[...] = result
     return out
