@@ -507,6 +507,27 @@ core_fill_normal(PyObject *self, PyObject *args)
 }
 
 static PyObject *
+core_fill_uniform(PyObject *self, PyObject *args)
+{
+    PyObject *out_obj;
+    unsigned long long key, j0;
+    unsigned int stream, k;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OKIIK:fill_uniform", &out_obj, &key, &stream, &k, &j0))
+        return NULL;
+    PyArrayObject *out = expect_array(out_obj, "out", NPY_FLOAT64, -1, 1);
+    if (out == NULL)
+        return NULL;
+    if ((unsigned long long)PyArray_SIZE(out) > UINT64_MAX - j0) {
+        PyErr_SetString(PyExc_ValueError, "_core: j0 + out.size exceeds 2**64");
+        return NULL;
+    }
+    dsde_uniform_fill_f64(dsde_key_from_u64(key), stream, k, j0, PyArray_SIZE(out),
+                          PyArray_DATA(out));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 core_count_tails(PyObject *self, PyObject *args)
 {
     PyObject *thr_obj;
@@ -558,6 +579,8 @@ static PyMethodDef core_methods[] = {
      "box_muller(words (n, 4) uint32, f32) -> normals (n, 2) float64 or (n, 4) float32"},
     {"fill_normal", core_fill_normal, METH_VARARGS,
      "fill_normal(out, key, stream, k, j0, num_threads): out.flat[i] = normal j0 + i"},
+    {"fill_uniform", core_fill_uniform, METH_VARARGS,
+     "fill_uniform(out, key, stream, k, j0): out.flat[i] = uniform j0 + i in [0, 1), float64"},
     {"count_tails", core_count_tails, METH_VARARGS,
      "count_tails(key, stream, k, n, thresholds, f32, num_threads) -> counts of "
      "|z| > threshold over normals 0 .. n-1"},

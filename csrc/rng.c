@@ -44,3 +44,21 @@ dsde_counter(uint64_t block, uint32_t k, uint32_t stream)
     dsde_philox_ctr c = {{(uint32_t)block, (uint32_t)(block >> 32), k, stream}};
     return c;
 }
+
+void
+dsde_uniform_fill_f64(dsde_philox_key key, uint32_t stream, uint32_t k, uint64_t j0,
+                      int64_t n, double *out)
+{
+    uint64_t block = j0 / 2;
+    int first = (int)(j0 % 2);
+    int64_t i = 0;
+    while (i < n) {
+        dsde_philox_ctr w = dsde_philox4x32_10(dsde_counter(block, k, stream), key);
+        for (int e = first; e < 2 && i < n; e++) {
+            uint64_t bits = ((((uint64_t)w.v[2 * e + 1]) << 32) | w.v[2 * e]) >> 11;
+            out[i++] = (double)bits * 0x1p-53;
+        }
+        first = 0;
+        block++;
+    }
+}

@@ -47,4 +47,10 @@ dsde_philox_key dsde_key_from_u64(uint64_t key);
 /* The counter of Philox block `block` of interval k, stream `stream`. */
 dsde_philox_ctr dsde_counter(uint64_t block, uint32_t k, uint32_t stream);
 
+/* Uniforms in [0, 1) with 53 random bits: element j of (key, stream, k) is
+ * ((w1:w0) >> 11) 2^-53 (j even) or ((w3:w2) >> 11) 2^-53 (j odd) of Philox
+ * block j / 2, the words the float64 normals use for (u1 - 2^-53, u2). */
+void dsde_uniform_fill_f64(dsde_philox_key key, uint32_t stream, uint32_t k,
+                           uint64_t j0, int64_t n, double *out);
+
 #endif

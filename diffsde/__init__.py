@@ -15,7 +15,7 @@ from ._steptable import StepTable
 from ._threads import get_num_threads, set_num_threads
 from .brownian import BrownianPath
 from .chains import DDPM, SMLD
-from .scores import LinearScore, score_from_eps
+from .scores import EmpiricalData, GaussianMixture, LinearScore, score_from_eps
 from .sde import VESDE, VPSDE, ReverseSDE, SubVPSDE
 from .simulate import Trajectory, forward, reverse
 
@@ -24,6 +24,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BrownianPath",
     "DDPM",
+    "EmpiricalData",
+    "GaussianMixture",
     "LinearScore",
     "ReverseSDE",
     "RunResult",

@@ -93,3 +93,9 @@ def standard_normal(shape=None, rng=None, dtype=np.float64, out=None):
         return result
     out[...] = result
     return out
+
+
+def fill_uniform(out, key, stream=STREAM_INITIAL, k=0, j0=0):
+    """Fill the C-contiguous float64 array ``out`` with uniforms j0 + i in [0, 1)."""
+    _core.fill_uniform(out, key, stream, k, j0)
+    return out

@@ -3,8 +3,48 @@
 A built-in score object knows the data distribution p_0; the step table
 supplies the marginal coefficients (m, s) of x_t = m x_0 + s z at each score
 time, and the C driver evaluates the score of p_t without returning to Python.
+``data.score(process)`` binds the data to a process: the result is callable
+as ``score(x, t)`` and is recognised by ``ds.reverse`` as a fused C score.
 """
+import math
+
 import numpy as np
+
+from ._rng import STREAM_INITIAL, fill_normal, fill_uniform, key_from_rng
+
+_SCORE_LINEAR, _SCORE_MIXTURE, _SCORE_EMPIRICAL = 1, 3, 4
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _logsumexp(a, axis):
+    top = np.max(a, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return np.log(np.sum(np.exp(a - top), axis=axis)) + np.squeeze(top, axis=axis)
+
+
+def _as_rows(x, d, name="x"):
+    """x as (n, d) float64: (n,) is a batch of scalars when d == 1."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be real; got dtype {x.dtype}")
+    x = x.astype(np.float64, copy=False)
+    if d == 1 and x.ndim == 1:
+        return x[:, None], True
+    if x.ndim != 2 or x.shape[1] != d:
+        raise ValueError(f"{name} must have shape (n, {d})" + (" or (n,)" if d == 1 else "")
+                         + f"; got {x.shape}")
+    return x, False
+
+
+def _marginal_coefficients(process, t):
+    """(m, s) of the process at time t (an SDE) or index t (a chain)."""
+    from .chains import Chain
+
+    if isinstance(process, Chain):
+        m, s = process.marginal(t)
+    else:
+        m, s = process.marginal(t)
+    return float(m), float(s)
 
 
 class LinearScore:
@@ -40,7 +80,7 @@ class LinearScore:
 
     def c_params(self, dim):
         """(kind, arrays) of the C kernel (csrc/scores.h, "linear")."""
-        return 1, self.vectors(dim)
+        return _SCORE_LINEAR, self.vectors(dim)
 
     def vectors(self, dim):
         """(mean, var) broadcast to ``dim`` coordinates, float64 C arrays."""
@@ -117,3 +157,261 @@ def score_from_eps(eps_fn, process):
     callable score(x, t)
     """
     return EpsScore(eps_fn, process)
+
+
+class BoundScore:
+    """The exact score of known data under a process: ``data.score(process)``.
+
+    Callable as ``score(x, t)`` (NumPy, in double precision); ``ds.reverse``
+    runs it inside the C step instead, with (m, s) from the process. For a
+    chain, t is the grid time t_i and (m, s) = ``chain.marginal(i)``.
+    """
+
+    def __init__(self, data, process):
+        from .chains import Chain
+        from .sde import SDE
+
+        if not isinstance(process, (SDE, Chain)):
+            raise TypeError(f"process must be an SDE or a chain; got {type(process).__name__}")
+        self.data, self.process = data, process
+        self._is_chain = isinstance(process, Chain)
+
+    def coefficients(self, t):
+        """(m, s) at time t."""
+        if self._is_chain:
+            i = int(round(float(t) * self.process.N / self.process.T))
+            return _marginal_coefficients(self.process, i)
+        return _marginal_coefficients(self.process, t)
+
+    def __call__(self, x, t):
+        m, s = self.coefficients(t)
+        return self.data.score_at(x, m, s)
+
+    def c_params(self, dim):
+        return self.data.c_params(dim)
+
+    def __repr__(self):
+        return f"{self.data!r}.score({self.process!r})"
+
+
+class GaussianMixture:
+    r"""A mixture of Gaussians, sum_k w_k N(mu_k, Sigma_k), with its exact
+    marginals and scores under every process.
+
+    Under x_t = m x_0 + s z the mixture stays a mixture with means m mu_k and
+    covariances m^2 Sigma_k + s^2 I, so its score is exact at every t:
+
+    .. math::
+
+        \nabla \log p_t(x) = \sum_k \gamma_k(x)\, (m^2 \Sigma_k + s^2 I)^{-1} (m \mu_k - x),
+        \quad \gamma_k \propto w_k\, \mathcal N(x; m\mu_k, m^2\Sigma_k + s^2 I)
+
+    Parameters
+    ----------
+    weights : array (K,)
+        Non-negative, summing to 1 within 1e-6 (then renormalized).
+    means : array (K, d)
+    covs : array
+        ``covs.ndim`` decides: (K,) isotropic variances, (K, d) diagonal
+        variances, (K, d, d) full symmetric positive definite covariances
+        (eigendecomposed once, Sigma_k = U_k diag(lambda_k) U_k^T).
+    """
+
+    def __init__(self, weights, means, covs):
+        w = np.asarray(weights, dtype=np.float64)
+        mu = np.asarray(means, dtype=np.float64)
+        cov = np.asarray(covs, dtype=np.float64)
+        if w.ndim != 1 or w.size == 0:
+            raise ValueError(f"weights must be a non-empty 1-D array; got shape {w.shape}")
+        K = w.size
+        if mu.ndim != 2 or mu.shape[0] != K:
+            raise ValueError(f"means must have shape (K, d) = ({K}, d); got {mu.shape}")
+        d = mu.shape[1]
+        for name, arr in (("weights", w), ("means", mu), ("covs", cov)):
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{name} must be finite")
+        if np.any(w < 0):
+            raise ValueError(f"weights must be >= 0; got {w.tolist()}")
+        if abs(w.sum() - 1.0) > 1e-6:
+            raise ValueError(f"weights must sum to 1 (within 1e-6); they sum to {w.sum()!r}")
+        if cov.ndim == 1:
+            if cov.shape != (K,):
+                raise ValueError(f"isotropic covs must have shape (K,) = ({K},); got {cov.shape}")
+            self.cov_kind = "isotropic"
+            lambdas = np.repeat(cov[:, None], d, axis=1)
+            vectors = None
+        elif cov.ndim == 2:
+            if cov.shape != (K, d):
+                raise ValueError(f"diagonal covs must have shape (K, d) = ({K}, {d}); got {cov.shape}")
+            self.cov_kind = "diagonal"
+            lambdas, vectors = cov.copy(), None
+        elif cov.ndim == 3:
+            if cov.shape != (K, d, d):
+                raise ValueError(f"full covs must have shape (K, d, d) = ({K}, {d}, {d}); got {cov.shape}")
+            self.cov_kind = "full"
+            lambdas, vectors = np.empty((K, d)), np.empty((K, d, d))
+            for k in range(K):
+                scale = max(np.abs(cov[k]).max(), np.finfo(float).tiny)
+                if np.abs(cov[k] - cov[k].T).max() > 1e-10 * scale:
+                    raise ValueError(f"covs[{k}] is not symmetric")
+                lambdas[k], vectors[k] = np.linalg.eigh(cov[k])
+        else:
+            raise ValueError(f"covs must have 1, 2 or 3 dimensions; got shape {cov.shape}")
+        bad = np.flatnonzero(~np.all(lambdas > 0, axis=1))
+        if bad.size:
+            raise ValueError(f"covs[{bad[0]}] is not positive definite (eigenvalues "
+                             f"{np.round(lambdas[bad[0]], 12).tolist()})")
+        self.weights = w / w.sum()
+        self.means, self.covs = mu, cov
+        self.lambdas, self.vectors = lambdas, vectors
+        for arr in (self.weights, self.means, self.covs, self.lambdas) + ((vectors,) if vectors is not None else ()):
+            arr.setflags(write=False)
+        self.K, self.d = K, d
+
+    # ---- the distribution ---------------------------------------------------
+    def covariance(self, k):
+        """Sigma_k as a (d, d) matrix."""
+        if self.vectors is None:
+            return np.diag(self.lambdas[k])
+        return (self.vectors[k] * self.lambdas[k]) @ self.vectors[k].T
+
+    def sample(self, n, rng=None):
+        """n samples (shape (n, d), or (n,) when d = 1), from stream 1 of one key:
+        component j from uniform j of interval 1, coordinates from the normals
+        of interval 0."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be an int >= 0; got {n!r}")
+        key = key_from_rng(rng)
+        u = fill_uniform(np.empty(n), key, STREAM_INITIAL, 1)
+        comp = np.minimum(np.searchsorted(np.cumsum(self.weights), u, side="right"), self.K - 1)
+        z = fill_normal(np.empty((n, self.d)), key, STREAM_INITIAL, 0)
+        scaled = z * np.sqrt(self.lambdas[comp])
+        if self.vectors is not None:
+            scaled = np.einsum("nij,nj->ni", self.vectors[comp], scaled)
+        x = self.means[comp] + scaled
+        return x[:, 0] if self.d == 1 else x
+
+    def component_logpdf(self, x):
+        """log w_k + log N(x; mu_k, Sigma_k), shape (n, K)."""
+        rows, _ = _as_rows(x, self.d)
+        diff = rows[:, None, :] - self.means[None]
+        if self.vectors is not None:
+            diff = np.einsum("nkj,kji->nki", diff, self.vectors)
+        quad = np.sum(diff**2 / self.lambdas[None], axis=2)
+        logdet = np.sum(np.log(self.lambdas), axis=1)
+        return np.log(self.weights)[None] - 0.5 * (quad + logdet[None] + self.d * _LOG_2PI)
+
+    def logpdf(self, x):
+        """log p(x), shape (n,)."""
+        return _logsumexp(self.component_logpdf(x), axis=1)
+
+    def marginal(self, process, t):
+        """The mixture x_t follows: means m mu_k, covariances m^2 Sigma_k + s^2 I
+        (t a time for an SDE, an index i for a chain)."""
+        m, s = _marginal_coefficients(process, t)
+        return self.with_marginal(m, s)
+
+    def with_marginal(self, m, s):
+        """The law of m x_0 + s z for x_0 from this mixture."""
+        if self.cov_kind == "full":
+            covs = m * m * self.covs + s * s * np.eye(self.d)[None]
+        else:
+            covs = m * m * self.covs + s * s
+        return GaussianMixture(self.weights, m * self.means, covs)
+
+    # ---- the score ----------------------------------------------------------
+    def score(self, process):
+        """The exact score of the marginals under ``process`` (fused in C)."""
+        return BoundScore(self, process)
+
+    def score_at(self, x, m, s):
+        """The score of the law of m x_0 + s z at x, in NumPy."""
+        rows, scalar = _as_rows(x, self.d)
+        marg = self.with_marginal(m, s)
+        gamma = marg.component_logpdf(rows)
+        gamma = np.exp(gamma - _logsumexp(gamma, axis=1)[:, None])
+        diff = marg.means[None] - rows[:, None, :]
+        if marg.vectors is None:
+            per = diff / marg.lambdas[None]
+        else:
+            y = np.einsum("nkj,kji->nki", diff, marg.vectors) / marg.lambdas[None]
+            per = np.einsum("kij,nkj->nki", marg.vectors, y)
+        out = np.einsum("nk,nkj->nj", gamma, per)
+        return out[:, 0] if scalar else out
+
+    def c_params(self, dim):
+        if dim != self.d:
+            raise ValueError(f"this GaussianMixture has d = {self.d}; the states have {dim} "
+                             "coordinates per row")
+        vectors = np.zeros(0) if self.vectors is None else np.ascontiguousarray(self.vectors).ravel()
+        return _SCORE_MIXTURE, (np.log(self.weights), np.ascontiguousarray(self.means).ravel(),
+                                np.ascontiguousarray(self.lambdas).ravel(), vectors)
+
+    def __repr__(self):
+        return f"GaussianMixture(K={self.K}, d={self.d}, {self.cov_kind})"
+
+
+class EmpiricalData:
+    r"""Data given as n points with equal weights, and the exact score of their
+    smoothed marginals (the ideal denoiser):
+
+    .. math::
+
+        p_t(x) = \frac1n \sum_i \mathcal N(x; m y_i, s^2 I), \quad
+        \nabla \log p_t(x) = \sum_i \gamma_i(x) \frac{m y_i - x}{s^2}
+
+    A reverse run with this score carries its samples back onto the data
+    points as t -> 0. It needs s > 0, which holds at every score time of a
+    reverse run (the score is never evaluated at t_end).
+
+    Parameters
+    ----------
+    points : array (n, d), or (n,) for d = 1
+    """
+
+    def __init__(self, points):
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.ndim == 1:
+            pts = pts[:, None]
+        if pts.ndim != 2 or pts.shape[0] == 0:
+            raise ValueError(f"points must have shape (n, d) or (n,) with n >= 1; got {np.shape(points)}")
+        if not np.all(np.isfinite(pts)):
+            raise ValueError("points must be finite")
+        self.points = np.ascontiguousarray(pts)
+        self.points.setflags(write=False)
+        self.n, self.d = pts.shape
+
+    def score(self, process):
+        """The exact score of the smoothed data under ``process`` (fused in C)."""
+        return BoundScore(self, process)
+
+    def marginal_logpdf(self, x, m, s):
+        """log p_t(x) for the law of m y + s z, shape (n_x,)."""
+        rows, _ = _as_rows(x, self.d)
+        if not s > 0:
+            raise ValueError(f"the smoothed empirical density needs s > 0; got s = {s!r}")
+        sq = np.sum((rows[:, None, :] - m * self.points[None]) ** 2, axis=2)
+        return _logsumexp(-sq / (2 * s * s), axis=1) - np.log(self.n) - 0.5 * self.d * np.log(2 * np.pi * s * s)
+
+    def score_at(self, x, m, s):
+        """The score of the law of m y + s z at x, in NumPy (chunked over x)."""
+        rows, scalar = _as_rows(x, self.d)
+        if not s > 0:
+            raise ValueError(f"the smoothed empirical score needs s > 0; got s = {s!r}")
+        out = np.empty_like(rows)
+        step = max(1, 2**22 // max(self.n, 1))
+        for i in range(0, rows.shape[0], step):
+            chunk = rows[i:i + step]
+            logits = -np.sum((chunk[:, None, :] - m * self.points[None]) ** 2, axis=2) / (2 * s * s)
+            gamma = np.exp(logits - logits.max(axis=1, keepdims=True))
+            gamma /= gamma.sum(axis=1, keepdims=True)
+            out[i:i + step] = (m * gamma @ self.points - chunk) / (s * s)
+        return out[:, 0] if scalar else out
+
+    def c_params(self, dim):
+        if dim != self.d:
+            raise ValueError(f"this EmpiricalData has d = {self.d}; the states have {dim} coordinates per row")
+        return _SCORE_EMPIRICAL, (self.points.ravel(),)
+
+    def __repr__(self):
+        return f"EmpiricalData(n={self.n}, d={self.d})"
