@@ -9,11 +9,13 @@ Brownian path.
 >>> vp = ds.VPSDE(beta_min=0.1, beta_max=20.0)
 >>> tr = ds.forward(vp, x0, steps=1000, rng=7)          # doctest: +SKIP
 """
+from . import datasets
 from ._engine import RunResult, run_steps
 from ._rng import standard_normal
 from ._steptable import StepTable
 from ._threads import get_num_threads, set_num_threads
 from .brownian import BrownianPath
+from .likelihood import log_likelihood
 from .chains import DDPM, SMLD
 from .scores import EmpiricalData, GaussianMixture, LinearScore, score_from_eps
 from .sde import VESDE, VPSDE, ReverseSDE, SubVPSDE
@@ -35,8 +37,10 @@ __all__ = [
     "Trajectory",
     "VESDE",
     "VPSDE",
+    "datasets",
     "forward",
     "get_num_threads",
+    "log_likelihood",
     "reverse",
     "run_steps",
     "score_from_eps",

@@ -187,6 +187,11 @@ class BoundScore:
         m, s = self.coefficients(t)
         return self.data.score_at(x, m, s)
 
+    def score_and_trace(self, x, t):
+        """(score, trace of its Jacobian) at time t: exact, for likelihoods."""
+        m, s = self.coefficients(t)
+        return self.data.score_and_trace(x, m, s)
+
     def c_params(self, dim):
         return self.data.c_params(dim)
 
@@ -339,6 +344,27 @@ class GaussianMixture:
         out = np.einsum("nk,nkj->nj", gamma, per)
         return out[:, 0] if scalar else out
 
+    def score_and_trace(self, x, m, s):
+        r"""The score and the trace of its Jacobian (the Laplacian of log p_t):
+
+        .. math:: \mathrm{tr}\,\nabla s = \sum_k \gamma_k\left(|g_k|^2 - \mathrm{tr}\,C_k^{-1}\right) - |s|^2,
+                  \quad g_k = C_k^{-1}(m\mu_k - x)
+        """
+        rows, scalar = _as_rows(x, self.d)
+        marg = self.with_marginal(m, s)
+        logits = marg.component_logpdf(rows)
+        gamma = np.exp(logits - _logsumexp(logits, axis=1)[:, None])
+        diff = marg.means[None] - rows[:, None, :]
+        if marg.vectors is None:
+            per = diff / marg.lambdas[None]
+        else:
+            y = np.einsum("nkj,kji->nki", diff, marg.vectors) / marg.lambdas[None]
+            per = np.einsum("kij,nkj->nki", marg.vectors, y)
+        score = np.einsum("nk,nkj->nj", gamma, per)
+        inv_trace = np.sum(1.0 / marg.lambdas, axis=1)
+        trace = gamma @ (-inv_trace) + np.einsum("nk,nkj,nkj->n", gamma, per, per) - np.sum(score**2, axis=1)
+        return (score[:, 0] if scalar else score), trace
+
     def c_params(self, dim):
         if dim != self.d:
             raise ValueError(f"this GaussianMixture has d = {self.d}; the states have {dim} "
@@ -407,6 +433,20 @@ class EmpiricalData:
             gamma /= gamma.sum(axis=1, keepdims=True)
             out[i:i + step] = (m * gamma @ self.points - chunk) / (s * s)
         return out[:, 0] if scalar else out
+
+    def score_and_trace(self, x, m, s):
+        """The score and the trace of its Jacobian:
+        sum_i gamma_i |g_i|^2 - d / s^2 - |score|^2 with g_i = (m y_i - x) / s^2."""
+        rows, scalar = _as_rows(x, self.d)
+        if not s > 0:
+            raise ValueError(f"the smoothed empirical score needs s > 0; got s = {s!r}")
+        logits = -np.sum((rows[:, None, :] - m * self.points[None]) ** 2, axis=2) / (2 * s * s)
+        gamma = np.exp(logits - logits.max(axis=1, keepdims=True))
+        gamma /= gamma.sum(axis=1, keepdims=True)
+        per = (m * self.points[None] - rows[:, None, :]) / (s * s)
+        score = np.einsum("ni,nij->nj", gamma, per)
+        trace = np.einsum("ni,nij,nij->n", gamma, per, per) - self.d / (s * s) - np.sum(score**2, axis=1)
+        return (score[:, 0] if scalar else score), trace
 
     def c_params(self, dim):
         if dim != self.d:

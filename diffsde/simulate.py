@@ -11,7 +11,7 @@ from ._rng import STREAM_INITIAL, fill_normal, key_from_rng
 from ._steptable import StepTable
 from .brownian import BrownianPath
 from .chains import DDPM, SMLD, Chain
-from .scores import LinearScore
+from .scores import BoundScore, EmpiricalData, GaussianMixture
 from .sde import SDE, VESDE, VPSDE, SubVPSDE
 
 DEFAULT_SDE_STEPS = 1000
@@ -434,8 +434,12 @@ def _reverse_start(x, shape, dtype):
 
 
 def _bind(score, process):
-    """A score object bound to the process, or the callable itself."""
-    bind = getattr(score, "score", None)
-    if bind is not None and callable(bind) and not isinstance(score, LinearScore):
-        return bind(process)
+    """Known data bound to the run's process; a callable as it is."""
+    if isinstance(score, BoundScore):
+        if score.process is not process:
+            raise ValueError(f"the score is bound to {score.process!r} but the run is on {process!r}; "
+                             f"use data.score(process) with the run's process")
+        return score
+    if isinstance(score, (GaussianMixture, EmpiricalData)):
+        return score.score(process)
     return score
