@@ -105,3 +105,22 @@ def table_moments(table, mean, var, mu, v0, every_step=False):
             raise ValueError("table_moments handles affine and Heun rows only")
         history.append((mean, var))
     return history if every_step else (mean, var)
+
+
+def empirical_score(x, points, m, s):
+    """Slow twin of the smoothed empirical score: a loop over the points."""
+    x = np.asarray(x, dtype=np.float64)
+    rows = x[:, None] if x.ndim == 1 else x
+    logits = np.stack([-np.sum((rows - m * p) ** 2, axis=1) / (2 * s * s) for p in points], axis=1)
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    weights /= weights.sum(axis=1, keepdims=True)
+    out = sum(weights[:, [i]] * (m * p - rows) for i, p in enumerate(points)) / (s * s)
+    return out[:, 0] if x.ndim == 1 else out
+
+
+def score_in_c(score, x, m, s, dtype=np.float64):
+    """The built-in score evaluated by the C driver: one row x <- score(x)."""
+    import diffsde as ds
+
+    table = ds.StepTable.affine([0.0], 1.0, 0.0, t=0.5, m=m, s=s)
+    return ds.run_steps(np.asarray(x, dtype=dtype), table, score=score).x

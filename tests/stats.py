@@ -21,3 +21,13 @@ def assert_variance(sample, var, z=Z, axis=0):
 def fitted_slope(n, err):
     """Slope of log(err) against log(n)."""
     return np.polyfit(np.log(n), np.log(err), 1)[0]
+
+
+def sliced_wasserstein(x, y, n_projections=64, seed=0):
+    """Sliced W2 between equal-size samples: the RMS over random directions
+    of the 1-D W2 between sorted projections."""
+    rng = np.random.default_rng(seed)
+    dirs = rng.standard_normal((n_projections, x.shape[1]))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    px, py = np.sort(x @ dirs.T, axis=0), np.sort(y @ dirs.T, axis=0)
+    return np.sqrt(np.mean((px - py) ** 2))
