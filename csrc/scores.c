@@ -15,8 +15,9 @@ dsde_score_work_size(const dsde_builtin_score *sc, int64_t rows)
     case DSDE_SCORE_LINEAR:
         return 2 * d;
     case DSDE_SCORE_MIXTURE:
-        /* c, m mu (K d each), log-normalizers and logits (K each), x, y, g (d each) */
-        return 2 * K * d + 2 * K + 3 * d;
+        /* 1/c, m mu, per-component scores (K d each), log-normalizers and
+         * logits (K each), x, y, g (d each) */
+        return 3 * K * d + 2 * K + 3 * d;
     case DSDE_SCORE_EMPIRICAL:
         /* per row: running max, running sum, weighted sum (d); the rows
          * widened to double and their scores (d each) */
@@ -52,10 +53,11 @@ DEFINE_SCORE_LINEAR(score_linear_f32, float)
 /* ---- mixture -------------------------------------------------------------- */
 
 typedef struct {
-    double *c;        /* (K, d): m^2 lambda + s^2 */
+    double *inv_c;    /* (K, d): 1 / (m^2 lambda + s^2) */
     double *mmu;      /* (K, d): m mu */
     double *lognorm;  /* (K,): log w - 1/2 sum log(2 pi c) */
     double *logit;    /* (K,) */
+    double *per;      /* (K, d): C_k^{-1} (m mu_k - x) of the current row */
     double *xd, *y, *g; /* (d,) each */
 } mixture_work;
 
@@ -63,14 +65,20 @@ static mixture_work
 mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
 {
     const int64_t d = sc->dim, K = sc->n_components;
-    mixture_work w = {work, work + K * d, work + 2 * K * d, work + 2 * K * d + K,
-                      work + 2 * K * d + 2 * K, work + 2 * K * d + 2 * K + d,
-                      work + 2 * K * d + 2 * K + 2 * d};
+    mixture_work w;
+    w.inv_c = work;
+    w.mmu = w.inv_c + K * d;
+    w.per = w.mmu + K * d;
+    w.lognorm = w.per + K * d;
+    w.logit = w.lognorm + K;
+    w.xd = w.logit + K;
+    w.y = w.xd + d;
+    w.g = w.y + d;
     for (int64_t k = 0; k < K; k++) {
         double half_logdet = 0.0;
         for (int64_t j = 0; j < d; j++) {
             double c = m * m * sc->lambdas[k * d + j] + s * s;
-            w.c[k * d + j] = c;
+            w.inv_c[k * d + j] = 1.0 / c;
             w.mmu[k * d + j] = m * sc->means[k * d + j];
             half_logdet += 0.5 * (LOG_2PI + log(c));
         }
@@ -79,31 +87,49 @@ mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
     return w;
 }
 
-/* g = score at the row w.xd (all in double). */
+/* per_k = C_k^{-1} (m mu_k - x) and its logit; y_k = U_k^T (m mu_k - x). */
+static double
+mixture_component(const dsde_builtin_score *sc, const mixture_work *w, int64_t k)
+{
+    const int64_t d = sc->dim;
+    const double *mmu = w->mmu + k * d, *inv_c = w->inv_c + k * d;
+    double *per = w->per + k * d;
+    double quad = 0.0;
+    if (sc->vectors == NULL) {
+        for (int64_t j = 0; j < d; j++) {
+            double diff = mmu[j] - w->xd[j];
+            per[j] = diff * inv_c[j];
+            quad += diff * per[j];
+        }
+    }
+    else {
+        const double *U = sc->vectors + k * d * d;
+        for (int64_t i = 0; i < d; i++) {
+            double yi = 0.0;
+            for (int64_t j = 0; j < d; j++)
+                yi += U[j * d + i] * (mmu[j] - w->xd[j]);
+            w->y[i] = yi * inv_c[i];
+            quad += yi * w->y[i];
+        }
+        for (int64_t j = 0; j < d; j++) {
+            double pj = 0.0;
+            for (int64_t i = 0; i < d; i++)
+                pj += U[j * d + i] * w->y[i];
+            per[j] = pj;
+        }
+    }
+    return w->lognorm[k] - 0.5 * quad;
+}
+
+/* g = score at the row w.xd (all in double): the responsibilities softmax(l)
+ * weigh the per-component scores, with the largest logit subtracted. */
 static void
 mixture_row(const dsde_builtin_score *sc, const mixture_work *w)
 {
     const int64_t d = sc->dim, K = sc->n_components;
     double best = -INFINITY;
     for (int64_t k = 0; k < K; k++) {
-        const double *mmu = w->mmu + k * d, *c = w->c + k * d;
-        double quad = 0.0;
-        if (sc->vectors == NULL) {
-            for (int64_t j = 0; j < d; j++) {
-                double diff = w->xd[j] - mmu[j];
-                quad += diff * diff / c[j];
-            }
-        }
-        else {
-            const double *U = sc->vectors + k * d * d;
-            for (int64_t i = 0; i < d; i++) {
-                double yi = 0.0;
-                for (int64_t j = 0; j < d; j++)
-                    yi += U[j * d + i] * (w->xd[j] - mmu[j]);
-                quad += yi * yi / c[i];
-            }
-        }
-        w->logit[k] = w->lognorm[k] - 0.5 * quad;
+        w->logit[k] = mixture_component(sc, w, k);
         if (w->logit[k] > best)
             best = w->logit[k];
     }
@@ -112,29 +138,10 @@ mixture_row(const dsde_builtin_score *sc, const mixture_work *w)
         w->g[j] = 0.0;
     for (int64_t k = 0; k < K; k++) {
         double weight = exp(w->logit[k] - best);
-        if (weight == 0.0)
-            continue;
         total += weight;
-        const double *mmu = w->mmu + k * d, *c = w->c + k * d;
-        if (sc->vectors == NULL) {
-            for (int64_t j = 0; j < d; j++)
-                w->g[j] += weight * (mmu[j] - w->xd[j]) / c[j];
-        }
-        else {
-            const double *U = sc->vectors + k * d * d;
-            for (int64_t i = 0; i < d; i++) {
-                double yi = 0.0;
-                for (int64_t j = 0; j < d; j++)
-                    yi += U[j * d + i] * (mmu[j] - w->xd[j]);
-                w->y[i] = yi / c[i];
-            }
-            for (int64_t j = 0; j < d; j++) {
-                double gj = 0.0;
-                for (int64_t i = 0; i < d; i++)
-                    gj += U[j * d + i] * w->y[i];
-                w->g[j] += weight * gj;
-            }
-        }
+        const double *per = w->per + k * d;
+        for (int64_t j = 0; j < d; j++)
+            w->g[j] += weight * per[j];
     }
     for (int64_t j = 0; j < d; j++)
         w->g[j] /= total;
