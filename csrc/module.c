@@ -561,6 +561,47 @@ core_count_tails(PyObject *self, PyObject *args)
 }
 
 static PyObject *
+core_simd_paths(PyObject *self, PyObject *noargs)
+{
+    (void)self, (void)noargs;
+    PyObject *out = PyList_New(0);
+    for (int p = 0; out != NULL && p < dsde_simd_count(); p++) {
+        if (dsde_simd_supported(p)) {
+            PyObject *name = PyUnicode_FromString(dsde_simd_name(p));
+            if (name == NULL || PyList_Append(out, name) < 0) {
+                Py_XDECREF(name);
+                Py_CLEAR(out);
+                break;
+            }
+            Py_DECREF(name);
+        }
+    }
+    return out;
+}
+
+static PyObject *
+core_simd_path(PyObject *self, PyObject *noargs)
+{
+    (void)self, (void)noargs;
+    return PyUnicode_FromString(dsde_simd_name(dsde_simd_current()));
+}
+
+static PyObject *
+core_set_simd(PyObject *self, PyObject *args)
+{
+    const char *name;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "s:set_simd", &name))
+        return NULL;
+    if (dsde_simd_select(name) < 0) {
+        PyErr_Format(PyExc_ValueError, "SIMD path %R is unknown or not supported by this CPU",
+                     PyTuple_GET_ITEM(args, 0));
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 core_openmp(PyObject *self, PyObject *noargs)
 {
     (void)self, (void)noargs;
@@ -585,6 +626,9 @@ static PyMethodDef core_methods[] = {
      "count_tails(key, stream, k, n, thresholds, f32, num_threads) -> counts of "
      "|z| > threshold over normals 0 .. n-1"},
     {"openmp", core_openmp, METH_NOARGS, "True when built with OpenMP."},
+    {"simd_paths", core_simd_paths, METH_NOARGS, "The SIMD paths this CPU supports."},
+    {"simd_path", core_simd_path, METH_NOARGS, "The SIMD path in use."},
+    {"set_simd", core_set_simd, METH_VARARGS, "set_simd(name): use that SIMD path."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef core_module = {

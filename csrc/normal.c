@@ -1,56 +1,136 @@
-#include <math.h>
 #include "normal.h"
+#include <math.h>
+#include <string.h>
 
-static const double TWO_PI = 6.283185307179586476925286766559;
+#include "fastmath.h"
+
+typedef void (*blocks_f64)(dsde_philox_key, uint32_t, uint32_t, uint64_t, int64_t, double *);
+typedef void (*blocks_f32)(dsde_philox_key, uint32_t, uint32_t, uint64_t, int64_t, float *);
+
+typedef struct {
+    const char *name;
+    blocks_f64 f64;
+    blocks_f32 f32;
+} simd_path;
+
+static const simd_path paths[] = {
+    {"baseline", dsde_normal_blocks_f64_baseline, dsde_normal_blocks_f32_baseline},
+#if defined(__x86_64__) && defined(__GNUC__)
+    {"avx2", dsde_normal_blocks_f64_avx2, dsde_normal_blocks_f32_avx2},
+    {"avx512", dsde_normal_blocks_f64_avx512, dsde_normal_blocks_f32_avx512},
+#endif
+};
+#define N_PATHS ((int)(sizeof(paths) / sizeof(paths[0])))
+
+static int current_path = -1;
+
+int
+dsde_simd_count(void)
+{
+    return N_PATHS;
+}
+
+const char *
+dsde_simd_name(int path)
+{
+    return path >= 0 && path < N_PATHS ? paths[path].name : "";
+}
+
+int
+dsde_simd_supported(int path)
+{
+    if (path == 0)
+        return 1;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (path == 1)
+        return __builtin_cpu_supports("avx2");
+    if (path == 2)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512cd");
+#endif
+    return 0;
+}
+
+int
+dsde_simd_current(void)
+{
+    if (current_path < 0) {
+        int best = 0;
+        for (int p = 1; p < N_PATHS; p++)
+            if (dsde_simd_supported(p))
+                best = p;
+        current_path = best;
+    }
+    return current_path;
+}
+
+int
+dsde_simd_select(const char *name)
+{
+    for (int p = 0; p < N_PATHS; p++) {
+        if (strcmp(name, paths[p].name) == 0) {
+            if (!dsde_simd_supported(p))
+                return -1;
+            current_path = p;
+            return 0;
+        }
+    }
+    return -1;
+}
 
 void
 dsde_box_muller_f64(const uint32_t w[4], double z[2])
 {
     uint64_t a = ((((uint64_t)w[1]) << 32) | w[0]) >> 11;
     uint64_t b = ((((uint64_t)w[3]) << 32) | w[2]) >> 11;
-    double u1 = ((double)a + 1.0) * 0x1p-53;
-    double u2 = (double)b * 0x1p-53;
-    double r = sqrt(-2.0 * log(u1));
-    double theta = TWO_PI * u2;
-    z[0] = r * cos(theta);
-    z[1] = r * sin(theta);
+    double r = sqrt(-2.0 * dsde_log_scaled(a + 1, 53));
+    double s, c;
+    dsde_sincos_turns(b, 53, &s, &c);
+    z[0] = r * c;
+    z[1] = r * s;
 }
 
 void
 dsde_box_muller_f32(const uint32_t w[4], float z[4])
 {
     for (int pair = 0; pair < 2; pair++) {
-        double u1 = ((double)w[2 * pair] + 1.0) * 0x1p-32;
-        double u2 = (double)w[2 * pair + 1] * 0x1p-32;
-        double r = sqrt(-2.0 * log(u1));
-        double theta = TWO_PI * u2;
-        z[2 * pair] = (float)(r * cos(theta));
-        z[2 * pair + 1] = (float)(r * sin(theta));
+        double r = sqrt(-2.0 * dsde_log_scaled((uint64_t)w[2 * pair] + 1, 32));
+        double s, c;
+        dsde_sincos_turns(w[2 * pair + 1], 32, &s, &c);
+        z[2 * pair] = (float)(r * c);
+        z[2 * pair + 1] = (float)(r * s);
     }
 }
 
-/* The two fill functions differ only in element type and block width. */
-#define DEFINE_NORMAL_FILL(NAME, T, PER_BLOCK, TRANSFORM)                      \
+/* Whole blocks go straight to the vector loops; a partial first or last
+ * block goes through a small buffer. */
+#define DEFINE_NORMAL_FILL(NAME, T, PER_BLOCK, FIELD)                          \
     void NAME(dsde_philox_key key, uint32_t stream, uint32_t k, uint64_t j0,   \
               int64_t n, T *out)                                               \
     {                                                                          \
+        const blocks_##FIELD blocks = paths[dsde_simd_current()].FIELD;       \
         uint64_t block = j0 / PER_BLOCK;                                       \
-        int first = (int)(j0 % PER_BLOCK);                                     \
-        int64_t i = 0;                                                         \
-        T z[PER_BLOCK];                                                        \
-        while (i < n) {                                                        \
-            dsde_philox_ctr w =                                                \
-                dsde_philox4x32_10(dsde_counter(block, k, stream), key);       \
-            TRANSFORM(w.v, z);                                                 \
-            for (int e = first; e < PER_BLOCK && i < n; e++) {                 \
-                out[i++] = z[e];                                               \
-            }                                                                  \
-            first = 0;                                                         \
-            block++;                                                           \
+        int64_t skip = (int64_t)(j0 % PER_BLOCK), i = 0;                       \
+        T tmp[PER_BLOCK];                                                      \
+        if (n <= 0)                                                            \
+            return;                                                            \
+        if (skip) {                                                            \
+            blocks(key, stream, k, block++, 1, tmp);                           \
+            for (int64_t e = skip; e < PER_BLOCK && i < n; e++)                \
+                out[i++] = tmp[e];                                             \
+        }                                                                      \
+        int64_t whole = (n - i) / PER_BLOCK;                                   \
+        blocks(key, stream, k, block, whole, out + i);                         \
+        i += whole * PER_BLOCK;                                                \
+        block += (uint64_t)whole;                                              \
+        if (i < n) {                                                           \
+            blocks(key, stream, k, block, 1, tmp);                             \
+            for (int64_t e = 0; i < n; e++)                                    \
+                out[i++] = tmp[e];                                             \
         }                                                                      \
     }
 
-DEFINE_NORMAL_FILL(dsde_normal_fill_f64, double, DSDE_NORMALS_PER_BLOCK_F64,
-                   dsde_box_muller_f64)
-DEFINE_NORMAL_FILL(dsde_normal_fill_f32, float, DSDE_NORMALS_PER_BLOCK_F32,
-                   dsde_box_muller_f32)
+DEFINE_NORMAL_FILL(dsde_normal_fill_f64, double, DSDE_NORMALS_PER_BLOCK_F64, f64)
+DEFINE_NORMAL_FILL(dsde_normal_fill_f32, float, DSDE_NORMALS_PER_BLOCK_F32, f32)

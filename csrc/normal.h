@@ -1,5 +1,7 @@
 /*
- * Standard normals from Philox words by the Box-Muller transform.
+ * Standard normals from Philox words by the Box-Muller transform, evaluated
+ * without libm (fastmath.h) so that it vectorizes and gives the same bits on
+ * every instruction set.
  *
  * float64: one Philox call (four 32-bit words) -> two normals.
  *     a = (w1:w0) >> 11, b = (w3:w2) >> 11           (53-bit integers)
@@ -12,9 +14,13 @@
  *     evaluated in double and rounded once to float.
  *     Largest |z|: sqrt(-2 log 2^-32) = sqrt(64 log 2) = 6.6604...
  *
- * u1 never reaches 0, so log never sees 0 and no normal is infinite. Normal j
- * of (key, stream, k) is element j % per_block of Philox block j / per_block
- * (rng.h), so any sub-range [j0, j0 + n) is reproduced exactly.
+ * u1 never reaches 0, so no normal is infinite. Normal j of (key, stream, k)
+ * is element j % per_block of Philox block j / per_block (rng.h), so any
+ * sub-range [j0, j0 + n) is reproduced exactly.
+ *
+ * The block loops exist for several instruction sets (normal_isa_*.c); one is
+ * chosen at run time, the best the CPU has, or the one named by
+ * dsde_simd_select (the DIFFSDE_SIMD environment variable, via Python).
  */
 #ifndef DIFFSDE_NORMAL_H
 #define DIFFSDE_NORMAL_H
@@ -25,6 +31,7 @@
 #define DSDE_NORMALS_PER_BLOCK_F64 2
 #define DSDE_NORMALS_PER_BLOCK_F32 4
 
+/* The transform of one Philox output (used by the known-answer tests). */
 void dsde_box_muller_f64(const uint32_t w[4], double z[2]);
 void dsde_box_muller_f32(const uint32_t w[4], float z[4]);
 
@@ -33,5 +40,27 @@ void dsde_normal_fill_f64(dsde_philox_key key, uint32_t stream, uint32_t k,
                           uint64_t j0, int64_t n, double *out);
 void dsde_normal_fill_f32(dsde_philox_key key, uint32_t stream, uint32_t k,
                           uint64_t j0, int64_t n, float *out);
+
+/* Instruction-set paths: "baseline", "avx2", "avx512". */
+int dsde_simd_count(void);
+const char *dsde_simd_name(int path);
+int dsde_simd_supported(int path);
+int dsde_simd_current(void);
+/* 0 on success; -1 if the name is unknown or the CPU lacks it. */
+int dsde_simd_select(const char *name);
+
+/* The per-instruction-set block loops (normal_kernel.h). */
+#define DSDE_DECLARE_BLOCKS(isa)                                               \
+    void dsde_normal_blocks_f64_##isa(dsde_philox_key key, uint32_t stream,    \
+                                      uint32_t k, uint64_t block0,             \
+                                      int64_t nblocks, double *out);           \
+    void dsde_normal_blocks_f32_##isa(dsde_philox_key key, uint32_t stream,    \
+                                      uint32_t k, uint64_t block0,             \
+                                      int64_t nblocks, float *out);
+DSDE_DECLARE_BLOCKS(baseline)
+#if defined(__x86_64__) && defined(__GNUC__)
+DSDE_DECLARE_BLOCKS(avx2)
+DSDE_DECLARE_BLOCKS(avx512)
+#endif
 
 #endif

@@ -12,6 +12,7 @@ Brownian path.
 from . import datasets
 from ._engine import RunResult, run_steps
 from ._rng import standard_normal
+from ._simd import get_simd_path, set_simd_path, simd_paths
 from ._steptable import StepTable
 from ._threads import get_num_threads, set_num_threads
 from .brownian import BrownianPath
@@ -40,10 +41,13 @@ __all__ = [
     "datasets",
     "forward",
     "get_num_threads",
+    "get_simd_path",
     "log_likelihood",
     "reverse",
     "run_steps",
     "score_from_eps",
     "set_num_threads",
+    "set_simd_path",
+    "simd_paths",
     "standard_normal",
 ]

@@ -5,6 +5,7 @@ independent NumPy twin in reference_rng.py; statistics are checked at fixed
 seeds with tolerances of 5 standard errors of the sample size used.
 """
 import math
+import os
 
 import numpy as np
 import pytest
@@ -185,9 +186,11 @@ def test_samples_are_finite_and_bounded(sample):
 # when written, hard-coded here so that any change to the generator, counter
 # layout or transform (in C and twin alike) is noticed.
 GOLDEN = {
-    np.float64: [-1.5051760519481703, -1.7047509018105707, -1.2095546212704258,
-                 -0.9150142267611555, -0.36841535455864366, 0.4210040736990529,
-                 -0.8316988046957583, -0.43509219972533275],
+    # (the libm transform before the SIMD one gave the same numbers to 1 ulp:
+    # -1.5051760519481703, -1.7047509018105707, ...)
+    np.float64: [-1.5051760519481698, -1.7047509018105713, -1.2095546212704258,
+                 -0.9150142267611555, -0.36841535455864377, 0.42100407369905285,
+                 -0.8316988046957582, -0.43509219972533286],
     np.float32: [1.6511778831481934, 0.845645546913147, -0.10209859162569046,
                  -0.11563608795404434, -0.17499223351478577, 0.3935258686542511,
                  -1.0974653959274292, -0.8302200436592102],
@@ -381,3 +384,82 @@ def test_a_failed_call_does_not_advance_the_generator():
 def test_fill_normal_refuses_to_run_past_the_counter_space():
     with pytest.raises(ValueError, match="2\\*\\*64"):
         _core.fill_normal(np.empty(10), 0, 1, 0, 2**64 - 5, 1)
+
+
+
+# ---- 9. the libm-free transform: accuracy and SIMD paths ---------------------
+
+def ulps(x, ref_value):
+    """|x - ref| in units of the last place of ref."""
+    return np.abs(x - ref_value) / np.spacing(np.abs(ref_value))
+
+
+@pytest.mark.parametrize("B", [53, 32])
+def test_log_is_within_two_ulp_of_libm_over_the_whole_range(B):
+    rng = np.random.default_rng(31)
+    # every binade of A in [1, 2^B], plus both ends and the fold at sqrt(2)
+    exponents = rng.integers(0, B, 200_000)
+    A = (np.uint64(1) << exponents.astype(np.uint64)) + rng.integers(0, 2**62, 200_000, dtype=np.uint64) % (
+        np.uint64(1) << exponents.astype(np.uint64))
+    fold = np.floor(np.sqrt(2.0) * 2.0 ** np.arange(1, B - 1)).astype(np.uint64)
+    A = np.concatenate([A, fold, fold + np.uint64(1), [1, 2, 3, 2**B - 1, 2**B]]).astype(np.uint64)
+    ours = ref.log_scaled(A, B)
+    libm = np.array([math.log(float(a) * 2.0**-B) for a in A])
+    exact_zero = libm == 0
+    assert np.all(ours[exact_zero] == 0)
+    assert ulps(ours[~exact_zero], libm[~exact_zero]).max() <= 2
+
+
+def test_sin_and_cos_are_within_two_ulp_of_libm():
+    x = np.concatenate([np.linspace(0, np.pi / 4, 100_001), np.random.default_rng(32).uniform(0, np.pi / 4, 100_000)])
+    sin_x, cos_x = ref.sin_cos_polynomials(x)
+    libm_sin = np.array([math.sin(v) for v in x])
+    libm_cos = np.array([math.cos(v) for v in x])
+    nonzero = libm_sin != 0
+    assert ulps(sin_x[nonzero], libm_sin[nonzero]).max() <= 2
+    assert np.all(sin_x[~nonzero] == 0)
+    assert ulps(cos_x, libm_cos).max() <= 2
+    # and the whole turn, against libm's sin(2 pi u): within rounding of 2 pi u
+    b = np.random.default_rng(33).integers(0, 2**53, 100_000, dtype=np.uint64)
+    s, c = ref.sincos_turns(b, 53)
+    theta = 2 * np.pi * (b.astype(np.float64) * 2.0**-53)
+    assert np.max(np.abs(s - np.sin(theta))) < 2e-15 and np.max(np.abs(c - np.cos(theta))) < 2e-15
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_simd_path_gives_the_same_bits(dtype):
+    paths = _core.simd_paths()
+    assert paths[0] == "baseline"
+    before = _core.simd_path()
+    key = key_from_rng(34)
+    results = {}
+    try:
+        for path in paths:
+            _core.set_simd(path)
+            # odd offsets and lengths exercise the partial first and last blocks
+            results[path] = fill(dtype, key, 0, 7, 3, 100_003, num_threads=1)
+    finally:
+        _core.set_simd(before)
+    for path in paths:
+        np.testing.assert_array_equal(results[path], results["baseline"])
+    np.testing.assert_array_equal(results["baseline"], ref.normal(key, 0, 7, 3 + np.arange(100_003, dtype=np.uint64), dtype))
+    with pytest.raises(ValueError, match="not supported"):
+        _core.set_simd("sse9")
+
+
+def test_the_environment_variable_forces_a_path(tmp_path):
+    import subprocess
+    import sys
+
+    code = "import diffsde as ds; print(ds.get_simd_path())"
+    # the package the tests import, wherever it is installed or built
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(ds.__file__))}
+    for path in ds.simd_paths():
+        out = subprocess.run([sys.executable, "-c", code], env={**env, "DIFFSDE_SIMD": path}, cwd=tmp_path,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert out == path
+    bad = subprocess.run([sys.executable, "-c", code], env={**env, "DIFFSDE_SIMD": "sse9"}, cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "DIFFSDE_SIMD='sse9'" in bad.stderr
+    with pytest.raises(ValueError, match="not available"):
+        ds.set_simd_path("neon9")
