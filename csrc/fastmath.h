@@ -112,4 +112,23 @@ dsde_sincos_turns(uint64_t b, int B, double *sin_out, double *cos_out)
     *cos_out = dsde_bits_to_double(dsde_double_to_bits(c) ^ ((((q >> 1) ^ q) & 1) << 63));
 }
 
+/* exp(x) for x in [-708, 0] (the weights of a log-sum-exp, clamped by the
+ * caller in a loop of its own: a clamp inside this function keeps AVX2 from
+ * vectorizing it): x = n ln 2 + r with |r| <= ln(2)/2, exp r by its Taylor
+ * series to r^13, times 2^n built in the exponent bits. */
+static inline double
+dsde_exp_nonpositive(double x)
+{
+    const double shift = 6755399441055744.0; /* 1.5 2^52: adding it rounds to an integer */
+    double t = x * 1.44269504088896340736 + shift;
+    double n = t - shift;
+    double r = (x - n * DSDE_LN2_HI) - n * DSDE_LN2_LO;
+    double p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120
+        + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880
+        + r * (1.0 / 3628800 + r * (1.0 / 39916800.0 + r * (1.0 / 479001600.0
+        + r * (1.0 / 6227020800.0)))))))))))));
+    uint64_t n_int = dsde_double_to_bits(t) - dsde_double_to_bits(shift); /* n mod 2^64 */
+    return p * dsde_bits_to_double((n_int + 1023) << 52);
+}
+
 #endif

@@ -15,6 +15,7 @@
 #include "normal.h"
 #include "parallel.h"
 #include "rng.h"
+#include "simd.h"
 #include "step.h"
 
 /* A borrowed, C-contiguous, aligned array of `typenum` with `size` elements

@@ -18,8 +18,8 @@
  * is element j % per_block of Philox block j / per_block (rng.h), so any
  * sub-range [j0, j0 + n) is reproduced exactly.
  *
- * The block loops exist for several instruction sets (normal_isa_*.c); one is
- * chosen at run time, the best the CPU has, or the one named by
+ * The block loops exist for several instruction sets (isa_*.c, simd.h); one
+ * is chosen at run time, the best the CPU has, or the one named by
  * dsde_simd_select (the DIFFSDE_SIMD environment variable, via Python).
  */
 #ifndef DIFFSDE_NORMAL_H
@@ -40,27 +40,5 @@ void dsde_normal_fill_f64(dsde_philox_key key, uint32_t stream, uint32_t k,
                           uint64_t j0, int64_t n, double *out);
 void dsde_normal_fill_f32(dsde_philox_key key, uint32_t stream, uint32_t k,
                           uint64_t j0, int64_t n, float *out);
-
-/* Instruction-set paths: "baseline", "avx2", "avx512". */
-int dsde_simd_count(void);
-const char *dsde_simd_name(int path);
-int dsde_simd_supported(int path);
-int dsde_simd_current(void);
-/* 0 on success; -1 if the name is unknown or the CPU lacks it. */
-int dsde_simd_select(const char *name);
-
-/* The per-instruction-set block loops (normal_kernel.h). */
-#define DSDE_DECLARE_BLOCKS(isa)                                               \
-    void dsde_normal_blocks_f64_##isa(dsde_philox_key key, uint32_t stream,    \
-                                      uint32_t k, uint64_t block0,             \
-                                      int64_t nblocks, double *out);           \
-    void dsde_normal_blocks_f32_##isa(dsde_philox_key key, uint32_t stream,    \
-                                      uint32_t k, uint64_t block0,             \
-                                      int64_t nblocks, float *out);
-DSDE_DECLARE_BLOCKS(baseline)
-#if defined(__x86_64__) && defined(__GNUC__)
-DSDE_DECLARE_BLOCKS(avx2)
-DSDE_DECLARE_BLOCKS(avx512)
-#endif
 
 #endif

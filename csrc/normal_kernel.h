@@ -1,7 +1,7 @@
 /*
  * The normal generator's inner loops: Philox on CHUNK counters at once, then
  * Box-Muller on the lanes (fastmath.h). Included by one file per instruction
- * set (normal_isa_*.c), each compiled for its target; DSDE_ISA names the
+ * set (isa_*.c), each compiled for its target; DSDE_ISA names the
  * functions. Plain loops over lanes, so each compiler vectorizes them with
  * the instructions it was allowed, and every variant computes the same bits.
  */
@@ -10,9 +10,7 @@
 
 #define DSDE_CHUNK 32
 
-#define DSDE_CAT2(a, b) a##_##b
-#define DSDE_CAT(a, b) DSDE_CAT2(a, b)
-#define DSDE_ISA_NAME(name) DSDE_CAT(name, DSDE_ISA)
+#include "simd.h"
 
 static void
 philox_lanes(dsde_philox_key key, uint32_t stream, uint32_t k, uint64_t block0,

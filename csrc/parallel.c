@@ -40,17 +40,13 @@ dsde_thread_index(void)
 int
 dsde_pool_stopped(dsde_pool *pool)
 {
-    int stop;
-#pragma omp atomic read
-    stop = pool->stop;
-    return stop;
+    return __atomic_load_n(&pool->stop, __ATOMIC_SEQ_CST);
 }
 
 static void
 store_stop(dsde_pool *pool, int reason)
 {
-#pragma omp atomic write
-    pool->stop = reason;
+    __atomic_store_n(&pool->stop, reason, __ATOMIC_SEQ_CST);
 }
 
 void

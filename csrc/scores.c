@@ -2,6 +2,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "simd.h"
+
 #define LOG_2PI 1.8378770664093454835606594728112
 
 /* Points of empirical data handled per pass over a block of rows. */
@@ -16,8 +18,9 @@ dsde_score_work_size(const dsde_builtin_score *sc, int64_t rows)
         return 2 * d;
     case DSDE_SCORE_MIXTURE:
         /* 1/c, m mu, per-component scores (K d each), log-normalizers and
-         * logits (K each), x, y, g (d each) */
-        return 3 * K * d + 2 * K + 3 * d;
+         * logits (K each), x, y, g (d each); a tile's rows and scores
+         * transposed (d DSDE_TILE each) and its scratch ((K + 2) DSDE_TILE) */
+        return 3 * K * d + 2 * K + 3 * d + (2 * d + K + 2) * DSDE_TILE;
     case DSDE_SCORE_EMPIRICAL:
         /* per row: running max, running sum, weighted sum (d); the rows
          * widened to double and their scores (d each) */
@@ -208,6 +211,26 @@ empirical_rows(const dsde_builtin_score *sc, double m, double s, const double *x
         const int64_t d = sc->dim;                                             \
         if (sc->kind == DSDE_SCORE_LINEAR) {                                   \
             LINEAR(sc, m, s, x, rows, out, work);                              \
+        }                                                                      \
+        else if (sc->kind == DSDE_SCORE_MIXTURE && sc->vectors == NULL) {      \
+            mixture_work w = mixture_prepare(sc, m, s, work);                  \
+            double *xT = w.g + d, *gT = xT + d * DSDE_TILE;                    \
+            double *scratch = gT + d * DSDE_TILE;                              \
+            const dsde_mixture_tile_fn tile = dsde_simd()->mixture_tile;       \
+            for (int64_t r0 = 0; r0 < rows; r0 += DSDE_TILE) {                 \
+                int64_t n = rows - r0 < DSDE_TILE ? rows - r0 : DSDE_TILE;     \
+                for (int64_t j = 0; j < d; j++)                                \
+                    for (int64_t r = 0; r < DSDE_TILE; r++)                    \
+                        xT[j * DSDE_TILE + r] =                                \
+                            r < n ? (double)x[(r0 + r) * d + j] : 0.0;         \
+                tile(sc->n_components, d, w.inv_c, w.mmu, w.lognorm, xT, gT,   \
+                     scratch);                                                 \
+                for (int64_t r = 0; r < n; r++)                                \
+                    for (int64_t j = 0; j < d; j++)                            \
+                        out[(r0 + r) * d + j] = (T)gT[j * DSDE_TILE + r];      \
+                if (dsde_poll(pool, master))                                   \
+                    return;                                                    \
+            }                                                                  \
         }                                                                      \
         else if (sc->kind == DSDE_SCORE_MIXTURE) {                             \
             mixture_work w = mixture_prepare(sc, m, s, work);                  \

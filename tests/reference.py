@@ -124,3 +124,19 @@ def score_in_c(score, x, m, s, dtype=np.float64):
 
     table = ds.StepTable.affine([0.0], 1.0, 0.0, t=0.5, m=m, s=s)
     return ds.run_steps(np.asarray(x, dtype=dtype), table, score=score).x
+
+
+def exp_nonpositive(x):
+    """Twin of csrc/fastmath.h's exp for x in [-708, 0]: x = n ln 2 + r,
+    Taylor series of e^r to r^13, times 2^n."""
+    import math
+
+    shift = 6755399441055744.0
+    x = np.asarray(x, dtype=np.float64)
+    t = x * 1.44269504088896340736 + shift
+    n = t - shift
+    r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10
+    p = 1.0 / math.factorial(13)
+    for k in range(12, -1, -1):
+        p = 1.0 / math.factorial(k) + r * p
+    return p * np.ldexp(1.0, n.astype(np.int64))

@@ -178,3 +178,30 @@ def test_bad_mixtures_and_bindings_raise_clear_errors():
     with pytest.raises(ValueError, match="needs s\\(t\\) > 0"):
         ds.run_steps(np.zeros((2, 2)), ds.StepTable.affine([1.0], 0.1, 0.0, m=1.0, s=0.0),
                      score=ds.EmpiricalData(np.zeros((3, 2))))
+
+
+def test_every_simd_path_gives_the_same_mixture_bits():
+    gm = ds.datasets.eight_gaussians()
+    x_T = gm.marginal(VP, 1.0).sample(3001, rng=40)  # not a multiple of the tile
+    diag = mixture("diagonal", 3, K=5, seed=41)
+    y = np.random.default_rng(42).standard_normal((777, 3)) * 3
+    before = ds.get_simd_path()
+    runs = {}
+    try:
+        for path in ds.simd_paths():
+            ds.set_simd_path(path)
+            runs[path] = (ds.reverse(VP, gm, x_T, 50, rng=43).x,
+                          reference.score_in_c(diag, y, 0.6, 0.5),
+                          reference.score_in_c(diag, y.astype(np.float32), 0.6, 0.5, np.float32))
+    finally:
+        ds.set_simd_path(before)
+    for path, result in runs.items():
+        for got, base in zip(result, runs["baseline"]):
+            np.testing.assert_array_equal(got, base)
+
+
+def test_the_series_exp_is_within_two_ulp_of_libm():
+    x = np.concatenate([np.linspace(-708, 0, 200_001), -np.logspace(-300, 2.85, 100_000)])
+    ours = reference.exp_nonpositive(x)
+    libm = np.exp(x.astype(np.longdouble)).astype(np.float64)
+    assert np.max(np.abs(ours - libm) / np.spacing(libm)) <= 2

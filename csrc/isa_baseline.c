@@ -1,0 +1,6 @@
+/* The vector kernels for the compiler's baseline target (SSE2 on x86-64,
+ * NEON on aarch64). */
+#include <math.h>
+#define DSDE_ISA baseline
+#include "normal_kernel.h"
+#include "mixture_kernel.h"

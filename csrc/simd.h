@@ -1,0 +1,60 @@
+/*
+ * Kernels compiled once per instruction set (isa_*.c) and the run-time
+ * choice between them. Every path does the same IEEE operations in the same
+ * order per element, so all give the same bits (tests/test_rng.py and
+ * tests/test_scores.py check); only the speed differs.
+ */
+#ifndef DIFFSDE_SIMD_H
+#define DIFFSDE_SIMD_H
+
+#include <stdint.h>
+#include "rng.h"
+
+/* Rows per tile of the vectorized mixture score. */
+#define DSDE_TILE 64
+
+#define DSDE_CAT2(a, b) a##_##b
+#define DSDE_CAT(a, b) DSDE_CAT2(a, b)
+#define DSDE_ISA_NAME(name) DSDE_CAT(name, DSDE_ISA)
+
+typedef void (*dsde_normal_blocks_f64_fn)(dsde_philox_key, uint32_t, uint32_t, uint64_t,
+                                          int64_t, double *);
+typedef void (*dsde_normal_blocks_f32_fn)(dsde_philox_key, uint32_t, uint32_t, uint64_t,
+                                          int64_t, float *);
+typedef void (*dsde_mixture_tile_fn)(int64_t K, int64_t d, const double *inv_c,
+                                     const double *mmu, const double *lognorm,
+                                     const double *xT, double *gT, double *scratch);
+
+typedef struct {
+    const char *name;
+    dsde_normal_blocks_f64_fn normal_f64; /* normals 2 b0 .. 2 (b0 + n) - 1 */
+    dsde_normal_blocks_f32_fn normal_f32; /* normals 4 b0 .. 4 (b0 + n) - 1 */
+    dsde_mixture_tile_fn mixture_tile;   /* scratch: (K + 2) DSDE_TILE doubles */
+} dsde_simd_kernels;
+
+/* The kernels in use: the best the CPU supports unless one was selected. */
+const dsde_simd_kernels *dsde_simd(void);
+
+/* Paths: "baseline", "avx2", "avx512" (x86-64). */
+int dsde_simd_count(void);
+const char *dsde_simd_name(int path);
+int dsde_simd_supported(int path);
+int dsde_simd_current(void);
+/* 0 on success; -1 if the name is unknown or the CPU lacks it. */
+int dsde_simd_select(const char *name);
+
+#define DSDE_DECLARE_KERNELS(isa)                                              \
+    void dsde_normal_blocks_f64_##isa(dsde_philox_key, uint32_t, uint32_t,     \
+                                      uint64_t, int64_t, double *);            \
+    void dsde_normal_blocks_f32_##isa(dsde_philox_key, uint32_t, uint32_t,     \
+                                      uint64_t, int64_t, float *);             \
+    void dsde_mixture_tile_##isa(int64_t, int64_t, const double *,             \
+                                 const double *, const double *,               \
+                                 const double *, double *, double *);
+DSDE_DECLARE_KERNELS(baseline)
+#if defined(__x86_64__) && defined(__GNUC__)
+DSDE_DECLARE_KERNELS(avx2)
+DSDE_DECLARE_KERNELS(avx512)
+#endif
+
+#endif
