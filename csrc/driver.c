@@ -110,23 +110,23 @@ workspace_new(const dsde_run *run, const dsde_table *tb)
                 z = (const T *)ws->z;                                          \
             }                                                                  \
         }                                                                      \
+        int bad = 0;                                                           \
         switch (kind) {                                                        \
         case DSDE_AFFINE:                                                      \
-            dsde_affine_##SUFFIX(x, s, z, n, tb->a[r], tb->b[r], tb->c[r]);    \
+            bad = dsde_affine_##SUFFIX(x, s, z, n, tb->a[r], tb->b[r], tb->c[r]); \
             break;                                                             \
-        case DSDE_HEUN_PREDICT:                                                \
+        case DSDE_HEUN_PREDICT: /* the state itself is not written */         \
             memcpy(xt, x, (size_t)n * sizeof(T));                              \
             dsde_affine_##SUFFIX(xt, s, NULL, n, tb->a[r], tb->b[r], 0.0);     \
             break;                                                             \
         case DSDE_HEUN_CORRECT:                                                \
-            dsde_heun_correct_##SUFFIX(x, xt, s, n, tb->a[r], tb->b[r]);       \
+            bad = dsde_heun_correct_##SUFFIX(x, xt, s, n, tb->a[r], tb->b[r]); \
             break;                                                             \
         case DSDE_LANGEVIN:                                                    \
-            dsde_langevin_##SUFFIX(x, s, z, rows, dim, tb->a[r], tb->c[r]);    \
+            bad = dsde_langevin_##SUFFIX(x, s, z, rows, dim, tb->a[r], tb->c[r]); \
             break;                                                             \
         }                                                                      \
-        return run->check_finite && kind != DSDE_HEUN_PREDICT &&               \
-               dsde_first_nonfinite_##SUFFIX(x, n) >= 0;                       \
+        return run->check_finite && bad;                                       \
     }
 
 DEFINE_APPLY_ROW(f64, double)

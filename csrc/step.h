@@ -11,7 +11,8 @@
  * A term whose coefficient is exactly zero is skipped: no score is evaluated
  * and no noise is drawn for it. Arithmetic is in the element type, with the
  * coefficients rounded to it once, in exactly the order written above; row
- * norms accumulate in double, left to right.
+ * norms accumulate in double, left to right. Each kernel returns 1 when it
+ * wrote a non-finite element (checked in the same pass), else 0.
  */
 #ifndef DIFFSDE_STEP_H
 #define DIFFSDE_STEP_H
@@ -27,23 +28,19 @@ enum dsde_step_kind {
 };
 
 /* s or z may be NULL exactly when b or c is zero. */
-void dsde_affine_f64(double *x, const double *s, const double *z, int64_t n,
+int dsde_affine_f64(double *x, const double *s, const double *z, int64_t n,
                      double a, double b, double c);
-void dsde_affine_f32(float *x, const float *s, const float *z, int64_t n,
+int dsde_affine_f32(float *x, const float *s, const float *z, int64_t n,
                      double a, double b, double c);
 
-void dsde_heun_correct_f64(double *x, const double *xt, const double *s,
+int dsde_heun_correct_f64(double *x, const double *xt, const double *s,
                            int64_t n, double a, double b);
-void dsde_heun_correct_f32(float *x, const float *xt, const float *s,
+int dsde_heun_correct_f32(float *x, const float *xt, const float *s,
                            int64_t n, double a, double b);
 
-void dsde_langevin_f64(double *x, const double *s, const double *z,
+int dsde_langevin_f64(double *x, const double *s, const double *z,
                        int64_t rows, int64_t dim, double r, double snr);
-void dsde_langevin_f32(float *x, const float *s, const float *z, int64_t rows,
+int dsde_langevin_f32(float *x, const float *s, const float *z, int64_t rows,
                        int64_t dim, double r, double snr);
-
-/* Index of the first non-finite element, or -1. */
-int64_t dsde_first_nonfinite_f64(const double *x, int64_t n);
-int64_t dsde_first_nonfinite_f32(const float *x, int64_t n);
 
 #endif
