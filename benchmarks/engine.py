@@ -538,6 +538,8 @@ def main(argv=None):
     results["parallel_probe_start"] = probe
     log_probe("start", probe)
     saved_serial_below = ds_threads.SERIAL_BELOW
+    saved_serial_work = ds_threads.SERIAL_BELOW_WORK
+    ds_threads.SERIAL_BELOW_WORK = 0
     saved_threads = ds_threads._requested
     ds_threads.SERIAL_BELOW = 0
     try:
@@ -547,6 +549,7 @@ def main(argv=None):
             results.setdefault("section_seconds", {})[section.__name__] = time.perf_counter() - t0
     finally:
         ds_threads.SERIAL_BELOW = saved_serial_below
+        ds_threads.SERIAL_BELOW_WORK = saved_serial_work
         ds.set_num_threads(saved_threads)
 
     probe = probe_summary(parallel_probe(cfg["probe_samples"]))

@@ -272,7 +272,7 @@ def execute(plan, key):
                                           (work, scratch))
 
     bar = _progress_bar(table.n_steps) if plan.progress else None
-    threads = threads_for(batch * dim)
+    threads = threads_for(batch * dim, table.n_rows)
     bad_row = -1
     try:
         for r0, r1, n_steps in _step_chunks(table, plan.progress):

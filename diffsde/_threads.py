@@ -1,10 +1,12 @@
 """How many threads a run uses.
 
 Precedence: ``set_num_threads(n)`` > the ``DIFFSDE_NUM_THREADS`` environment
-variable > the number of CPUs this process may run on. Runs on fewer than
-``SERIAL_BELOW`` elements use one thread, where starting a second costs more
-than it saves (measured with benchmarks/engine.py). Results never depend on
-the thread count.
+variable > the number of CPUs this process may run on. A run uses one thread
+when starting a second costs more than it saves: on fewer than
+``SERIAL_BELOW`` state elements, or on fewer than ``SERIAL_BELOW_WORK``
+element-steps in all (measured with benchmarks/engine.py on 2 cores: long
+runs gain from 5,000 elements, one-step calls from 50,000-100,000). Results
+never depend on the thread count.
 """
 import operator
 import os
@@ -12,7 +14,9 @@ import os
 from . import _core
 
 #: Below this many state elements a run is serial.
-SERIAL_BELOW = 1 << 14
+SERIAL_BELOW = 5000
+#: Below this many element-steps (elements x table rows) a run is serial.
+SERIAL_BELOW_WORK = 100_000
 
 _requested = None
 
@@ -63,8 +67,8 @@ def get_num_threads():
         return os.cpu_count() or 1
 
 
-def threads_for(n_elements):
-    """Threads for a run over ``n_elements`` state elements."""
-    if not _core.openmp() or n_elements < SERIAL_BELOW:
+def threads_for(n_elements, n_steps=1):
+    """Threads for ``n_steps`` steps over ``n_elements`` state elements."""
+    if not _core.openmp() or n_elements < SERIAL_BELOW or n_elements * n_steps < SERIAL_BELOW_WORK:
         return 1
     return get_num_threads()
