@@ -52,3 +52,13 @@ def test_interrupt_is_prompt_and_the_next_call_works(which, threads):
 def test_interrupt_during_standard_normal():
     latency = interrupted_after(0.1, lambda: ds.standard_normal(150_000_000, rng=0, dtype=np.float32))
     assert latency < LATENCY_LIMIT
+
+
+def test_interrupt_inside_one_long_empirical_score_evaluation():
+    """10^4 data points x 2 x 10^5 rows: a single step's score is seconds of
+    work, and the C score itself re-takes the GIL between passes over points."""
+    data = ds.EmpiricalData(np.random.default_rng(1).standard_normal((10_000, 2)))
+    x = np.random.default_rng(2).standard_normal((200_000, 2))
+    table = ds.StepTable.affine([1.0, 1.0], 1e-3, 0.0, t=0.5, m=0.5, s=0.8)
+    latency = interrupted_after(DELAY, lambda: ds.run_steps(x, table, score=data))
+    assert latency < LATENCY_LIMIT
