@@ -9,7 +9,7 @@ Brownian path.
 >>> vp = ds.VPSDE(beta_min=0.1, beta_max=20.0)
 >>> tr = ds.forward(vp, x0, steps=1000, rng=7)          # doctest: +SKIP
 """
-from . import datasets
+from . import analysis, datasets, fokker_planck, plot
 from ._engine import RunResult, run_steps
 from ._rng import standard_normal
 from ._simd import get_simd_path, set_simd_path, simd_paths
@@ -38,7 +38,10 @@ __all__ = [
     "Trajectory",
     "VESDE",
     "VPSDE",
+    "analysis",
     "datasets",
+    "fokker_planck",
+    "plot",
     "forward",
     "get_num_threads",
     "get_simd_path",
