@@ -1,118 +1,282 @@
-"""python -m diffsde: a tour on Gaussian data, where every answer is known.
+"""python -m diffsde: the tour and its pieces.
 
-Data x_0 ~ N(mu, v0) in one dimension and the VP SDE with linear beta
-(Song et al. 2021), whose marginals x_t = m(t) x_0 + s(t) z are exact. The
-tour (1) drives the DDPM chain and Euler-Maruyama on the VP SDE with the same
-draws and shows their paths merge at rate 1/N, and (2) runs every reverse
-sampler from the exact marginal at T with the exact score and tabulates how
-close each lands to the data law. Figures go to --out when matplotlib is
-installed.
+    python -m diffsde [tour]   convergence of DDPM -> VP and SMLD -> VE, and every
+                               reverse sampler on a 2-D mixture; figures and tables
+    python -m diffsde sample   one sampler on one process, against the exact data
+    python -m diffsde converge strong or weak order of Euler-Maruyama on one path
+
+Each writes PNG figures and a Markdown/CSV table to --out (default
+./diffsde-tour) and prints the table. --help on each subcommand lists its
+options.
 """
 import argparse
+import csv
 import os
+import sys
 import time
 
 import numpy as np
 
-from . import DDPM, VPSDE, LinearScore, forward, reverse, standard_normal
+from . import (DDPM, SMLD, VESDE, VPSDE, SubVPSDE, analysis, datasets, forward, reverse,
+               set_num_threads)
 
-MU, V0 = 2.0, 0.25
-SAMPLERS = [
-    ("em", {}), ("em", {"alpha": 0.0}), ("em", {"alpha": 2.0}), ("ode_heun", {}),
-    ("reverse_diffusion", {}), ("ancestral", {}), ("ancestral", {"variance": "posterior"}),
-    ("ddim", {}), ("ddim", {"eta": 1.0}),
-]
-
-
-def chain_meets_sde(vp, n_paths, rng):
-    """RMS over paths of DDPM(N) - EM(N), both driven by the same key."""
-    x0 = MU + np.sqrt(V0) * standard_normal(n_paths, rng=rng)
-    rows = []
-    for n in (32, 64, 128, 256, 512, 1024):
-        diff = forward(DDPM.from_sde(vp, n), x0, rng=1).x - forward(vp, x0, steps=n, rng=1).x
-        rows.append((n, float(np.sqrt(np.mean(diff**2)))))
-    return rows
+PROCESSES = {"vp": lambda: VPSDE(0.1, 20.0), "ve": lambda: VESDE(0.01, 10.0), "subvp": lambda: SubVPSDE(0.1, 20.0)}
+DATA = {"eight_gaussians": datasets.eight_gaussians, "bimodal_1d": datasets.bimodal_1d}
+SAMPLERS = {
+    "vp": [("em", {}), ("em", {"alpha": 0.0}), ("em", {"alpha": 2.0}), ("ode_heun", {}),
+           ("reverse_diffusion", {}), ("ancestral", {}), ("ancestral", {"variance": "posterior"}),
+           ("ddim", {}), ("ddim", {"eta": 1.0})],
+    "ve": [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}), ("reverse_diffusion", {}), ("ancestral", {})],
+}
 
 
-def samplers(vp, n_paths, steps, rng):
-    m, s = vp.marginal(vp.T)
-    x_T = m * MU + np.sqrt(m * m * V0 + s * s) * standard_normal(n_paths, rng=rng)
-    score = LinearScore(MU, V0)
-    rows = {}
-    for method, kw in SAMPLERS:
-        tic = time.perf_counter()
-        tr = reverse(vp, score, x_T, steps, method=method, rng=rng, **kw)
-        label = method + "".join(f", {k}={v}" for k, v in kw.items())
-        rows[label] = (tr, time.perf_counter() - tic)
-    return rows
+class Report:
+    """Progress lines on stderr and the tables written at the end."""
+
+    def __init__(self, out, quiet=False):
+        self.out, self.quiet, self.start = out, quiet, time.perf_counter()
+        os.makedirs(out, exist_ok=True)
+
+    def say(self, message):
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self.start:5.1f} s] {message}", file=sys.stderr, flush=True)
+
+    def table(self, name, header, rows, title):
+        path_csv = os.path.join(self.out, f"{name}.csv")
+        with open(path_csv, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(rows)
+        lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+        text = "\n".join(lines) + "\n"
+        with open(os.path.join(self.out, "summary.md"), "a") as fh:
+            fh.write(text + "\n")
+        print(text)
+        return text
+
+    def figure(self, fig, name):
+        path = os.path.join(self.out, f"{name}.png")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        self.say(f"figure {path}")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m diffsde", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=100_000, help="paths per sampler (default 100000)")
-    parser.add_argument("--steps", type=int, default=100, help="reverse steps (default 100)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="diffsde-tour", help="folder for figures (default diffsde-tour)")
-    parser.add_argument("--no-plots", action="store_true", help="print the tables only")
-    args = parser.parse_args(argv)
-    if args.n < 2 or args.steps < 2:
-        parser.error("--n and --steps must be at least 2")
-
-    rng = np.random.default_rng(args.seed)
-    vp = VPSDE(beta_min=0.1, beta_max=20.0)
-    print(f"diffsde tour: data N({MU}, {V0}), {vp!r}\n")
-
-    print("1. DDPM chain vs Euler-Maruyama on the VP SDE, same draws (RMS of the final difference)")
-    merge = chain_meets_sde(vp, min(args.n, 5000), rng)
-    for n, rms in merge:
-        print(f"   N = {n:5d}   rms = {rms:.2e}")
-    slope = np.polyfit(np.log([r[0] for r in merge]), np.log([r[1] for r in merge]), 1)[0]
-    print(f"   fitted slope {slope:.2f} (theory: -1)\n")
-
-    print(f"2. Reverse samplers from the exact marginal at T, exact score, {args.steps} steps, {args.n:,} paths")
-    rows = samplers(vp, args.n, args.steps, rng)
-    header = f"   {'method':32s} {'mean':>8s} {'var':>8s} {'|dvar|':>8s} {'nfe':>5s} {'sec':>6s}"
-    print(header + f"\n   {'data law':32s} {MU:8.4f} {V0:8.4f}")
-    for label, (tr, sec) in rows.items():
-        print(f"   {label:32s} {tr.x.mean():8.4f} {tr.x.var():8.4f} {abs(tr.x.var() - V0):8.4f} "
-              f"{tr.nfe:5d} {sec:6.2f}")
-    print(f"   (standard errors: mean {np.sqrt(V0 / args.n):.1e}, var {V0 * np.sqrt(2 / args.n):.1e})")
-
-    if args.no_plots:
-        return 0
+def _pyplot(no_plots):
+    if no_plots:
+        return None
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("\nmatplotlib is not installed: pip install 'diffsde[examples]' for figures")
-        return 0
-    os.makedirs(args.out, exist_ok=True)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    axes[0].loglog([r[0] for r in merge], [r[1] for r in merge], "o-", label="DDPM vs EM")
-    ns = np.array([r[0] for r in merge], dtype=float)
-    axes[0].loglog(ns, merge[0][1] * ns[0] / ns, "k--", label="slope -1")
-    axes[0].set(xlabel="N", ylabel="RMS path difference", title="a chain and its SDE limit")
-    axes[0].legend()
-    grid = np.linspace(MU - 4 * np.sqrt(V0), MU + 4 * np.sqrt(V0), 200)
-    for label in ("em", "em, alpha=0.0", "ode_heun", "ancestral", "ddim"):
-        axes[1].hist(rows[label][0].x, bins=120, density=True, histtype="step", label=label)
-    axes[1].plot(grid, np.exp(-(grid - MU) ** 2 / (2 * V0)) / np.sqrt(2 * np.pi * V0), "k--", label="data")
-    axes[1].set(xlim=(grid[0], grid[-1]), title="samples at t = 0", xlabel="x")
-    axes[1].legend(fontsize=8)
-    m, s = vp.marginal(vp.T)
-    x_T = m * MU + np.sqrt(m * m * V0 + s * s) * standard_normal(15, rng=rng)
-    for alpha, style in ((1.0, "-"), (0.0, "--")):
-        tr = reverse(vp, LinearScore(MU, V0), x_T, args.steps, alpha=alpha, rng=rng, save_every=1)
-        axes[2].plot(tr.ts, tr.xs, style, lw=0.7)
-    axes[2].set(title="reverse paths: SDE (solid), ODE (dashed)", xlabel="t", ylabel="x")
-    axes[2].invert_xaxis()
-    fig.tight_layout()
-    path = os.path.join(args.out, "tour.png")
-    fig.savefig(path, dpi=110)
-    print(f"\nfigure: {path}")
+        print("matplotlib is not installed (pip install 'diffsde[examples]'): tables only", file=sys.stderr)
+        return None
+    return plt
+
+
+def _fmt(v, digits=4):
+    return f"{v:.{digits}g}"
+
+
+# ---- pieces ---------------------------------------------------------------------
+
+def chain_convergence(report, paths, seed):
+    """RMS over paths of chain - SDE (EM, same draws) against N, for DDPM/VP and SMLD/VE."""
+    x0 = datasets.bimodal_1d().sample(paths, rng=seed)
+    ladder = np.array([32, 64, 128, 256, 512, 1024])
+    rows, curves = [], {}
+    for name, sde, make in (("DDPM -> VP", VPSDE(0.1, 20.0), DDPM.from_sde),
+                            ("SMLD -> VE", VESDE(0.01, 10.0), SMLD.from_sde)):
+        rms = []
+        for n in ladder:
+            diff = forward(make(sde, int(n)), x0, rng=seed + 1).x - forward(sde, x0, steps=int(n), rng=seed + 1).x
+            rms.append(float(np.sqrt(np.mean(diff**2))))
+        fit = analysis.fit_order(ladder, rms)
+        curves[name] = (ladder, np.array(rms), fit)
+        rows.append([name, _fmt(rms[0]), _fmt(rms[-1]), f"{fit.order:.3f}", f"[{fit.ci[0]:.3f}, {fit.ci[1]:.3f}]"])
+        report.say(f"{name}: order {fit.order:.3f}")
+    report.table("chain_convergence", ["pair", "rms N=32", "rms N=1024", "order", "95% CI"], rows,
+                 f"A chain and its SDE limit on the same draws: RMS path difference at t = T ({paths:,} paths)")
+    return curves
+
+
+def em_convergence(report, process, kind, direction, paths, seed):
+    """Strong or weak order of EM on one Brownian path."""
+    sde = PROCESSES[process]()
+    data = datasets.bimodal_1d()
+    fn = analysis.strong_error if kind == "strong" else analysis.weak_error
+    ladder = [32, 64, 128, 256, 512]
+    if direction == "forward":
+        study = fn(sde, data.sample(paths, rng=seed), ladder, rng=seed + 1)
+    else:
+        x_T = data.marginal(sde, sde.T).sample(paths, rng=seed)
+        study = fn(sde, x_T, ladder, score=data.score(sde), direction="reverse", t_end=0.01, rng=seed + 1)
+    rows = [[int(n), _fmt(e), _fmt(s)] for n, e, s in zip(study.steps, study.errors, study.stderr)]
+    rows.append(["order", f"{study.fit.order:.3f}", f"CI [{study.fit.ci[0]:.3f}, {study.fit.ci[1]:.3f}]"])
+    report.table(f"{kind}_{direction}_{process}", ["N", f"{kind} error", "std err"], rows,
+                 f"{kind.capitalize()} error of Euler-Maruyama, {direction} {process.upper()} "
+                 f"(reference {study.reference_steps} steps on the same path)")
+    return study
+
+
+def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, methods=None):
+    """Every reverse sampler from the exact marginal at T with the exact score."""
+    sde = PROCESSES[process]()
+    data = DATA[data_name]()
+    x_T = data.marginal(sde, sde.T).sample(paths, rng=seed).astype(dtype)
+    fresh = data.sample(paths, rng=seed + 1)
+    if data.d == 1:
+        fresh, x_T = fresh[:, None], x_T
+    rows, results = [], {}
+    for method, kw in methods or SAMPLERS.get(process, [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {})]):
+        label = method + "".join(f", {k}={v}" for k, v in kw.items())
+        tic = time.perf_counter()
+        tr = reverse(sde, data, x_T, steps, method=method, rng=seed + 2, **kw)
+        seconds = time.perf_counter() - tic
+        x = np.asarray(tr.x, dtype=np.float64).reshape(paths, -1)
+        dist = analysis.sliced_wasserstein(x, fresh, n_projections=64, rng=seed) if data.d > 1 else \
+            analysis.wasserstein_1d(x[:, 0], fresh[:, 0], rng=seed)
+        mean_error = float(np.max(np.abs(x.mean(axis=0) - data.weights @ data.means)))
+        results[label] = x
+        rows.append([label, _fmt(dist.value, 3), _fmt(dist.floor, 3), _fmt(mean_error, 3), tr.nfe, f"{seconds:.2f}"])
+        report.say(f"{process} {label}: distance {dist.value:.3g} (floor {dist.floor:.3g})")
+    report.table(f"samplers_{process}", ["method", "W2 to data", "noise floor", "max |mean error|", "nfe", "seconds"],
+                 rows, f"Reverse samplers on {process.upper()}, {data_name}, {paths:,} paths, {steps} steps, "
+                       f"exact score, from the exact marginal at T")
+    return results
+
+
+# ---- subcommands ------------------------------------------------------------------
+
+def cmd_tour(args):
+    report = Report(args.out, args.quiet)
+    open(os.path.join(args.out, "summary.md"), "w").close()
+    plt = _pyplot(args.no_plots)
+    paths = 2000 if args.quick else args.paths
+    report.say("1/3 chains and their SDE limits")
+    curves = chain_convergence(report, min(paths, 4000), args.seed)
+    report.say("2/3 strong order of Euler-Maruyama on one Brownian path")
+    study = em_convergence(report, "vp", "strong", "forward", min(paths, 4000), args.seed)
+    report.say("3/3 reverse samplers on eight Gaussians")
+    samples = {}
+    for process in ("vp", "ve"):
+        samples[process] = reverse_samplers(report, process, "eight_gaussians", paths, args.steps, args.seed, args.dtype)
+    if plt is not None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for name, (n, rms, fit) in curves.items():
+            axes[0].loglog(n, rms, "o-", label=f"{name}: order {fit.order:.2f}")
+        axes[0].loglog(n, curves["DDPM -> VP"][1][0] * n[0] / n, "k--", lw=0.7, label="slope -1")
+        axes[0].set(xlabel="steps N", ylabel="RMS of chain - SDE at T", title="chains converge to their SDEs")
+        axes[0].legend(fontsize=8)
+        study.plot(ax=axes[1])
+        axes[1].set_title("EM strong error on one Brownian path (VP)")
+        report.figure(fig, "convergence")
+        gm = datasets.eight_gaussians()
+        for process, results in samples.items():
+            fig, axes = plt.subplots(2, (len(results) + 1) // 2, figsize=(3 * ((len(results) + 1) // 2), 6.2),
+                                     squeeze=False)
+            for a, (label, x) in zip(axes.ravel(), results.items()):
+                a.scatter(x[:3000, 0], x[:3000, 1], s=1, alpha=0.4)
+                a.scatter(gm.means[:, 0], gm.means[:, 1], marker="x", color="k", s=20)
+                a.set(title=label, xlim=(-3, 3), ylim=(-3, 3), aspect="equal")
+            for a in axes.ravel()[len(results):]:
+                a.axis("off")
+            fig.suptitle(f"reverse samplers on {process.upper()} (x: the mixture means)")
+            report.figure(fig, f"samples_{process}")
+    report.say(f"done: tables and figures in {args.out}")
     return 0
+
+
+def cmd_sample(args):
+    report = Report(args.out, args.quiet)
+    open(os.path.join(args.out, "summary.md"), "w").close()
+    plt = _pyplot(args.no_plots)
+    kw = {"alpha": args.alpha} if args.alpha is not None else {}
+    if args.corrector:
+        kw["corrector"] = "langevin"
+    results = reverse_samplers(report, args.process, args.data, args.paths, args.steps, args.seed, args.dtype,
+                               methods=[(args.method, kw)])
+    if plt is not None:
+        (label, x), = results.items()
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        if x.shape[1] == 1:
+            ax.hist(x[:, 0], bins=120, density=True)
+            ax.set(xlabel="x", ylabel="density")
+        else:
+            ax.scatter(x[:5000, 0], x[:5000, 1], s=1, alpha=0.4)
+            ax.set(xlabel="x[0]", ylabel="x[1]", aspect="equal")
+        ax.set_title(f"{args.process} {label}, {args.steps} steps")
+        report.figure(fig, f"sample_{args.process}_{args.method}")
+    return 0
+
+
+def cmd_converge(args):
+    report = Report(args.out, args.quiet)
+    open(os.path.join(args.out, "summary.md"), "w").close()
+    plt = _pyplot(args.no_plots)
+    study = em_convergence(report, args.process, args.kind, args.direction, args.paths, args.seed)
+    if plt is not None:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        study.plot(ax=ax)
+        ax.set_title(f"{args.kind} error, {args.direction} {args.process.upper()}")
+        report.figure(fig, f"{args.kind}_{args.direction}_{args.process}")
+    return 0
+
+
+def _parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", default="diffsde-tour", help="output folder (default ./diffsde-tour)")
+    common.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    common.add_argument("--threads", type=int, default=None, help="threads (default: all available)")
+    common.add_argument("--no-plots", action="store_true", help="tables only")
+    common.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    parser = argparse.ArgumentParser(prog="python -m diffsde", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1], parents=[common])
+    sub = parser.add_subparsers(dest="command")
+    tour = sub.add_parser("tour", parents=[common], help="the whole tour (default)")
+    for p in (parser, tour):
+        p.add_argument("--paths", type=int, default=20_000, help="paths per sampler (default 20000)")
+        p.add_argument("--steps", type=int, default=500, help="reverse steps (default 500)")
+        p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+        p.add_argument("--quick", action="store_true", help="fewer paths, for a smoke run")
+    sample = sub.add_parser("sample", parents=[common], help="one reverse sampler against the exact data")
+    sample.add_argument("--process", choices=sorted(PROCESSES), default="vp")
+    sample.add_argument("--method", default="em", help="em, ode_heun, reverse_diffusion, ancestral, ddim")
+    sample.add_argument("--alpha", type=float, default=None, help="alpha of the em family")
+    sample.add_argument("--corrector", action="store_true", help="add Langevin corrector steps")
+    sample.add_argument("--data", choices=sorted(DATA), default="eight_gaussians")
+    sample.add_argument("--steps", type=int, default=500)
+    sample.add_argument("--paths", type=int, default=100_000)
+    sample.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    converge = sub.add_parser("converge", parents=[common], help="strong or weak order of Euler-Maruyama")
+    converge.add_argument("--process", choices=sorted(PROCESSES), default="vp")
+    converge.add_argument("--kind", choices=("strong", "weak"), default="strong")
+    converge.add_argument("--direction", choices=("forward", "reverse"), default="forward")
+    converge.add_argument("--paths", type=int, default=4000)
+    return parser
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command = args.command or "tour"
+    for name in ("paths", "steps"):
+        value = getattr(args, name, None)
+        if value is not None and value < 2:
+            parser.error(f"--{name} must be at least 2; got {value}")
+    try:
+        if args.threads is not None:
+            set_num_threads(args.threads)
+        return {"tour": cmd_tour, "sample": cmd_sample, "converge": cmd_converge}[command](args)
+    except (ValueError, TypeError) as exc:
+        parser.exit(2, f"python -m diffsde {command}: error: {exc}\n")
+    finally:
+        if args.threads is not None:
+            set_num_threads(None)
 
 
 if __name__ == "__main__":

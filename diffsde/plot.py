@@ -1,31 +1,191 @@
-"""Matplotlib helpers (matplotlib is imported when a helper is called).
+"""Matplotlib helpers for trajectories, marginals, convergence studies and
+Fokker-Planck densities (matplotlib is imported when a helper is called).
 
-Each takes ``ax=None`` (a new figure when none is given), returns the axes
-and passes ``**kwargs`` to its main artist.
+Each helper takes ``ax=None`` (a new figure when none is given), returns
+the axes it drew on and passes ``**kwargs`` to its main artist.
 """
 import numpy as np
 
 
-def _axes(ax):
+def _axes(ax, ncols=1, figsize=None):
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt
 
-    return plt.subplots()[1]
+    if ncols == 1:
+        return plt.subplots(figsize=figsize)[1]
+    return plt.subplots(1, ncols, figsize=figsize or (4 * ncols, 3.6), squeeze=False)[1][0]
+
+
+def _saved_index(tr, t):
+    ts = np.asarray(tr.ts)
+    k = int(np.argmin(np.abs(ts - t)))
+    if not np.isclose(ts[k], t, rtol=1e-9, atol=1e-12 * max(1.0, abs(t))):
+        raise ValueError(f"t = {t!r} is not a saved time of the trajectory (saved: {ts.round(6).tolist()}); "
+                         f"run with save_every or save_at")
+    return k
+
+
+def trajectories(tr, n_paths=50, quantiles=(0.05, 0.5, 0.95), coord=0, ax=None, **kwargs):
+    """Sample paths of one coordinate against time, over a quantile fan.
+
+    Parameters
+    ----------
+    tr : Trajectory
+        Saved at several times (``save_every``).
+    n_paths : int
+        Paths drawn individually.
+    quantiles : tuple
+        The fan spans the outer two; the middle ones are drawn as lines.
+    coord : int
+        Which event coordinate (for states of shape (batch, d)).
+    """
+    if len(tr.ts) < 2:
+        raise ValueError("the trajectory saved fewer than 2 states; run with save_every")
+    ax = _axes(ax)
+    xs = np.asarray(tr.xs, dtype=np.float64)
+    xs = xs.reshape(xs.shape[0], xs.shape[1], -1)[:, :, coord]
+    q = np.quantile(xs, sorted(quantiles), axis=1)
+    ax.fill_between(tr.ts, q[0], q[-1], color="C0", alpha=0.15,
+                    label=f"{100 * min(quantiles):g}-{100 * max(quantiles):g}% of {xs.shape[1]:,} paths")
+    for row, level in zip(q[1:-1], sorted(quantiles)[1:-1]):
+        ax.plot(tr.ts, row, color="C0", lw=1.5, label=f"{100 * level:g}% quantile")
+    kwargs.setdefault("lw", 0.6)
+    kwargs.setdefault("alpha", 0.6)
+    ax.plot(tr.ts, xs[:, :n_paths], color=kwargs.pop("color", "C1"), **kwargs)
+    ax.set(xlabel="t", ylabel=f"x[{coord}]" if tr.x.ndim > 1 else "x")
+    if tr.ts[0] > tr.ts[-1]:
+        ax.set_xlim(tr.ts[0], tr.ts[-1])  # reverse runs read right to left in t
+    ax.legend(fontsize=8)
+    return ax
+
+
+def _exact_density(exact, process, t):
+    """A function of x for the exact marginal at t, or None."""
+    if exact is None:
+        return None
+    if hasattr(exact, "marginal") and hasattr(exact, "logpdf"):
+        if process is None:
+            raise ValueError("pass process= with a GaussianMixture as exact")
+        marg = exact.marginal(process, t)
+        return lambda x: np.exp(marg.logpdf(x))
+    if callable(exact):
+        return lambda x: exact(x, t)
+    raise TypeError(f"exact must be a GaussianMixture or a callable density(x, t); got {exact!r}")
+
+
+def marginals(tr, times, exact=None, process=None, ax=None, bins=80, **kwargs):
+    """Histograms (1-D states) or scatter snapshots (2-D states) at saved
+    times, against the exact density.
+
+    Parameters
+    ----------
+    tr : Trajectory
+    times : sequence of saved times
+    exact : GaussianMixture (with ``process``) or callable density(x, t), optional
+    ax : an Axes (1-D) or a sequence of Axes, one per time (2-D)
+
+    Returns
+    -------
+    Axes (1-D) or array of Axes (2-D)
+    """
+    xs = np.asarray(tr.xs)
+    one_d = xs.ndim == 2 or (xs.ndim == 3 and xs.shape[2] == 1)
+    if one_d:
+        ax = _axes(ax)
+        for i, t in enumerate(times):
+            sample = xs[_saved_index(tr, t)].ravel()
+            color = f"C{i}"
+            ax.hist(sample, bins=bins, density=True, histtype="step", color=color, label=f"t = {t:g}", **kwargs)
+            density = _exact_density(exact, process, t)
+            if density is not None:
+                grid = np.linspace(*np.quantile(sample, [0.0005, 0.9995]), 400)
+                ax.plot(grid, density(grid), "--", color=color, lw=1)
+        ax.set(xlabel="x", ylabel="density")
+        ax.legend(fontsize=8, title="histogram; dashed: exact" if exact is not None else None)
+        return ax
+    if xs.ndim != 3 or xs.shape[2] != 2:
+        raise ValueError(f"marginals draws 1-D or 2-D states; got event shape {xs.shape[2:]}")
+    axes = _axes(ax, ncols=len(times))
+    kwargs.setdefault("s", 1)
+    kwargs.setdefault("alpha", 0.3)
+    for a, t in zip(np.atleast_1d(axes), times):
+        sample = xs[_saved_index(tr, t)]
+        a.scatter(sample[:, 0], sample[:, 1], **kwargs)
+        density = _exact_density(exact, process, t)
+        if density is not None:
+            lo, hi = np.quantile(sample, [0.001, 0.999], axis=0)
+            gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 120), np.linspace(lo[1], hi[1], 120))
+            z = density(np.stack([gx.ravel(), gy.ravel()], axis=1)).reshape(gx.shape)
+            a.contour(gx, gy, z, levels=6, colors="k", linewidths=0.6)
+        a.set(title=f"t = {t:g}", xlabel="x[0]", ylabel="x[1]", aspect="equal")
+    return axes
 
 
 def convergence(study, ax=None, reference_orders=(1, 2), **kwargs):
-    """Log-log error against step count, with error bars, the fitted line
-    and dashed reference slopes."""
+    """Log-log error against step count, with 2-standard-error bars, the
+    fitted line and dashed reference slopes. ``study`` may be a list."""
     ax = _axes(ax)
-    n = np.asarray(study.steps, dtype=float)
-    kwargs.setdefault("marker", "o")
-    line = ax.errorbar(n, study.errors, yerr=2 * np.asarray(study.stderr), capsize=3,
-                       label=f"{study.kind}: order {study.fit.order:.2f}", **kwargs)
-    ax.plot(n, study.fit.constant * n ** (-study.fit.order), color=line[0].get_color(), lw=0.8)
+    studies = study if isinstance(study, (list, tuple)) else [study]
+    for s in studies:
+        n = np.asarray(s.steps, dtype=float)
+        style = dict(kwargs)
+        style.setdefault("marker", "o")
+        label = style.pop("label", f"{s.kind} error")
+        line = ax.errorbar(n, s.errors, yerr=2 * np.asarray(s.stderr), capsize=3,
+                           label=f"{label}: order {s.fit.order:.2f}", **style)
+        ax.plot(n, s.fit.constant * n ** (-s.fit.order), color=line[0].get_color(), lw=0.8)
+    n = np.asarray(studies[0].steps, dtype=float)
+    e0 = studies[0].errors[0]
     for order in reference_orders:
-        ax.plot(n, study.errors[0] * (n / n[0]) ** (-order), "k--", lw=0.6, alpha=0.6)
-        ax.annotate(f"slope -{order}", (n[-1], study.errors[0] * (n[-1] / n[0]) ** (-order)), fontsize=8)
-    ax.set(xscale="log", yscale="log", xlabel="steps N", ylabel=f"{study.kind} error")
-    ax.legend()
+        ax.plot(n, e0 * (n / n[0]) ** (-order), "k--", lw=0.6, alpha=0.6)
+        ax.annotate(f"slope -{order}", (n[-1], e0 * (n[-1] / n[0]) ** (-order)), fontsize=8)
+    ax.set(xscale="log", yscale="log", xlabel="steps N", ylabel="error")
+    from matplotlib.ticker import FixedLocator, NullFormatter
+
+    ax.xaxis.set_major_locator(FixedLocator(n))
+    ax.set_xticklabels([f"{int(v)}" for v in n])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.legend(fontsize=8)
+    return ax
+
+
+def density_evolution(solution, particles=None, ax=None, n_overlays=5, **kwargs):
+    """A heat map of a Fokker-Planck solution p(t, x), with particle
+    histograms (a Trajectory saved at matching times) drawn over it as white
+    curves, each scaled to sit to the right of its time."""
+    ax = _axes(ax)
+    ts, x, p = np.asarray(solution.ts), solution.x, solution.p
+    order = np.argsort(ts)
+    kwargs.setdefault("cmap", "viridis")
+    mesh = ax.pcolormesh(ts[order], x, p[order].T, shading="nearest", **kwargs)
+    ax.figure.colorbar(mesh, ax=ax, label="density")
+    if particles is not None:
+        span = (ts.max() - ts.min()) / (2 * n_overlays)
+        picks = np.linspace(0, len(particles.ts) - 1, n_overlays).round().astype(int)
+        for k in np.unique(picks):
+            sample = np.asarray(particles.xs[k]).ravel()
+            hist, edges = np.histogram(sample, bins=60, range=(x[0], x[-1]), density=True)
+            t = particles.ts[k]
+            ax.plot(t + span * hist / max(hist.max(), 1e-300), 0.5 * (edges[:-1] + edges[1:]),
+                    color="w", lw=0.8)
+    ax.set(xlabel="t", ylabel="x", title="Fokker-Planck density; white: particle histograms")
+    return ax
+
+
+def compare_chain_sde(chain, x0, rng=0, n_paths=5, ax=None, **kwargs):
+    """A DDPM or SMLD chain (dots) next to Euler-Maruyama on its SDE limit
+    (lines), driven by the same draws interval by interval."""
+    from .simulate import forward
+
+    ax = _axes(ax)
+    x0 = np.asarray(x0, dtype=np.float64)[:n_paths]
+    tr_chain = forward(chain, x0, rng=rng, save_every=1)
+    tr_sde = forward(chain.as_sde(), x0, steps=chain.N, rng=rng, save_every=1)
+    for i in range(x0.shape[0]):
+        color = f"C{i % 10}"
+        ax.plot(tr_sde.ts, tr_sde.xs[:, i], color=color, lw=1, **kwargs)
+        ax.plot(tr_chain.ts, tr_chain.xs[:, i], "o", color=color, ms=2.5)
+    ax.set(xlabel="t", ylabel="x", title=f"{type(chain).__name__} (dots) and its SDE by EM (lines), "
+                                         f"N = {chain.N}, same draws")
     return ax

@@ -372,7 +372,11 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         DDIM's stochasticity.
     corrector : None or "langevin"
         Langevin sub-steps after every predictor step but the last, with
-        ``snr`` and ``n_corrector_steps``; step size from each row's norms.
+        ``snr`` and ``n_corrector_steps``; step size from each row's norms,
+        eps = 2 r (snr |z| / |s|)^2. Like score_sde's batch-norm version it
+        is meant for high-dimensional states (images: d in the thousands):
+        for d of a few, |z| / |s| of one row fluctuates wildly and the
+        corrector scatters samples (see the tour's 2-D mixture).
     rng, noise, save_every, save_at, dtype, nonfinite, out, progress
         As for :func:`forward`; ``save_at`` takes grid indices k (time t_k)
         or grid times, and ``noise[k - 1]`` drives the step from t_k.
