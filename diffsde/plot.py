@@ -162,14 +162,16 @@ def density_evolution(solution, particles=None, ax=None, n_overlays=5, **kwargs)
     ax.figure.colorbar(mesh, ax=ax, label="density")
     if particles is not None:
         span = (ts.max() - ts.min()) / (2 * n_overlays)
-        picks = np.linspace(0, len(particles.ts) - 1, n_overlays).round().astype(int)
+        # each histogram extends to the right of its time: leave out the last time
+        picks = np.linspace(0, len(particles.ts) - 1, n_overlays + 1)[:-1].round().astype(int)
         for k in np.unique(picks):
             sample = np.asarray(particles.xs[k]).ravel()
             hist, edges = np.histogram(sample, bins=60, range=(x[0], x[-1]), density=True)
             t = particles.ts[k]
             ax.plot(t + span * hist / max(hist.max(), 1e-300), 0.5 * (edges[:-1] + edges[1:]),
                     color="w", lw=0.8)
-    ax.set(xlabel="t", ylabel="x", title="Fokker-Planck density; white: particle histograms")
+    ax.set(xlabel="t", ylabel="x", xlim=(ts.min(), ts.max()),
+           title="Fokker-Planck density; white: particle histograms")
     return ax
 
 
