@@ -142,7 +142,7 @@ def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, meth
         results[label] = x
         rows.append([label, _fmt(dist.value, 3), _fmt(dist.floor, 3), _fmt(mean_error, 3), tr.nfe, f"{seconds:.2f}"])
         report.say(f"{process} {label}: distance {dist.value:.3g} (floor {dist.floor:.3g})")
-    report.table(f"samplers_{process}", ["method", "W2 to data", "noise floor", "max |mean error|", "nfe", "seconds"],
+    report.table(f"samplers_{process}", ["method", "W2 to data", "noise floor", "max abs mean error", "nfe", "seconds"],
                  rows, f"Reverse samplers on {process.upper()}, {data_name}, {paths:,} paths, {steps} steps, "
                        f"exact score, from the exact marginal at T")
     return results
