@@ -137,7 +137,18 @@ def save_steps(grid, save_every=None, save_at=None, reverse=False):
     return np.unique(n - idx if reverse else idx)
 
 
-def _noise(noise, grid, shape):
+def _noise(noise, grid, shape, table=None):
+    """The noise array for the run; None when the method draws no noise
+    (a deterministic sampler ignores the path or array it was given, so one
+    loop can pass the same noise to every method)."""
+    if noise is None:
+        return None
+    if table is not None and table.n_noise_intervals == 0:
+        if not isinstance(noise, BrownianPath):
+            expected = (len(grid) - 1,) + tuple(shape)
+            if np.shape(noise) != expected:
+                raise ValueError(f"noise must have shape (steps, *x.shape) = {expected}; got {np.shape(noise)}")
+        return None
     if not isinstance(noise, BrownianPath):
         return noise
     if noise.shape != shape:
@@ -205,7 +216,7 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     else:
         table = {"em": methods.forward_em, "exact": methods.forward_exact}[method](process, grid)
     saved = save_steps(grid, save_every, save_at)
-    plan = prepare(x0, table, noise=_noise(noise, grid, x0.shape), save=saved, dtype=dtype,
+    plan = prepare(x0, table, noise=_noise(noise, grid, x0.shape, table), save=saved, dtype=dtype,
                    nonfinite=nonfinite, out=out, progress=progress)
     result = execute(plan, key_from_rng(rng))
     return Trajectory(x=result.x, xs=result.xs, ts=grid[saved], nfe=0)
@@ -400,7 +411,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
 
     x, shape = _reverse_start(x, shape, dtype)
     saved = save_steps(grid, save_every, save_at, reverse=True)
-    noise = _noise(noise, grid, shape)  # interval k - 1 is the path's increment over [t_{k-1}, t_k]
+    noise = _noise(noise, grid, shape, table)  # interval k - 1: the path's increment over [t_{k-1}, t_k]
     probe = np.broadcast_to(np.zeros((), dtype=x.dtype if x is not None else np.float64), shape)
     plan = prepare(x if x is not None else probe, table, score=_bind(score, process), noise=noise,
                    save=saved, dtype=dtype, nonfinite=nonfinite, out=out, progress=progress)

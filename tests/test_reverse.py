@@ -300,3 +300,13 @@ def test_noise_arrays_brownian_paths_out_progress_and_dtype():
     f32 = ds.reverse(VP, SCORE, x.astype(np.float32), n, noise=path).x
     assert f32.dtype == np.float32
     np.testing.assert_allclose(f32, via_path, rtol=1e-4, atol=1e-5)
+
+
+def test_deterministic_samplers_accept_and_ignore_noise():
+    x = np.linspace(-1, 1, 40)
+    path = ds.BrownianPath((40,), 5, rng=1)
+    plain = ds.reverse(VP, SCORE, x, 16, alpha=0.0).x
+    np.testing.assert_array_equal(ds.reverse(VP, SCORE, x, 16, alpha=0.0, noise=path).x, plain)
+    np.testing.assert_array_equal(ds.reverse(VP, SCORE, x, 16, alpha=0.0, noise=np.ones((16, 40))).x, plain)
+    with pytest.raises(ValueError, match="noise must have shape"):
+        ds.reverse(VP, SCORE, x, 16, alpha=0.0, noise=np.ones((15, 40)))
