@@ -209,15 +209,19 @@ class RunPlan:
 
 
 def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinite="raise",
-            out=None, progress=False, block_rows=None):
+            out=None, progress=False, block_rows=None, name="x"):
     """Validate a run's arguments (see :func:`run_steps`); nothing is drawn or allocated."""
     if not isinstance(table, StepTable):
         raise TypeError(f"table must be a StepTable; got {type(table).__name__}")
     if table.n_steps == 0:
         raise ValueError("the step table has no steps; a run needs at least one")
-    x, dtype = as_state(x, dtype)
+    x, dtype = as_state(x, dtype, name)
     if nonfinite not in _NONFINITE:
         raise ValueError(f"nonfinite must be one of {_NONFINITE}; got {nonfinite!r}")
+    if nonfinite == "raise" and x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(f"{name} contains a non-finite value {x[tuple(bad)]} at index {tuple(bad.tolist())} "
+                         f"(pass nonfinite='ignore' to run anyway)")
     shape = x.shape
     dim = math.prod(shape[1:])
     score_kind, score_params = _score_source(score, table, dim, x.ndim - 1)

@@ -7,6 +7,12 @@ when starting a second costs more than it saves: on fewer than
 element-steps in all (measured with benchmarks/engine.py on 2 cores: long
 runs gain from 5,000 elements, one-step calls from 50,000-100,000). Results
 never depend on the thread count.
+
+After ``os.fork()`` in a process where diffsde has run threads (the default
+"fork" start method of multiprocessing on Linux), the child runs serially:
+GNU OpenMP cannot restart its thread pool in a forked child, and a parallel
+region there would hang. Results are the same; for threads in worker
+processes use the "spawn" or "forkserver" start method.
 """
 import operator
 import os
@@ -19,6 +25,17 @@ SERIAL_BELOW = 5000
 SERIAL_BELOW_WORK = 100_000
 
 _requested = None
+_used_threads = False
+_forked_after_threads = False
+
+
+def _after_fork_in_child():
+    global _forked_after_threads
+    _forked_after_threads = _forked_after_threads or _used_threads
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def set_num_threads(n):
@@ -69,6 +86,10 @@ def get_num_threads():
 
 def threads_for(n_elements, n_steps=1):
     """Threads for ``n_steps`` steps over ``n_elements`` state elements."""
-    if not _core.openmp() or n_elements < SERIAL_BELOW or n_elements * n_steps < SERIAL_BELOW_WORK:
+    global _used_threads
+    if (not _core.openmp() or _forked_after_threads or n_elements < SERIAL_BELOW
+            or n_elements * n_steps < SERIAL_BELOW_WORK):
         return 1
-    return get_num_threads()
+    n = get_num_threads()
+    _used_threads = _used_threads or n > 1
+    return n

@@ -7,6 +7,7 @@ import numpy as np
 
 from . import methods
 from ._engine import as_state, execute, prepare
+from ._memory import check_fits
 from ._rng import STREAM_INITIAL, fill_normal, key_from_rng
 from ._steptable import StepTable
 from .brownian import BrownianPath
@@ -75,6 +76,8 @@ def _steps(steps, default):
         raise TypeError(f"steps must be an int >= 1; got {steps!r}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}")
+    # the per-step table and grid take ~100 bytes a step
+    check_fits(100 * int(steps), f"a run of {int(steps):,} steps")
     return int(steps)
 
 
@@ -217,7 +220,7 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
         table = {"em": methods.forward_em, "exact": methods.forward_exact}[method](process, grid)
     saved = save_steps(grid, save_every, save_at)
     plan = prepare(x0, table, noise=_noise(noise, grid, x0.shape, table), save=saved, dtype=dtype,
-                   nonfinite=nonfinite, out=out, progress=progress)
+                   nonfinite=nonfinite, out=out, progress=progress, name="x0")
     result = execute(plan, key_from_rng(rng))
     return Trajectory(x=result.x, xs=result.xs, ts=grid[saved], nfe=0)
 

@@ -1,0 +1,191 @@
+"""Every public entry point answers bad input with a clear error that names
+the argument, and leaves its inputs unchanged (table-driven)."""
+import numpy as np
+import pytest
+
+import diffsde as ds
+from diffsde import analysis, fokker_planck
+
+VP, VE = ds.VPSDE(), ds.VESDE()
+GM = ds.datasets.eight_gaussians()
+X = np.random.default_rng(0).standard_normal((16, 2))
+X1 = np.random.default_rng(1).standard_normal(16)
+TABLE = ds.StepTable.affine(np.full(4, 0.9), 0.1, 0.2)
+NAN_X = X.copy()
+NAN_X[3, 1] = np.nan
+SCORE = ds.LinearScore()
+
+
+def _readonly(shape):
+    out = np.empty(shape)
+    out.flags.writeable = False
+    return out
+
+
+# (id, call, exception type, regex that names the argument and what is wrong)
+CASES = [
+    # ---- simulation -----------------------------------------------------------
+    ("forward x0 string", lambda: ds.forward(VP, "abc"), TypeError, "x0 has dtype <U3"),
+    ("forward x0 None", lambda: ds.forward(VP, None), TypeError, "x0 has dtype object"),
+    ("forward x0 complex", lambda: ds.forward(VP, X + 0j), TypeError, "x0 has dtype complex128"),
+    ("forward x0 float16", lambda: ds.forward(VP, X.astype(np.float16)), TypeError, "x0 has dtype float16"),
+    ("forward x0 longdouble", lambda: ds.forward(VP, X.astype(np.longdouble)), TypeError, "longdouble|float128"),
+    ("forward x0 scalar", lambda: ds.forward(VP, 1.0), ValueError, "x0 must have a batch axis"),
+    ("forward x0 nan", lambda: ds.forward(VP, NAN_X), ValueError, r"x0 contains a non-finite value nan at index \(3, 1\)"),
+    ("forward steps 0", lambda: ds.forward(VP, X, 0), ValueError, "steps must be >= 1; got 0"),
+    ("forward steps -3", lambda: ds.forward(VP, X, -3), ValueError, "steps must be >= 1; got -3"),
+    ("forward steps float", lambda: ds.forward(VP, X, 2.5), TypeError, "steps must be an int"),
+    ("forward steps huge", lambda: ds.forward(VP, X, 10**15), MemoryError, "steps .*bytes"),
+    ("forward method", lambda: ds.forward(VP, X, 4, method="heun"), ValueError, "method 'heun'.*valid: em, exact"),
+    ("forward t1 > T", lambda: ds.forward(VP, X, 4, t1=2.0), ValueError, "t1 <= T"),
+    ("forward t0 >= t1", lambda: ds.forward(VP, X, 4, t0=0.5, t1=0.5), ValueError, "t0 < t1"),
+    ("forward ts unsorted", lambda: ds.forward(VP, X, ts=[0, 0.5, 0.2]), ValueError, "ts must increase strictly"),
+    ("forward ts and steps", lambda: ds.forward(VP, X, 4, ts=[0, 1.0]), ValueError, "either ts or steps"),
+    ("forward noise shape", lambda: ds.forward(VP, X, 4, noise=np.zeros((3, 16, 2))), ValueError, r"noise must have shape .*\(4, 16, 2\)"),
+    ("forward noise nan", lambda: ds.forward(VP, X, 4, noise=np.full((4, 16, 2), np.nan)), ValueError, "noise contains non-finite"),
+    ("forward noise complex", lambda: ds.forward(VP, X, 4, noise=np.zeros((4, 16, 2), complex)), TypeError, "noise must be real"),
+    ("forward save_every 0", lambda: ds.forward(VP, X, 4, save_every=0), ValueError, "save_every must be an int >= 1"),
+    ("forward save_at range", lambda: ds.forward(VP, X, 4, save_at=[9]), ValueError, r"save_at grid indices must lie in \[0, 4\]"),
+    ("forward save_at off grid", lambda: ds.forward(VP, X, 4, save_at=[0.3]), ValueError, "save_at time 0.3 is not on the run's grid"),
+    ("forward save both", lambda: ds.forward(VP, X, 4, save_at=[1], save_every=1), ValueError, "save_every or save_at"),
+    ("forward dtype int", lambda: ds.forward(VP, X, 4, dtype=np.int32), TypeError, "dtype must be float32 or float64"),
+    ("forward out shape", lambda: ds.forward(VP, X, 4, out=np.empty((16, 3))), ValueError, r"out must have shape \(16, 2\)"),
+    ("forward out readonly", lambda: ds.forward(VP, X, 4, out=_readonly((16, 2))), ValueError, "out is read-only"),
+    ("forward out list", lambda: ds.forward(VP, X, 4, out=[0.0]), TypeError, "out must be a NumPy array"),
+    ("forward nonfinite", lambda: ds.forward(VP, X, 4, nonfinite="skip"), ValueError, "nonfinite must be one of"),
+    ("forward process", lambda: ds.forward("vp", X), TypeError, "process must be a VPSDE"),
+    ("forward chain steps", lambda: ds.forward(ds.DDPM([0.1, 0.2]), X, 3), ValueError, r"steps must be None or N = 2"),
+    ("forward rng", lambda: ds.forward(VP, X, 4, rng="seed"), TypeError, "rng must be None, an int"),
+    ("forward path shape", lambda: ds.forward(VP, X, 4, noise=ds.BrownianPath((16,), 3)), ValueError, "BrownianPath has shape"),
+    ("reverse score None", lambda: ds.reverse(VP, None, X), TypeError, "reverse needs a score"),
+    ("reverse score str", lambda: ds.reverse(VP, "gm", X, 4), TypeError, "score must be None, a built-in score or a callable"),
+    ("reverse alpha", lambda: ds.reverse(VP, SCORE, X, 4, alpha=np.nan), ValueError, "alpha must be finite and >= 0"),
+    ("reverse alpha method", lambda: ds.reverse(VP, SCORE, X, 4, method="ddim", alpha=0.5), ValueError, "alpha = 0.5 applies to method='em' only"),
+    ("reverse eta", lambda: ds.reverse(VP, SCORE, X, 4, method="ddim", eta=-1), ValueError, "eta must be finite and >= 0"),
+    ("reverse snr", lambda: ds.reverse(VP, SCORE, X, 4, corrector="langevin", snr=0), ValueError, "snr must be finite and > 0"),
+    ("reverse corrector steps", lambda: ds.reverse(VP, SCORE, X, 4, corrector="langevin", n_corrector_steps=0), ValueError, "n_corrector_steps must be an int >= 1"),
+    ("reverse t_start", lambda: ds.reverse(VP, SCORE, X, 4, t_start=1.5), ValueError, r"t_start must lie in \(0, T\]"),
+    ("reverse t_end", lambda: ds.reverse(VP, SCORE, X, 4, t_end=-0.1), ValueError, r"t_end must lie in \[0, t_start\)"),
+    ("reverse no x no shape", lambda: ds.reverse(VP, SCORE), ValueError, "pass x .* or shape"),
+    ("reverse shape mismatch", lambda: ds.reverse(VP, SCORE, X, 4, shape=(3, 2)), ValueError, "shape .* does not match x.shape"),
+    ("reverse shape negative", lambda: ds.reverse(VP, SCORE, shape=(-1, 2)), ValueError, "shape must be"),
+    ("reverse method", lambda: ds.reverse(ds.SubVPSDE(), SCORE, X, 4, method="ancestral"), ValueError, "valid: em, ode_heun$"),
+    ("reverse bound elsewhere", lambda: ds.reverse(VE, GM.score(VP), X, 4), ValueError, "the score is bound to VPSDE"),
+    ("reverse mixture dim", lambda: ds.reverse(VP, GM, np.zeros((4, 3)), 4), ValueError, "d = 2; the states have 3"),
+    ("reverse score shape", lambda: ds.reverse(VP, lambda x, t: x[:, :1], X, 4), ValueError, r"the score returned shape \(16, 1\) at step 0 of 4"),
+    ("reverse score nan", lambda: ds.reverse(VP, lambda x, t: x * np.nan, X, 4), FloatingPointError, "the score returned a non-finite value"),
+    ("reverse built-in event ndim", lambda: ds.reverse(VP, SCORE, np.zeros((4, 2, 2)), 4), ValueError, "built-in scores need states of shape"),
+    ("run_steps table", lambda: ds.run_steps(X, [1.0]), TypeError, "table must be a StepTable"),
+    ("run_steps score missing", lambda: ds.run_steps(X, TABLE), ValueError, "evaluates a score .* but score=None"),
+    ("run_steps block_rows", lambda: ds.run_steps(X, TABLE, score=SCORE, block_rows=0), ValueError, "block_rows must be an int >= 1"),
+    ("run_steps save type", lambda: ds.run_steps(X, TABLE, score=SCORE, save=[0.5]), TypeError, "save must be step counts"),
+    ("run_steps huge saves", lambda: ds.run_steps(np.broadcast_to(np.zeros(1), (10**7,)), ds.StepTable.affine(np.ones(10**5)),
+                                                  save=np.arange(10**5 + 1)), MemoryError, "bytes"),
+    ("StepTable nan", lambda: ds.StepTable.affine([1.0, np.nan]), ValueError, "column a is nan at row 1"),
+    ("StepTable lengths", lambda: ds.StepTable.affine([1.0, 2.0], [1.0, 2.0, 3.0]), ValueError, "different lengths"),
+    ("StepTable complex", lambda: ds.StepTable.affine([1j]), TypeError, "a must be real numbers"),
+    ("StepTable negative s", lambda: ds.StepTable.affine([1.0], s=-1.0), ValueError, "column s .* < 0"),
+    ("StepTable langevin snr", lambda: ds.StepTable.langevin(1.0, -0.1, t=0.5), ValueError, "snr = c >= 0"),
+    # ---- processes --------------------------------------------------------------
+    ("VPSDE beta_min", lambda: ds.VPSDE(beta_min=-1), ValueError, "beta_min must be finite and > 0"),
+    ("VPSDE beta_max str", lambda: ds.VPSDE(beta_max="x"), TypeError, "beta_max must be a real number"),
+    ("VPSDE T inf", lambda: ds.VPSDE(T=np.inf), ValueError, "T must be finite and > 0"),
+    ("VPSDE cosine s", lambda: ds.VPSDE.cosine(s=-0.1), ValueError, "s must be finite and >= 0"),
+    ("VPSDE from_betas", lambda: ds.VPSDE.from_betas([0.1, 0.0]), ValueError, "betas must be a non-empty 1-D array of positive"),
+    ("VESDE order", lambda: ds.VESDE(sigma_min=5, sigma_max=1), ValueError, "sigma_max must exceed sigma_min"),
+    ("VESDE from_sigmas", lambda: ds.VESDE.from_sigmas([1.0, 0.5]), ValueError, "sigmas must increase strictly"),
+    ("marginal t range", lambda: VP.marginal(-0.1), ValueError, r"t must lie in \[0, T\]"),
+    ("marginal t nan", lambda: VP.marginal(np.nan), ValueError, "t must be finite"),
+    ("marginal t complex", lambda: VP.marginal(1j), TypeError, "t must be real"),
+    ("drift t shape", lambda: VP.drift(X, np.ones(3) * 0.5), ValueError, r"t must be a scalar or have shape \(batch,\)"),
+    ("perturb x0 complex", lambda: VP.perturb(X + 0j, 0.5), TypeError, "x0 has dtype complex"),
+    ("prior_logp scalar", lambda: VP.prior_logp(1.0), ValueError, "x must have a batch axis"),
+    ("prior_sample dtype", lambda: VP.prior_sample(3, dtype=np.float16), TypeError, "dtype must be float32 or float64"),
+    ("DDPM betas", lambda: ds.DDPM([0.5, 1.5]), ValueError, r"betas must lie in \(0, 1\); betas\[1\] = 1.5"),
+    ("DDPM empty", lambda: ds.DDPM([]), ValueError, "betas must hold at least one step"),
+    ("DDPM from_sde beta >= 1", lambda: ds.DDPM.from_sde(VP, 5), ValueError, "with N = 5 steps"),
+    ("DDPM from_sde N", lambda: ds.DDPM.from_sde(VP, 0), ValueError, "N must be an int >= 1"),
+    ("SMLD decreasing", lambda: ds.SMLD([3.0, 2.0, 1.0]), ValueError, r"sigmas\[::-1\]"),
+    ("SMLD sigma0", lambda: ds.SMLD([1.0], sigma0=-1), ValueError, "sigma0 must be finite and >= 0"),
+    ("chain marginal index", lambda: ds.DDPM([0.1]).marginal(2), ValueError, r"i must lie in \[0, N\]"),
+    ("chain respace", lambda: ds.DDPM([0.1]).respace(0), ValueError, r"M must be an int in \[1, N\]"),
+    ("BrownianPath depth", lambda: ds.BrownianPath((3,), -1), ValueError, "depth must be an int in"),
+    ("BrownianPath shape", lambda: ds.BrownianPath((-2,), 3), ValueError, "shape must be"),
+    ("BrownianPath steps", lambda: ds.BrownianPath((3,), 3).normals(6), ValueError, "power-of-two step counts"),
+    # ---- scores and data --------------------------------------------------------
+    ("GM weights negative", lambda: ds.GaussianMixture([-1, 2], [[0.0], [1.0]], [1.0, 1.0]), ValueError, "weights must be >= 0"),
+    ("GM weights sum", lambda: ds.GaussianMixture([0.3, 0.3], [[0.0], [1.0]], [1.0, 1.0]), ValueError, "weights must sum to 1"),
+    ("GM means shape", lambda: ds.GaussianMixture([1.0], [0.0], [1.0]), ValueError, r"means must have shape \(K, d\)"),
+    ("GM covs ndim", lambda: ds.GaussianMixture([1.0], [[0.0]], np.ones((1, 1, 1, 1))), ValueError, "covs must have 1, 2 or 3 dimensions"),
+    ("GM covs nan", lambda: ds.GaussianMixture([1.0], [[0.0]], [np.nan]), ValueError, "covs must be finite"),
+    ("GM covs not SPD", lambda: ds.GaussianMixture([1.0], [[0.0, 0.0]], [[[1.0, 0.0], [0.0, -1.0]]]), ValueError, r"covs\[0\] is not positive definite"),
+    ("GM sample n", lambda: GM.sample(-1), ValueError, "n must be an int >= 0"),
+    ("GM logpdf shape", lambda: GM.logpdf(np.zeros((3, 3))), ValueError, r"x must have shape \(n, 2\)"),
+    ("GM logpdf complex", lambda: GM.logpdf(np.zeros((3, 2), complex)), TypeError, "x must be real"),
+    ("GM score process", lambda: GM.score("vp"), TypeError, "process must be an SDE or a chain"),
+    ("EmpiricalData empty", lambda: ds.EmpiricalData(np.zeros((0, 2))), ValueError, "points must have shape"),
+    ("EmpiricalData nan", lambda: ds.EmpiricalData([[np.nan, 0.0]]), ValueError, "points must be finite"),
+    ("EmpiricalData s = 0", lambda: ds.EmpiricalData(X).score_at(X, 1.0, 0.0), ValueError, "needs s > 0"),
+    ("LinearScore var", lambda: ds.LinearScore(0.0, -1.0), ValueError, "var must be >= 0"),
+    ("LinearScore shape", lambda: ds.LinearScore(np.zeros((2, 2))), ValueError, "mean and var must be scalars or 1-D"),
+    ("score_from_eps fn", lambda: ds.score_from_eps(3, VP), TypeError, "eps_fn must be callable"),
+    ("score_from_eps process", lambda: ds.score_from_eps(lambda x, t: x, "vp"), TypeError, "process must be an SDE or a chain"),
+    ("log_likelihood steps", lambda: ds.log_likelihood(VP, GM, X, 0), ValueError, "steps must be an int >= 1"),
+    ("log_likelihood process", lambda: ds.log_likelihood("vp", GM, X), TypeError, "log_likelihood needs an SDE"),
+    ("log_likelihood score", lambda: ds.log_likelihood(VP, 3, X), TypeError, "score must be a GaussianMixture"),
+    ("datasets n", lambda: ds.datasets.two_moons(2.5), ValueError, "n must be an int >= 0"),
+    ("datasets squares", lambda: ds.datasets.checkerboard(5, squares=1), ValueError, "squares must be an int >= 2"),
+    # ---- engine settings -----------------------------------------------------------
+    ("set_num_threads 0", lambda: ds.set_num_threads(0), ValueError, "n must be an int >= 1 or None; got 0"),
+    ("set_num_threads str", lambda: ds.set_num_threads("2"), TypeError, "n must be an int >= 1 or None"),
+    ("set_num_threads bool", lambda: ds.set_num_threads(True), TypeError, "n must be an int >= 1 or None"),
+    ("set_simd_path", lambda: ds.set_simd_path("sse9"), ValueError, "SIMD path 'sse9' is not available"),
+    ("standard_normal dtype", lambda: ds.standard_normal(3, dtype=np.complex64), TypeError, "dtype must be float32 or float64"),
+    ("standard_normal shape", lambda: ds.standard_normal((-1,)), ValueError, "shape must have non-negative entries"),
+    ("standard_normal out", lambda: ds.standard_normal(3, out=np.empty(4)), ValueError, r"out must be an ndarray of shape \(3,\)"),
+    # ---- analysis -------------------------------------------------------------------
+    ("fit_order lengths", lambda: analysis.fit_order([1, 2, 3], [1.0, 2.0]), ValueError, "steps and errors must be 1-D of equal length"),
+    ("fit_order zero error", lambda: analysis.fit_order([1, 2], [1.0, 0.0]), ValueError, "errors positive"),
+    ("strong_error ladder", lambda: analysis.strong_error(VP, X1, [10, 20]), ValueError, "steps must be powers of two"),
+    ("strong_error reference", lambda: analysis.strong_error(VP, X1, [8, 16], reference_steps=64), ValueError, "reference_steps must be a power of two >= 16 x"),
+    ("strong_error direction", lambda: analysis.strong_error(VP, X1, [8, 16], direction="up"), ValueError, "direction must be 'forward' or 'reverse'"),
+    ("wasserstein p", lambda: analysis.wasserstein_1d(X1, X1, p=3), ValueError, "p must be 1 or 2"),
+    ("wasserstein nan", lambda: analysis.wasserstein_1d([np.nan, 1.0], X1), ValueError, "x must hold at least 2 finite numbers"),
+    ("sliced shapes", lambda: analysis.sliced_wasserstein(X, X1[:, None]), ValueError, r"x and y must be \(n, d\) with equal d"),
+    ("sliced projections", lambda: analysis.sliced_wasserstein(X, X, n_projections=0), ValueError, "n_projections must be an int >= 1"),
+    ("moment_errors n", lambda: analysis.moment_errors([1.0], 0.0, 1.0), ValueError, "x must hold at least 2 samples"),
+    ("fokker_planck grid", lambda: fokker_planck.solve_forward(VP, np.ones(3), [0.0, 1.0, 3.0]), ValueError, "x must be uniformly spaced"),
+    ("fokker_planck density", lambda: fokker_planck.solve_forward(VP, -np.ones(11), np.linspace(0, 1, 11)), ValueError, "p0 must be finite and non-negative"),
+    ("fokker_planck steps", lambda: fokker_planck.solve_forward(VP, np.ones(11), np.linspace(0, 1, 11), steps=0), ValueError, "steps must be an int >= 1"),
+    ("fokker_planck alpha", lambda: fokker_planck.solve_reverse(VP, GM.score(VP), np.ones(11), np.linspace(0, 1, 11), alpha=-2), ValueError, "alpha must be finite and >= 0"),
+]
+
+
+@pytest.mark.parametrize("name, call, exc, message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_raises_a_clear_error_and_changes_nothing(name, call, exc, message):
+    snapshot = [a.copy() for a in (X, X1, NAN_X)]
+    with pytest.raises(exc, match=message):
+        call()
+    for before, after in zip(snapshot, (X, X1, NAN_X)):
+        np.testing.assert_array_equal(after, before)
+
+
+def test_the_matrix_covers_every_public_entry_point():
+    names = " ".join(c[0] for c in CASES)
+    for entry in ("forward", "reverse", "run_steps", "StepTable", "VPSDE", "VESDE", "DDPM", "SMLD",
+                  "BrownianPath", "GM", "EmpiricalData", "LinearScore", "score_from_eps", "log_likelihood",
+                  "datasets", "set_num_threads", "standard_normal", "fit_order", "strong_error",
+                  "wasserstein", "sliced", "moment_errors", "fokker_planck"):
+        assert entry in names, entry
+    assert len(CASES) >= 100
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: ds.forward(VP, x, 3, rng=0),
+    lambda x: ds.reverse(VP, GM, x, 3, rng=0),
+    lambda x: ds.reverse(VP, lambda v, t: -v, x, 3, method="ode_heun"),
+    lambda x: ds.forward(ds.DDPM.from_sde(VP, 50), x, rng=0),
+], ids=["forward", "reverse-builtin", "reverse-callable", "chain"])
+def test_empty_batches_give_empty_results(call):
+    tr = call(np.zeros((0, 2)))
+    assert tr.x.shape == (0, 2) and tr.xs.shape[1:] == (0, 2)
