@@ -329,27 +329,9 @@ class GaussianMixture:
         """The exact score of the marginals under ``process`` (fused in C)."""
         return BoundScore(self, process)
 
-    def score_at(self, x, m, s):
-        """The score of the law of m x_0 + s z at x, in NumPy."""
-        rows, scalar = _as_rows(x, self.d)
-        marg = self.with_marginal(m, s)
-        gamma = marg.component_logpdf(rows)
-        gamma = np.exp(gamma - _logsumexp(gamma, axis=1)[:, None])
-        diff = marg.means[None] - rows[:, None, :]
-        if marg.vectors is None:
-            per = diff / marg.lambdas[None]
-        else:
-            y = np.einsum("nkj,kji->nki", diff, marg.vectors) / marg.lambdas[None]
-            per = np.einsum("kij,nkj->nki", marg.vectors, y)
-        out = np.einsum("nk,nkj->nj", gamma, per)
-        return out[:, 0] if scalar else out
-
-    def score_and_trace(self, x, m, s):
-        r"""The score and the trace of its Jacobian (the Laplacian of log p_t):
-
-        .. math:: \mathrm{tr}\,\nabla s = \sum_k \gamma_k\left(|g_k|^2 - \mathrm{tr}\,C_k^{-1}\right) - |s|^2,
-                  \quad g_k = C_k^{-1}(m\mu_k - x)
-        """
+    def _components(self, x, m, s):
+        """Rows of x, whether x was a batch of scalars, the responsibilities
+        gamma_k(x) and the per-component scores C_k^{-1}(m mu_k - x)."""
         rows, scalar = _as_rows(x, self.d)
         marg = self.with_marginal(m, s)
         logits = marg.component_logpdf(rows)
@@ -360,6 +342,21 @@ class GaussianMixture:
         else:
             y = np.einsum("nkj,kji->nki", diff, marg.vectors) / marg.lambdas[None]
             per = np.einsum("kij,nkj->nki", marg.vectors, y)
+        return scalar, marg, gamma, per
+
+    def score_at(self, x, m, s):
+        """The score of the law of m x_0 + s z at x, in NumPy."""
+        scalar, _, gamma, per = self._components(x, m, s)
+        out = np.einsum("nk,nkj->nj", gamma, per)
+        return out[:, 0] if scalar else out
+
+    def score_and_trace(self, x, m, s):
+        r"""The score and the trace of its Jacobian (the Laplacian of log p_t):
+
+        .. math:: \mathrm{tr}\,\nabla s = \sum_k \gamma_k\left(|g_k|^2 - \mathrm{tr}\,C_k^{-1}\right) - |s|^2,
+                  \quad g_k = C_k^{-1}(m\mu_k - x)
+        """
+        scalar, marg, gamma, per = self._components(x, m, s)
         score = np.einsum("nk,nkj->nj", gamma, per)
         inv_trace = np.sum(1.0 / marg.lambdas, axis=1)
         trace = gamma @ (-inv_trace) + np.einsum("nk,nkj,nkj->n", gamma, per, per) - np.sum(score**2, axis=1)

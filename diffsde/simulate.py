@@ -81,28 +81,40 @@ def _steps(steps, default):
     return int(steps)
 
 
+def _chain_grid(chain, steps, span_given, span_names):
+    """A chain's own grid; a time span or user grid does not apply."""
+    if span_given:
+        raise ValueError(f"a chain runs on its own grid t_i = i T / N: {span_names} do not apply "
+                         "(use chain.respace(M) for fewer steps)")
+    if steps is not None and _steps(steps, None) != chain.N:
+        raise ValueError(f"steps must be None or N = {chain.N} for this chain; for fewer "
+                         f"steps use chain.respace({steps})")
+    return chain.t
+
+
+def _user_grid(ts, T, direction):
+    """ts checked: 1-D, finite, strictly monotone in the run's direction, in [0, T]."""
+    grid = np.asarray(ts, dtype=np.float64)
+    if grid.ndim != 1 or grid.size < 2:
+        raise ValueError(f"ts must be a 1-D grid of at least 2 times; got shape {grid.shape}")
+    steps = np.diff(grid) if direction == "forward" else -np.diff(grid)
+    if not np.all(np.isfinite(grid)) or np.any(steps <= 0):
+        word = "increase" if direction == "forward" else "decrease"
+        raise ValueError(f"ts must {word} strictly for a {direction} run")
+    if grid.min() < 0 or grid.max() > T:
+        raise ValueError(f"ts must lie in [0, T] = [0, {T:g}]; got [{grid.min():g}, {grid.max():g}]")
+    return grid
+
+
 def _forward_grid(process, steps, t0, t1, ts):
     """The run's grid of times (increasing), DESIGN section 3."""
     if isinstance(process, Chain):
-        if ts is not None or t1 is not None or t0 != 0.0:
-            raise ValueError("a chain runs on its own grid t_i = i T / N: t0, t1 and ts do not apply "
-                             "(use chain.respace(M) for fewer steps)")
-        if steps is not None and _steps(steps, None) != process.N:
-            raise ValueError(f"steps must be None or N = {process.N} for this chain; for fewer "
-                             f"steps use chain.respace({steps})")
-        return process.t
+        return _chain_grid(process, steps, ts is not None or t1 is not None or t0 != 0.0, "t0, t1 and ts")
     T = process.T
     if ts is not None:
         if steps is not None or t1 is not None or t0 != 0.0:
             raise ValueError("pass either ts or steps/t0/t1, not both")
-        grid = np.asarray(ts, dtype=np.float64)
-        if grid.ndim != 1 or grid.size < 2:
-            raise ValueError(f"ts must be a 1-D grid of at least 2 times; got shape {grid.shape}")
-        if not np.all(np.isfinite(grid)) or np.any(np.diff(grid) <= 0):
-            raise ValueError("ts must increase strictly for a forward run")
-        if grid[0] < 0 or grid[-1] > T:
-            raise ValueError(f"ts must lie in [0, T] = [0, {T:g}]; got [{grid[0]:g}, {grid[-1]:g}]")
-        return grid
+        return _user_grid(ts, T, "forward")
     n = _steps(steps, DEFAULT_SDE_STEPS)
     t0 = float(t0)
     t1 = T if t1 is None else float(t1)
@@ -253,25 +265,13 @@ def _reverse_family(process):
 def _reverse_grid(process, steps, t_start, t_end, ts):
     """The increasing grid t_0 < ... < t_N a reverse run walks down."""
     if isinstance(process, Chain):
-        if ts is not None or t_start is not None or t_end != 0.0:
-            raise ValueError("a chain runs on its own grid t_i = i T / N: t_start, t_end and ts do not "
-                             "apply (use chain.respace(M) for fewer steps)")
-        if steps is not None and _steps(steps, None) != process.N:
-            raise ValueError(f"steps must be None or N = {process.N} for this chain; for fewer "
-                             f"steps use chain.respace({steps})")
-        return process.t
+        return _chain_grid(process, steps, ts is not None or t_start is not None or t_end != 0.0,
+                           "t_start, t_end and ts")
     T = process.T
     if ts is not None:
         if steps is not None or t_start is not None or t_end != 0.0:
             raise ValueError("pass either ts or steps/t_start/t_end, not both")
-        run = np.asarray(ts, dtype=np.float64)
-        if run.ndim != 1 or run.size < 2:
-            raise ValueError(f"ts must be a 1-D grid of at least 2 times; got shape {run.shape}")
-        if not np.all(np.isfinite(run)) or np.any(np.diff(run) >= 0):
-            raise ValueError("ts must decrease strictly for a reverse run")
-        if run[-1] < 0 or run[0] > T:
-            raise ValueError(f"ts must lie in [0, T] = [0, {T:g}]; got [{run[-1]:g}, {run[0]:g}]")
-        return run[::-1].copy()
+        return _user_grid(ts, T, "reverse")[::-1].copy()
     n = _steps(steps, DEFAULT_SDE_STEPS)
     t_start = T if t_start is None else float(t_start)
     t_end = float(t_end)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build diffsde._core with AddressSanitizer and UndefinedBehaviorSanitizer in
 # a scratch copy of the tree and run the C-facing tests under it.
-#   tools/sanitize.sh [pytest args...]
+#   tools/sanitize.sh [pytest args...]      (tools/sanitize.sh tests/ : the whole suite)
 # Leak detection is off: CPython itself "leaks" by design at exit; reference
 # and memory stability are tested in tests/test_engine.py instead.
 set -euo pipefail
@@ -15,7 +15,9 @@ git ls-files -z --others --exclude-standard | xargs -0 -r -I{} cp --parents {} "
 cd "$work"
 CC="${CC:-gcc}" DIFFSDE_SANITIZE=address,undefined python setup.py -q build_ext --inplace >build.log 2>&1 \
   || { cat build.log; exit 1; }
-export LD_PRELOAD="$("${CC:-gcc}" -print-file-name=libasan.so)"
+# libstdc++ goes in too: C++ extensions (matplotlib's) throw exceptions, and
+# ASan's __cxa_throw interceptor needs the real one loaded from the start.
+export LD_PRELOAD="$("${CC:-gcc}" -print-file-name=libasan.so) $("${CC:-gcc}" -print-file-name=libstdc++.so)"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 PYTHONPATH="$work" python -m pytest -q -p no:cacheprovider \
