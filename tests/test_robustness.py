@@ -1,6 +1,7 @@
 """Threads, fork, leaks over 10^4 calls, and the dtype rules everywhere."""
 import gc
 import multiprocessing
+import os
 import sys
 import threading
 
@@ -109,7 +110,8 @@ def test_ten_thousand_calls_of_each_entry_point_leak_nothing():
     gc.collect()
     grown = _rss_bytes() - before
     assert [sys.getrefcount(o) for o in (x, table, score, bad_score, GM)] == refs
-    assert grown < 8 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over 90,000 calls"
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):  # ASan's quarantine holds freed memory
+        assert grown < 8 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over 90,000 calls"
 
 
 BAD_DTYPES = [np.float16, np.longdouble, np.complex128, object]
