@@ -310,3 +310,26 @@ def test_deterministic_samplers_accept_and_ignore_noise():
     np.testing.assert_array_equal(ds.reverse(VP, SCORE, x, 16, alpha=0.0, noise=np.ones((16, 40))).x, plain)
     with pytest.raises(ValueError, match="noise must have shape"):
         ds.reverse(VP, SCORE, x, 16, alpha=0.0, noise=np.ones((15, 40)))
+
+
+def test_langevin_corrector_on_vp_uses_r_equal_one_minus_beta_at_the_landing_time():
+    """score_sde's VP corrector scales the step by alpha_i = 1 - beta_i of the
+    time the corrector runs at: here abar_k / abar_{k-1} at landing index k."""
+    n, d, snr = 40, 64, 0.16
+    table, law = table_of(VP, "reverse_diffusion", n)
+    from diffsde import methods
+
+    pc_table = ds.StepTable.interleave(table, *methods.langevin_corrector(law, snr, 1))
+    lang = pc_table.kind == 3
+    landing = np.arange(n - 1, 0, -1)
+    np.testing.assert_allclose(pc_table.a[lang], np.exp(law.log_abar[landing] - law.log_abar[landing - 1]),
+                               rtol=1e-15)
+    assert np.all((pc_table.a[lang] > 0.5) & (pc_table.a[lang] < 1))
+    np.testing.assert_array_equal(pc_table.t[lang], law.t[landing])
+    # and the corrector pulls the predictor's biased law toward p_t
+    m, s = VP.marginal(1.0)
+    x = m * MU + np.sqrt(m * m * V0 + s * s) * ds.standard_normal((4000, d), rng=8)
+    plain = ds.reverse(VP, SCORE, x, n, method="reverse_diffusion", rng=9)
+    pc = ds.reverse(VP, SCORE, x, n, method="reverse_diffusion", corrector="langevin", snr=snr, rng=9)
+    np.testing.assert_array_equal(ds.run_steps(x, pc_table, score=SCORE, rng=9).x, pc.x)
+    assert abs(pc.x.var() - V0) < 0.8 * abs(plain.x.var() - V0)
