@@ -231,6 +231,28 @@ drive_blocks(dsde_run *run, const dsde_table *table)
 
 /* ---- Python scores: table rows outermost -------------------------------- */
 
+/* No inf or NaN: no element has all exponent bits set (an integer OR that
+ * vectorizes, unlike a floating-point reduction). */
+static int
+all_finite(PyArrayObject *arr)
+{
+    npy_intp n = PyArray_SIZE(arr);
+    uint64_t bad = 0;
+    if (PyArray_TYPE(arr) == NPY_FLOAT64) {
+        const uint64_t *v = PyArray_DATA(arr);
+        const uint64_t mask = UINT64_C(0x7FF0000000000000);
+        for (npy_intp i = 0; i < n; i++)
+            bad |= (v[i] & mask) == mask;
+    }
+    else {
+        const uint32_t *v = PyArray_DATA(arr);
+        const uint32_t mask = UINT32_C(0x7F800000);
+        for (npy_intp i = 0; i < n; i++)
+            bad |= (v[i] & mask) == mask;
+    }
+    return bad == 0;
+}
+
 /* Call the score with the GIL held; a new reference to a C-contiguous array
  * of the state's dtype and size, or NULL with an exception set. */
 static PyArrayObject *
@@ -248,6 +270,15 @@ call_python_score(const dsde_run *run, int64_t r, int on_scratch)
         PyErr_SetString(PyExc_TypeError,
                         "internal: the score callback must return a native, aligned, "
                         "C-contiguous array of the state's dtype and size");
+        return NULL;
+    }
+    if (run->check_finite && run->stop_on_nonfinite && !all_finite((PyArrayObject *)res)) {
+        /* the callback's reporter raises with the step, time and index */
+        PyObject *ret = PyObject_CallMethod(run->callback, "nonfinite_error", "LO", (long long)r, res);
+        Py_XDECREF(ret);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_FloatingPointError, "the score returned a non-finite value");
+        Py_DECREF(res);
         return NULL;
     }
     return (PyArrayObject *)res;

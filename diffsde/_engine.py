@@ -127,18 +127,32 @@ def _python_score_callback(score, table, views, dtype, check_finite, state_buffe
     runs) back to the whole table, for messages and times.
     """
 
+    times = table.t.tolist()
+    shape = views[0].shape
+
     def callback(row, on_scratch):
         row += callback.row_offset
-        where = describe_row(table, row)
-        t = float(table.t[row])
         try:
-            value = score(views[on_scratch], t)
+            value = score(views[on_scratch], times[row])
         except Exception as exc:
-            exc.add_note(f"diffsde: raised by the score at {where}")
+            exc.add_note(f"diffsde: raised by the score at {describe_row(table, row)}")
             raise
-        return _checked_score(value, views[0].shape, dtype, where, check_finite, state_buffers[on_scratch])
+        # The common case costs a few attribute checks: a fresh array is
+        # writeable, while views of the (read-only) state are not. Anything
+        # else goes through the full check, which also writes the messages.
+        # C scans the values for inf/NaN and calls nonfinite_error on a hit.
+        if (type(value) is np.ndarray and value.dtype == dtype and value.shape == shape
+                and value.flags.c_contiguous and value.flags.aligned and value.flags.writeable):
+            return value
+        return _checked_score(value, shape, dtype, describe_row(table, row), check_finite,
+                              state_buffers[on_scratch])
+
+    def nonfinite_error(row, value):
+        row += callback.row_offset
+        _checked_score(value, shape, dtype, describe_row(table, row), True, value)
 
     callback.row_offset = 0
+    callback.nonfinite_error = nonfinite_error
     return callback
 
 

@@ -5,6 +5,8 @@ Every random number diffsde draws is normal ``j`` of ``(key, stream, k)``
 with exactly one draw, so an int always gives the same key and a Generator is
 advanced by one draw per call.
 """
+import functools
+
 import numpy as np
 
 from . import _core
@@ -24,6 +26,19 @@ def key_from_rng(rng):
     one draw, so ``rng=7`` always gives the same key and a ``Generator`` is
     advanced.
     """
+    if type(rng) is int:
+        return _key_from_int(rng)
+    return _key_from_seed(rng)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_from_int(seed):
+    """Seeding a Generator from an int costs ~15 us; the key is a pure function
+    of the int, so it is remembered."""
+    return _key_from_seed(seed)
+
+
+def _key_from_seed(rng):
     try:
         gen = np.random.default_rng(rng)
     except (TypeError, ValueError) as exc:
