@@ -16,7 +16,7 @@ from . import _core
 from ._dtypes import working_dtype
 from ._memory import check_fits
 from ._rng import key_from_rng
-from ._steptable import KINDS, StepTable
+from ._steptable import StepTable
 from ._threads import threads_for
 
 #: Target number of state elements per block: the block, its noise, score

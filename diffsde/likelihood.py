@@ -12,7 +12,6 @@ with x_t the ODE solution started at x_{t_0} = x (Song et al. 2021, app. D).
 The prior p_T is the process's N(0, s(T)^2 I), which differs from the true
 p_T by e^{-B(T)}-sized terms for VP; pass ``prior=`` to use another.
 """
-import math
 import numbers
 
 import numpy as np

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from ._checks import along_batch, positive_float, times
+from ._checks import along_batch, times
 from ._dtypes import working_dtype
 from ._rng import STREAM_INITIAL, fill_normal, key_from_rng
 from .schedules import CosineBeta, GeometricSigma, LinearBeta, PiecewiseBeta, PiecewiseSigma

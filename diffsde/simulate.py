@@ -406,7 +406,6 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     if score is None:
         raise TypeError("reverse needs a score: a callable score(x, t) or a built-in score")
     grid = _reverse_grid(process, steps, t_start, t_end, ts)
-    n = len(grid) - 1
     law = _grid_law(process, grid)
     table = _reverse_table(method, law, alpha, variance, eta)
     if corrector == "langevin":

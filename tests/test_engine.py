@@ -1,7 +1,6 @@
 """The C driver against its NumPy twin, and its promises: determinism,
 inputs untouched, any memory layout, snapshots, errors."""
 import gc
-import math
 import sys
 import warnings
 

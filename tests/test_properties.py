@@ -2,7 +2,6 @@
 tables and seeds. The C driver equals its NumPy twin bit for bit, and thread
 count and chunking never change a bit."""
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -49,7 +49,7 @@ def test_marginals_solve_the_moment_odes(name):
         sol = integrate.solve_ivp(rhs, (0, T), [1.0, 0.0], t_eval=t_eval, rtol=1e-11, atol=1e-13, method="DOP853")
         y = sol.y
     else:  # integrate piece by piece across the schedule's kinks
-        y0, ys = [1.0, 0.0], []
+        y0 = [1.0, 0.0]
         pieces = np.unique(np.r_[kinks, t_eval])
         out = {0.0: y0}
         for a, b in zip(pieces[:-1], pieces[1:]):
