@@ -119,6 +119,22 @@ def _steps(steps):
     return int(steps)
 
 
+def _march(x, dx, p, ts, save_every, coefficients):
+    """Backward Euler along the times ts (either direction); coefficients(t)
+    gives (drift on the interior faces, D). Keeps every save_every-th density
+    and the last."""
+    n = len(ts) - 1
+    every = n if save_every is None else int(save_every)
+    saved_t, saved_p = [ts[0]], [p]
+    for k in range(1, n + 1):
+        b, D = coefficients(ts[k])
+        p = _implicit_step(p, b, D, abs(ts[k] - ts[k - 1]), dx)
+        if k % every == 0 or k == n:
+            saved_t.append(ts[k])
+            saved_p.append(p)
+    return FokkerPlanckSolution(x, np.array(saved_t), np.array(saved_p))
+
+
 def solve_forward(sde, p0, x, t0=0.0, t1=None, steps=1000, save_every=None):
     """Evolve the density p0 (array on the cells, or a function of x) under
     the forward SDE from t0 to t1 (default T).
@@ -137,17 +153,11 @@ def solve_forward(sde, p0, x, t0=0.0, t1=None, steps=1000, save_every=None):
         raise ValueError(f"need 0 <= t0 < t1 <= T; got t0={t0!r}, t1={t1!r}")
     faces = 0.5 * (x[:-1] + x[1:])
     ts = t0 + (t1 - t0) * np.arange(n + 1) / n
-    every = n if save_every is None else int(save_every)
-    saved_t, saved_p = [ts[0]], [p]
-    for k in range(1, n + 1):
-        t = ts[k]
-        b = float(sde.drift_coefficient(t)) * faces
-        D = 0.5 * float(sde.diffusion(t)) ** 2
-        p = _implicit_step(p, b, D, ts[k] - ts[k - 1], dx)
-        if k % every == 0 or k == n:
-            saved_t.append(t)
-            saved_p.append(p)
-    return FokkerPlanckSolution(x, np.array(saved_t), np.array(saved_p))
+
+    def coefficients(t):
+        return float(sde.drift_coefficient(t)) * faces, 0.5 * float(sde.diffusion(t)) ** 2
+
+    return _march(x, dx, p, ts, save_every, coefficients)
 
 
 def solve_reverse(sde, score, p_start, x, alpha=1.0, t_start=None, t_end=0.0, steps=1000, save_every=None):
@@ -175,15 +185,11 @@ def solve_reverse(sde, score, p_start, x, alpha=1.0, t_start=None, t_end=0.0, st
         raise ValueError(f"need 0 <= t_end < t_start <= T; got t_start={t_start!r}, t_end={t_end!r}")
     faces = 0.5 * (x[:-1] + x[1:])
     ts = t_start - (t_start - t_end) * np.arange(n + 1) / n
-    every = n if save_every is None else int(save_every)
-    saved_t, saved_p = [ts[0]], [p]
-    for k in range(1, n + 1):
-        t = ts[k]
+
+    def coefficients(t):
         g2 = float(sde.diffusion(t)) ** 2
         s = np.asarray(score(faces, t), dtype=np.float64).reshape(faces.shape)
-        b = -float(sde.drift_coefficient(t)) * faces + 0.5 * (1 + alpha**2) * g2 * s
-        p = _implicit_step(p, b, 0.5 * alpha**2 * g2, ts[k - 1] - ts[k], dx)
-        if k % every == 0 or k == n:
-            saved_t.append(t)
-            saved_p.append(p)
-    return FokkerPlanckSolution(x, np.array(saved_t), np.array(saved_p))
+        drift = -float(sde.drift_coefficient(t)) * faces + 0.5 * (1 + alpha**2) * g2 * s
+        return drift, 0.5 * alpha**2 * g2
+
+    return _march(x, dx, p, ts, save_every, coefficients)
