@@ -9,6 +9,9 @@ Brownian path.
 >>> vp = ds.VPSDE(beta_min=0.1, beta_max=20.0)
 >>> tr = ds.forward(vp, x0, steps=1000, rng=7)          # doctest: +SKIP
 """
+# First, so that an unbuilt source tree fails with instructions, not a
+# circular-import message from whichever module reached _core first.
+from . import _build_check  # noqa: F401  (isort: skip)
 from . import analysis, datasets, fokker_planck, plot
 from ._engine import RunResult, run_steps
 from ._rng import standard_normal
