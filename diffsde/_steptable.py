@@ -48,6 +48,9 @@ def _column(value, n, name, dtype=np.float64):
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be real numbers; got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+        # the table is float64: rounding a longdouble silently would surprise
+        raise TypeError(f"{name} must be real numbers of at most float64 precision; got dtype {arr.dtype}")
     try:
         arr = np.broadcast_to(arr.astype(dtype), (n,))
     except ValueError:

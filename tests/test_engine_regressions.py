@@ -252,6 +252,13 @@ def test_bad_columns_are_refused_with_a_clear_message(column, value, error, mess
         ds.StepTable(**_columns(**{column: value}))
 
 
+def test_builders_refuse_longdouble_like_the_constructor():
+    if np.finfo(np.longdouble).bits == 64:
+        pytest.skip("longdouble is float64 on this platform")
+    with pytest.raises(TypeError, match="a must be real numbers of at most float64 precision"):
+        ds.StepTable.affine(np.ones(2, np.longdouble))
+
+
 def test_constructor_copies_and_leaves_the_callers_arrays_writeable():
     cols = _columns()
     table = ds.StepTable(**cols)
