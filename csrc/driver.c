@@ -41,9 +41,10 @@ workspace_free(workspace *ws)
     free(ws);
 }
 
-/* Buffers only for what the table uses: a block can be one huge batch row. */
+/* Buffers only for what the table uses: a block can be one huge batch row.
+ * *bytes: what it asks for, for the message when it fails. */
 static void *
-workspace_new(const dsde_run *run, const dsde_table *tb)
+workspace_new(const dsde_run *run, const dsde_table *tb, size_t *bytes)
 {
     size_t item = run->dtype == DSDE_F64 ? sizeof(double) : sizeof(float);
     size_t n = (size_t)(run->block_rows * run->dim);
@@ -55,6 +56,8 @@ workspace_new(const dsde_run *run, const dsde_table *tb)
         noise |= dsde_row_needs_noise(tb, r);
         heun |= tb->kind[r] == DSDE_HEUN_PREDICT;
     }
+    *bytes = sizeof(workspace) + (size_t)(noise + (score && builtin) + (heun && builtin)) * n * item +
+             (nwork + 1) * sizeof(double);
     workspace *ws = calloc(1, sizeof(workspace));
     if (ws == NULL)
         return NULL;
@@ -180,10 +183,10 @@ typedef struct {
 } block_job;
 
 static void *
-block_workspace_new(void *ctx)
+block_workspace_new(void *ctx, size_t *bytes)
 {
     block_job *job = ctx;
-    return workspace_new(job->run, job->table);
+    return workspace_new(job->run, job->table, bytes);
 }
 
 static void
@@ -287,7 +290,7 @@ call_python_score(const dsde_run *run, int64_t r, int on_scratch)
 static int
 drive_rows(dsde_run *run, const dsde_table *tb)
 {
-    dsde_pool pool = {NULL, DSDE_OK, 0.0};
+    dsde_pool pool = {NULL, DSDE_OK, 0.0, 0, 1};
     int64_t n_blocks = run->batch / run->block_rows + (run->batch % run->block_rows != 0);
     int nt = run->num_threads < 1 ? 1 : run->num_threads;
     PyArrayObject *score = NULL; /* owned by the master, GIL needed to drop */
@@ -298,15 +301,17 @@ drive_rows(dsde_run *run, const dsde_table *tb)
     nt = dsde_thread_cap(nt);
     if (nt > n_blocks)
         nt = (int)n_blocks;
+    pool.threads = nt;
     next_save = save_block(run, -1, 0, 0, run->batch);
 
     pool.next_poll = dsde_now() + DSDE_POLL_SECONDS;
     pool.saved = PyEval_SaveThread();
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        workspace *ws = workspace_new(run, tb);
+        size_t bytes = 0;
+        workspace *ws = workspace_new(run, tb, &bytes);
         if (ws == NULL)
-            dsde_pool_stop(&pool, DSDE_STOP_NOMEM);
+            dsde_pool_stop_nomem(&pool, bytes);
 #pragma omp barrier
         /* Every thread leaves the loop at the same check, after a barrier;
          * leaving at different points would strand the others at different
@@ -352,7 +357,7 @@ drive_rows(dsde_run *run, const dsde_table *tb)
     }
     PyEval_RestoreThread(pool.saved);
     Py_XDECREF(score);
-    return dsde_raise_for_stop(pool.stop);
+    return dsde_raise_for_stop(&pool);
 }
 
 int

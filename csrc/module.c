@@ -184,9 +184,10 @@ core_run(PyObject *self, PyObject *args, PyObject *kwds)
     }
     /* The driver works on private copies of the table: a score callback
      * can run Python that mutates the caller's arrays mid-run. */
-    table_copy = malloc((size_t)(rows > 0 ? rows : 1) * (6 * sizeof(double) + 2 * sizeof(int64_t) + sizeof(int32_t)));
+    size_t table_bytes = (size_t)(rows > 0 ? rows : 1) * (6 * sizeof(double) + 2 * sizeof(int64_t) + sizeof(int32_t));
+    table_copy = malloc(table_bytes);
     if (table_copy == NULL) {
-        PyErr_NoMemory();
+        dsde_no_memory(table_bytes, "the run's copy of the step table");
         goto error;
     }
     {
@@ -293,9 +294,10 @@ core_run(PyObject *self, PyObject *args, PyObject *kwds)
     if (save == NULL)
         goto error;
     run.n_save = PyArray_SIZE(save);
-    save_copy = malloc((size_t)(run.n_save > 0 ? run.n_save : 1) * sizeof(int64_t));
+    size_t save_bytes = (size_t)(run.n_save > 0 ? run.n_save : 1) * sizeof(int64_t);
+    save_copy = malloc(save_bytes);
     if (save_copy == NULL) {
-        PyErr_NoMemory();
+        dsde_no_memory(save_bytes, "the run's list of saved rows");
         goto error;
     }
     memcpy(save_copy, PyArray_DATA(save), (size_t)run.n_save * sizeof(int64_t));
@@ -414,9 +416,12 @@ typedef struct {
 } normal_ws;
 
 static void *
-normal_ws_new(void *ctx)
+normal_ws_new(void *ctx, size_t *bytes)
 {
     normal_job *job = ctx;
+    *bytes = sizeof(normal_ws);
+    if (job->out == NULL)
+        *bytes += ((size_t)job->n_thresholds + 1) * sizeof(int64_t) + NORMAL_CHUNK * sizeof(double);
     normal_ws *ws = calloc(1, sizeof(normal_ws));
     if (ws == NULL)
         return NULL;

@@ -61,6 +61,14 @@ dsde_pool_stop(dsde_pool *pool, int reason)
     }
 }
 
+void
+dsde_pool_stop_nomem(dsde_pool *pool, size_t bytes)
+{
+    /* every thread asks for the same buffers: any failing thread's size will do */
+    __atomic_store_n(&pool->nomem_bytes, bytes, __ATOMIC_SEQ_CST);
+    dsde_pool_stop(pool, DSDE_STOP_NOMEM);
+}
+
 int
 dsde_poll(dsde_pool *pool, int master)
 {
@@ -81,11 +89,26 @@ dsde_poll(dsde_pool *pool, int master)
     return dsde_pool_stopped(pool);
 }
 
-int
-dsde_raise_for_stop(int reason)
+void
+dsde_no_memory(size_t bytes, const char *what)
 {
-    if (reason == DSDE_STOP_NOMEM && !PyErr_Occurred())
-        PyErr_NoMemory();
+    /* PyErr_Format has no %f: whole MiB, rounded up */
+    PyErr_Format(PyExc_MemoryError, "diffsde: could not allocate %zu bytes (%zu MiB) for %s",
+                 bytes, (bytes + 1048575) / 1048576, what);
+}
+
+int
+dsde_raise_for_stop(const dsde_pool *pool)
+{
+    int reason = pool->stop;
+    if (reason == DSDE_STOP_NOMEM && !PyErr_Occurred()) {
+        size_t bytes = pool->nomem_bytes;
+        PyErr_Format(PyExc_MemoryError,
+                     "diffsde: could not allocate %zu bytes (%zu MiB) for one thread's work "
+                     "buffers (each of the run's %d thread(s) has its own); use fewer threads "
+                     "(set_num_threads), a smaller block_rows or a smaller state",
+                     bytes, (bytes + 1048575) / 1048576, pool->threads);
+    }
     return reason == DSDE_OK || reason == DSDE_STOP_NONFINITE ? 0 : -1;
 }
 
@@ -93,20 +116,22 @@ int
 dsde_run_chunks(const dsde_chunk_job *job, void *ctx, int64_t n_chunks,
                 int num_threads)
 {
-    dsde_pool pool = {NULL, DSDE_OK, 0.0};
+    dsde_pool pool = {NULL, DSDE_OK, 0.0, 0, 1};
     int64_t next_chunk = 0, chunks_done = 0;
     int nt = dsde_thread_cap(num_threads);
     if (nt > n_chunks)
         nt = n_chunks < 1 ? 1 : (int)n_chunks;
+    pool.threads = nt;
 
     pool.next_poll = dsde_now() + DSDE_POLL_SECONDS;
     pool.saved = PyEval_SaveThread();
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int master = dsde_thread_index() == 0;
-        void *ws = job->make_workspace(ctx);
+        size_t bytes = 0;
+        void *ws = job->make_workspace(ctx, &bytes);
         if (ws == NULL)
-            dsde_pool_stop(&pool, DSDE_STOP_NOMEM);
+            dsde_pool_stop_nomem(&pool, bytes);
         while (ws != NULL && !dsde_pool_stopped(&pool)) {
             int64_t chunk;
 #pragma omp atomic capture
@@ -134,5 +159,5 @@ dsde_run_chunks(const dsde_chunk_job *job, void *ctx, int64_t n_chunks,
             job->free_workspace(ctx, ws);
     }
     PyEval_RestoreThread(pool.saved);
-    return dsde_raise_for_stop(pool.stop);
+    return dsde_raise_for_stop(&pool);
 }

@@ -27,6 +27,8 @@ typedef struct {
     PyThreadState *saved; /* the master's thread state while the GIL is released */
     int stop;             /* a dsde_stop_reason; read and written atomically */
     double next_poll;     /* master only */
+    size_t nomem_bytes;   /* DSDE_STOP_NOMEM: the per-thread buffer that failed */
+    int threads;          /* threads of the parallel region, for messages */
 } dsde_pool;
 
 /* Nonzero when the work must stop. The master may run signal handlers. */
@@ -34,6 +36,9 @@ int dsde_poll(dsde_pool *pool, int master);
 
 /* Record why the work stops (the first reason wins). */
 void dsde_pool_stop(dsde_pool *pool, int reason);
+
+/* Stop for lack of memory: a thread could not allocate `bytes`. */
+void dsde_pool_stop_nomem(dsde_pool *pool, size_t bytes);
 
 /* Atomically read the stop reason. */
 int dsde_pool_stopped(dsde_pool *pool);
@@ -48,7 +53,8 @@ int dsde_thread_index(void);
 
 /* Hooks for dsde_run_chunks: per-thread workspace and one chunk of work. */
 typedef struct {
-    void *(*make_workspace)(void *ctx);      /* NULL return = out of memory */
+    /* NULL return = out of memory; *bytes = the bytes it asked for */
+    void *(*make_workspace)(void *ctx, size_t *bytes);
     void (*free_workspace)(void *ctx, void *ws); /* also merges per-thread results */
     void (*run_chunk)(void *ctx, void *ws, int64_t chunk, dsde_pool *pool,
                       int master);
@@ -59,7 +65,12 @@ typedef struct {
 int dsde_run_chunks(const dsde_chunk_job *job, void *ctx, int64_t n_chunks,
                     int num_threads);
 
-/* Set the Python exception for a stop reason that has none yet. */
-int dsde_raise_for_stop(int reason);
+/* Set the Python exception for the pool's stop reason when it has none yet
+ * (out of memory: a MemoryError stating the bytes). 0 when the work
+ * completed or stopped at a non-finite value, else -1. Call with the GIL. */
+int dsde_raise_for_stop(const dsde_pool *pool);
+
+/* Set a MemoryError stating the `bytes` that `what` could not get. */
+void dsde_no_memory(size_t bytes, const char *what);
 
 #endif

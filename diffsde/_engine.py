@@ -22,6 +22,8 @@ from ._threads import threads_for
 #: Target number of state elements per block: the block, its noise, score
 #: and Heun buffers stay in the L2 cache while every step runs over it.
 BLOCK_ELEMENTS = 4096
+#: The largest block_rows C accepts (an int64).
+MAX_BLOCK_ROWS = 2**63 - 1
 
 _SCORE_NONE, _SCORE_LINEAR, _SCORE_PYTHON, _SCORE_MIXTURE, _SCORE_EMPIRICAL = 0, 1, 2, 3, 4
 _NONFINITE = ("raise", "warn", "ignore")
@@ -168,7 +170,9 @@ def _noise_array(noise, table, shape, dtype):
         raise ValueError(f"noise must have shape (intervals, *x.shape) = {expected}; got {noise.shape}")
     if noise.dtype.kind not in "biuf" or not np.can_cast(noise.dtype, dtype, casting="same_kind"):
         raise TypeError(f"noise must be real, castable to {dtype}; got {noise.dtype}")
-    noise = np.ascontiguousarray(noise, dtype=dtype)
+    # C reads native, aligned, C-ordered values: an unaligned (np.frombuffer
+    # at an odd offset), byte-swapped or strided array is copied, once.
+    noise = np.require(noise, dtype=dtype, requirements=["C", "A"])
     if not np.all(np.isfinite(noise)):
         raise ValueError("noise contains non-finite values")
     return noise
@@ -244,8 +248,12 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
     out = _output(out, shape, dtype)
     if block_rows is None:
         block_rows = max(1, BLOCK_ELEMENTS // max(dim, 1))
-    elif isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer)) or block_rows < 1:
-        raise ValueError(f"block_rows must be an int >= 1; got {block_rows!r}")
+    elif (isinstance(block_rows, bool) or not isinstance(block_rows, (int, np.integer))
+          or not 1 <= block_rows <= MAX_BLOCK_ROWS):
+        # C holds block_rows in an int64; any value above the batch size
+        # means one block of the whole batch.
+        shown = int(block_rows) if isinstance(block_rows, np.integer) else block_rows
+        raise ValueError(f"block_rows must be an int >= 1 and <= 2**63 - 1; got {shown!r}")
     buffers = 1 + len(saved) + (score_kind == _SCORE_PYTHON)
     check_fits(shape[0] * dim * dtype.itemsize * buffers,
                f"a run of {table.n_steps} steps on a batch of shape {shape}")
@@ -263,13 +271,29 @@ def _step_chunks(table, progress):
     return [(int(rows[i]), int(rows[i + 1]), int(cuts[i + 1] - cuts[i])) for i in range(len(cuts) - 1)]
 
 
+def _reads_during_run(out, plan):
+    """Does C read memory of ``out`` after the run has started writing it?
+
+    The state is written step by step while the noise and the built-in
+    score's parameters are still being read, so an ``out`` sharing memory with
+    them (say a view into ``noise``) would feed the state back in as noise.
+    Such a run computes in a fresh buffer and copies into ``out`` at the end.
+    The initial state is read once, before the first write, so ``out`` may be
+    ``x`` itself. ``may_share_memory`` compares bounds only: a false alarm
+    costs one copy of the state, never a wrong result.
+    """
+    inputs = [plan.noise, *plan.score_params]
+    return any(arr is not None and np.may_share_memory(out, arr) for arr in inputs)
+
+
 def execute(plan, key):
     """Run a prepared plan with a 64-bit key; returns a :class:`RunResult`."""
     table, x, dtype = plan.table, plan.x, plan.dtype
     shape = x.shape
     batch, dim = shape[0], math.prod(shape[1:])
     out = plan.out
-    in_place = out is not None and out.flags.c_contiguous and out.flags.aligned and out.dtype.isnative
+    in_place = (out is not None and out.flags.c_contiguous and out.flags.aligned and out.dtype.isnative
+                and not _reads_during_run(out, plan))
     if in_place:
         np.copyto(out, x, casting="unsafe")
         work = out.reshape(batch, dim)
@@ -379,7 +403,9 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
     rng : None, int, SeedSequence, BitGenerator or Generator
         SPEC 7 seed; exactly one 64-bit key is drawn from it.
     noise : array_like, shape (intervals, *x.shape), optional
-        Step noise (stream 0) instead of generated normals.
+        Step noise (stream 0) instead of generated normals. Any memory
+        layout, byte order or alignment; a layout C cannot read directly is
+        copied once.
     save : sequence of int, optional
         Step counts after which to keep the state (0 = initial). Default: the
         first and last states.
@@ -389,13 +415,16 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
         What a non-finite state does: ``FloatingPointError`` naming the first
         step and its time, a ``RuntimeWarning``, or nothing (no check).
     out : ndarray, optional
-        Receives the final state (may be ``x`` itself).
+        Receives the final state. It may be ``x`` itself or share memory
+        with any input: when it overlaps ``noise`` or a built-in score's
+        parameters, which are read at every step, the run computes in a
+        fresh buffer and copies into ``out`` at the end.
     progress : bool
         Show a progress bar (tqdm when installed), updated between chunks of
         steps.
-    block_rows : int, optional
+    block_rows : int in [1, 2**63 - 1], optional
         Batch rows per block of work (tuning and tests only; never changes
-        results).
+        results). Values above the batch size mean one block.
 
     Returns
     -------

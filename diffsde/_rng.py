@@ -39,9 +39,17 @@ def _key_from_int(seed):
 
 
 def _key_from_seed(rng):
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng < 0:
+        # NumPy's SeedSequence takes entropy >= 0 only (SPEC 7 passes ints to it)
+        raise ValueError(f"rng must be a non-negative int seed (or None, a SeedSequence, a BitGenerator "
+                         f"or a numpy.random.Generator); got {int(rng)}: negative seeds are not allowed")
     try:
         gen = np.random.default_rng(rng)
-    except (TypeError, ValueError) as exc:
+    except ValueError as exc:
+        # e.g. a sequence holding a negative int
+        raise ValueError(f"rng={rng!r} is not a valid seed: seeds are ints >= 0 or sequences of "
+                         f"them ({exc})") from exc
+    except TypeError as exc:
         raise TypeError(
             f"rng must be None, an int, a SeedSequence, a BitGenerator or a "
             f"numpy.random.Generator; got {rng!r}"

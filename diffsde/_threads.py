@@ -13,6 +13,10 @@ After ``os.fork()`` in a process where diffsde has run threads (the default
 GNU OpenMP cannot restart its thread pool in a forked child, and a parallel
 region there would hang. Results are the same; for threads in worker
 processes use the "spawn" or "forkserver" start method.
+
+A request may be any int in [1, 2**31 - 1] (the C int that carries it); a
+run starts at most 4 threads per processor (and no more than OpenMP's thread
+limit), since more only cost memory and time and never change a result.
 """
 import operator
 import os
@@ -23,6 +27,9 @@ from . import _core
 SERIAL_BELOW = 5000
 #: Below this many element-steps (elements x table rows) a run is serial.
 SERIAL_BELOW_WORK = 100_000
+
+#: The largest thread count a request may name (C's int).
+MAX_THREADS = 2**31 - 1
 
 _requested = None
 _used_threads = False
@@ -43,7 +50,8 @@ def set_num_threads(n):
 
     Parameters
     ----------
-    n : int >= 1 or None
+    n : int in [1, 2**31 - 1] or None
+        Runs start at most 4 threads per processor, whatever ``n`` is.
 
     Returns
     -------
@@ -61,6 +69,8 @@ def set_num_threads(n):
             raise TypeError(f"n must be an int >= 1 or None; got {n!r}") from None
         if n < 1:
             raise ValueError(f"n must be an int >= 1 or None; got {n}")
+        if n > MAX_THREADS:
+            raise ValueError(f"n must be an int in [1, 2**31 - 1] or None; got {n}")
     _requested = n
     return previous
 
@@ -75,8 +85,8 @@ def get_num_threads():
             n = int(env)
         except ValueError:
             n = 0
-        if n < 1:
-            raise ValueError(f"DIFFSDE_NUM_THREADS must be an int >= 1; got {env!r}")
+        if not 1 <= n <= MAX_THREADS:
+            raise ValueError(f"DIFFSDE_NUM_THREADS must be an int in [1, 2**31 - 1]; got {env!r}")
         return n
     try:
         return len(os.sched_getaffinity(0))

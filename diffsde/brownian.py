@@ -69,8 +69,17 @@ class BrownianPath:
         return w.reshape((-1,) + self.shape)
 
     def increments(self, steps, T=1.0):
-        """W(t_{k+1}) - W(t_k) on ``steps`` = 2^l equal steps of [0, T]: (steps, *shape)."""
-        return math.sqrt(float(T)) * np.diff(self.values(self.level_of(steps)), axis=0)
+        """W(t_{k+1}) - W(t_k) on ``steps`` = 2^l equal steps of [0, T]: (steps, *shape).
+
+        ``T`` must be finite and > 0: the increments scale by sqrt(T).
+        """
+        try:
+            T = float(T)
+        except (TypeError, ValueError):
+            raise TypeError(f"T must be a real number > 0; got {T!r}") from None
+        if not (math.isfinite(T) and T > 0):
+            raise ValueError(f"T must be finite and > 0 (the path's interval is [0, T]); got {T!r}")
+        return math.sqrt(T) * np.diff(self.values(self.level_of(steps)), axis=0)
 
     def normals(self, steps):
         """Increments divided by sqrt(h): independent N(0, 1), shape (steps, *shape)."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._steptable import StepTable
+from ._steptable import KINDS, StepTable, check_rows_fit
 
 
 def forward_em(sde, grid):
@@ -215,11 +215,23 @@ def langevin_corrector(grid, snr, n_steps):
 
     per batch row b; r = 1 - beta_{k-1} for DDPM-type processes (as in
     score_sde), 1 otherwise. Sub-step m draws from stream 2 + m.
+
+    Returns a list holding one StepTable, for ``StepTable.interleave(predictor,
+    *corrector)``: step j has the rows of sub-steps 0, ..., n_steps - 1. It is
+    built in one pass over (N - 1) n_steps rows, after checking that they fit
+    in memory (MemoryError stating the bytes otherwise).
     """
     k = grid.run_order()[:-1] - 1  # landing index of every step but the last
+    check_rows_fit(k.size * n_steps, f"a Langevin corrector of {n_steps:,} sub-steps after each of "
+                                     f"{k.size:,} steps", "use fewer corrector sub-steps or fewer steps")
     if grid.log_abar is not None:
         r = np.exp(grid.log_abar[k] - grid.log_abar[k - 1])
     else:
         r = np.ones(k.size)
-    return [StepTable.langevin(r, snr, t=grid.t[k], m=grid.m[k], s=grid.s[k], interval=k, sub_step=sub)
-            for sub in range(n_steps)]
+    # row (j, sub) = j * n_steps + sub: step j's sub-steps in order
+    n_rows = k.size * n_steps
+    sub = np.arange(n_rows, dtype=np.int64) % n_steps if n_steps > 1 else 0
+    return [StepTable._build(KINDS["langevin"], n_rows, np.repeat(r, n_steps), 1.0, snr,
+                             np.repeat(grid.t[k], n_steps), np.repeat(grid.m[k], n_steps),
+                             np.repeat(grid.s[k], n_steps), np.repeat(k, n_steps), 2 + sub,
+                             np.repeat(np.arange(k.size), n_steps))]

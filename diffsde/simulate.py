@@ -40,8 +40,11 @@ class Trajectory:
     nfe: int
 
     def __repr__(self):
-        return (f"Trajectory(x.shape={self.x.shape}, {len(self.ts)} saved states at "
-                f"t = {self.ts[0]:g} .. {self.ts[-1]:g}, nfe={self.nfe})")
+        if len(self.ts) == 0:
+            saved = "no saved states"
+        else:
+            saved = f"{len(self.ts)} saved states at t = {self.ts[0]:g} .. {self.ts[-1]:g}"
+        return f"Trajectory(x.shape={self.x.shape}, {saved}, nfe={self.nfe})"
 
 
 FORWARD_METHODS = {
@@ -144,6 +147,9 @@ def save_steps(grid, save_every=None, save_at=None, reverse=False):
         return np.unique(n - at if reverse else at)
     if at.dtype.kind != "f":
         raise TypeError(f"save_at must be grid indices (ints) or grid times (floats); got {at.dtype}")
+    if not np.all(np.isfinite(at)):
+        # argmin over a NaN distance row returns index 0: t_0 would be saved
+        raise ValueError(f"save_at times must be finite grid times; got {float(at[~np.isfinite(at)][0])!r}")
     span = abs(grid[-1] - grid[0])
     idx = np.abs(grid[None, :] - at[:, None]).argmin(axis=1)
     off = np.abs(grid[idx] - at) > 1e-9 * max(span, 1.0)
