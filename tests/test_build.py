@@ -1,0 +1,95 @@
+"""Tests of how the C core is built and loaded: per-instruction-set kernels
+that really use their instruction set under gcc and clang, the SIMD path
+chosen once at import, and ``import diffsde`` with NumPy as the only
+dependency (optional features name the extra that installs them)."""
+import ast
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+import diffsde as ds
+from diffsde import _core
+
+ROOT = Path(__file__).resolve().parents[1]
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+#: Where the package the tests import lives, for subprocesses.
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(ds.__file__))
+
+
+def run_python(code, tmp_path, **env):
+    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": PACKAGE_PARENT, **env})
+
+
+# ---- each kernel file really uses its instruction set --------------------------
+
+def isa_flags():
+    """setup.py's ISA_FLAGS, read without running setup()."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "ISA_FLAGS" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("setup.py defines no ISA_FLAGS")
+
+
+def compilers():
+    names = [(sysconfig.get_config_var("CC") or "cc").split()[0], "gcc", "clang"]
+    found = {}
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            found.setdefault(os.path.realpath(path), name)
+    return sorted(found.values())
+
+
+@pytest.mark.skipif(not X86_64, reason="the AVX kernels exist on x86-64 only")
+@pytest.mark.skipif(not (ROOT / "csrc").is_dir() or not (ROOT / "setup.py").is_file(),
+                    reason="needs the source tree")
+@pytest.mark.parametrize("source", ["isa_avx2.c", "isa_avx512.c"])
+@pytest.mark.parametrize("cc", compilers())
+def test_a_kernel_file_compiled_without_its_instruction_set_fails_to_build(cc, source):
+    # clang ignores "#pragma GCC target": a file relying on it would build
+    # silently into baseline code under an AVX name
+    base = [cc, "-std=c99", "-O3", "-ffp-contract=off", "-fsyntax-only", "-I", str(ROOT / "csrc"),
+            str(ROOT / "csrc" / source)]
+    bare = subprocess.run(base, capture_output=True, text=True)
+    assert bare.returncode != 0
+    assert f"{source} must be compiled with" in bare.stderr
+    flagged = subprocess.run(base + isa_flags()[source], capture_output=True, text=True)
+    assert flagged.returncode == 0, flagged.stderr
+
+
+def disassembly_by_function(path):
+    text = subprocess.run(["objdump", "-d", "--no-show-raw-insn", path], capture_output=True, text=True,
+                          check=True).stdout
+    functions, name = {}, None
+    for line in text.splitlines():
+        header = re.match(r"^[0-9a-f]+ <([^>]+)>:$", line)
+        if header:
+            name = header.group(1)
+            functions[name] = []
+        elif name is not None and line.strip():
+            functions[name].append(line)
+    return functions
+
+
+@pytest.mark.skipif(not X86_64, reason="the AVX kernels exist on x86-64 only")
+@pytest.mark.skipif(shutil.which("objdump") is None, reason="needs objdump (binutils)")
+def test_the_loaded_kernels_use_ymm_and_zmm_registers():
+    functions = disassembly_by_function(_core.__file__)
+    for isa, register in (("avx2", "%ymm"), ("avx512", "%zmm")):
+        for kernel in ("dsde_normal_blocks_f64", "dsde_normal_blocks_f32", "dsde_mixture_tile"):
+            name = f"{kernel}_{isa}"
+            assert name in functions, f"{name} is not in {_core.__file__}"
+            used = sum(register in line for line in functions[name])
+            assert used > 0, f"{name} has no {register} instruction: compiled without {isa}"
+    # and the portable part of the module stays portable
+    for name in ("dsde_simd_supported", "dsde_simd_init", "PyInit__core"):
+        assert not any("%zmm" in line for line in functions.get(name, []))
