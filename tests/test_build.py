@@ -28,6 +28,28 @@ def run_python(code, tmp_path, **env):
                           env={**os.environ, "PYTHONPATH": PACKAGE_PARENT, **env})
 
 
+# ---- the SIMD path is chosen at import -----------------------------------------
+
+def test_the_simd_path_is_resolved_at_import_before_any_run(tmp_path):
+    code = ("import diffsde as ds\nfrom diffsde import _core\n"
+            "print(_core.simd_default(), ds.get_simd_path(), ds.simd_paths()[-1])")
+    env = {k: v for k, v in os.environ.items() if k != "DIFFSDE_SIMD"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
+                         env={**env, "PYTHONPATH": PACKAGE_PARENT}).stdout.split()
+    default, current, best = out
+    assert default == current == best
+
+
+@pytest.mark.parametrize("path", ds.simd_paths())
+def test_diffsde_simd_overrides_the_path_chosen_at_import(tmp_path, path):
+    code = ("import diffsde as ds\nfrom diffsde import _core\n"
+            "print(_core.simd_default(), ds.get_simd_path(), ds.simd_paths()[-1])")
+    out = run_python(code, tmp_path, DIFFSDE_SIMD=path)
+    assert out.returncode == 0, out.stderr
+    default, current, best = out.stdout.split()
+    assert (default, current) == (best, path)
+
+
 # ---- each kernel file really uses its instruction set --------------------------
 
 def isa_flags():
