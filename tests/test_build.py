@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 #: Where the package the tests import lives, for subprocesses.
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(ds.__file__))
+OPTIONAL = ("scipy", "matplotlib", "tqdm")
 
 
 def run_python(code, tmp_path, **env):
@@ -115,3 +116,79 @@ def test_the_loaded_kernels_use_ymm_and_zmm_registers():
     # and the portable part of the module stays portable
     for name in ("dsde_simd_supported", "dsde_simd_init", "PyInit__core"):
         assert not any("%zmm" in line for line in functions.get(name, []))
+
+
+# ---- import diffsde needs NumPy only -------------------------------------------
+
+BLOCK_OPTIONAL = f"""
+import sys
+BLOCKED = {OPTIONAL!r}
+
+class Blocker:
+    # what an environment without these packages looks like to import
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+sys.meta_path.insert(0, Blocker())
+"""
+
+IMPORT_EVERYTHING = """
+import importlib, pkgutil
+import diffsde
+names = sorted(m.name for m in pkgutil.iter_modules(diffsde.__path__))
+for name in names:
+    importlib.import_module("diffsde." + name)
+print(len(names))
+"""
+
+
+def test_importing_every_module_imports_no_optional_package(tmp_path):
+    code = "import sys\n" + IMPORT_EVERYTHING + f"print(sorted(m for m in {OPTIONAL!r} if m in sys.modules))"
+    out = run_python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    count, loaded = out.stdout.splitlines()
+    assert int(count) >= 15
+    assert loaded == "[]"
+
+
+def test_without_scipy_matplotlib_and_tqdm_optional_features_name_their_extra(tmp_path):
+    code = BLOCK_OPTIONAL + IMPORT_EVERYTHING + """
+import numpy as np
+import diffsde as ds
+vp = ds.VPSDE()
+x = np.linspace(-3, 3, 61)
+try:
+    ds.fokker_planck.solve_forward(vp, np.exp(-x**2), x, steps=3)
+except ImportError as exc:
+    print("fokker_planck:", exc.name, exc)
+try:
+    ds.plot.marginals(ds.forward(vp, np.zeros((10, 1)), 4, rng=0, save_every=1), [0.5])
+except ImportError as exc:
+    print("plot:", exc.name, exc)
+# the progress bar falls back to text without tqdm
+r = ds.forward(vp, np.zeros((10, 1)), 4, rng=0, progress=True)
+print("progress:", r.x.shape)
+"""
+    out = run_python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert int(lines[0]) >= 15
+    fp = next(line for line in lines if line.startswith("fokker_planck:"))
+    assert fp.startswith("fokker_planck: scipy ") and 'pip install "diffsde[fokker-planck]"' in fp
+    pl = next(line for line in lines if line.startswith("plot:"))
+    assert pl.startswith("plot: matplotlib ") and 'pip install "diffsde[plot]"' in pl
+    assert "progress: (10, 1)" in lines
+    assert "4/4 steps" in out.stderr
+
+
+def test_the_extras_named_in_messages_exist():
+    tomllib = pytest.importorskip("tomllib")
+    if not (ROOT / "pyproject.toml").is_file():
+        pytest.skip("needs the source tree")
+    from diffsde._optional import EXTRAS
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for package, extra in EXTRAS.items():
+        assert any(req.startswith(package) for req in extras[extra]), (package, extra)
