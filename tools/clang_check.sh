@@ -26,8 +26,9 @@ fi
 for tool in gcc clang objdump; do
   command -v "$tool" >/dev/null || { say "$tool not found" >&2; exit 1; }
 done
-python -c "import setuptools, numpy" 2>/dev/null \
-  || { say "the build needs setuptools and numpy in this Python: pip install setuptools numpy" >&2; exit 1; }
+# The build requirements of pyproject.toml, which pip's isolated builds do
+# not leave behind (Python >= 3.12 has no setuptools by default).
+python -c "import setuptools, numpy" 2>/dev/null || python -m pip install -q "setuptools>=64" "numpy>=2"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
