@@ -16,6 +16,16 @@ if os.environ.get("DIFFSDE_NATIVE") == "1":
     BASE_FLAGS.append("-march=native")
 SANITIZE = os.environ.get("DIFFSDE_SANITIZE", "")
 
+# Instruction sets of the per-ISA kernel files on x86-64, given to those files
+# only: the rest of the module stays portable, and the CPU picks a path at run
+# time (csrc/simd.c, which checks the same features). Each file stops with
+# #error when compiled without its flags, so a build can never ship baseline
+# code under an AVX name. The flags add no fusion: -ffp-contract=off holds.
+ISA_FLAGS = {
+    "isa_avx2.c": ["-mavx2"],
+    "isa_avx512.c": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx512cd"],
+}
+
 
 def compiler_accepts(compiler, flags):
     """True when `compiler` compiles and links an OpenMP program with `flags`."""
@@ -26,6 +36,19 @@ def compiler_accepts(compiler, flags):
         try:
             objs = compiler.compile([src], output_dir=tmp, extra_postargs=flags)
             compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=flags)
+        except Exception:
+            return False
+    return True
+
+
+def targets_x86_64(compiler, flags):
+    """True when `compiler` with `flags` generates x86-64 code."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "arch.c")
+        with open(src, "w") as fh:
+            fh.write("#ifndef __x86_64__\n#error not x86-64\n#endif\nint dsde_probe;\n")
+        try:
+            compiler.compile([src], output_dir=tmp, extra_postargs=flags)
         except Exception:
             return False
     return True
@@ -48,7 +71,20 @@ class BuildExt(build_ext):
                          "-fno-omit-frame-pointer", "-g", "-O1"]
                 ext.extra_compile_args += flags
                 ext.extra_link_args += flags
-        super().build_extensions()
+        isa_flags = ISA_FLAGS if targets_x86_64(self.compiler, BASE_FLAGS) else {}
+        # distutils compiles each source through _compile(); wrapping it is
+        # the one place where flags can differ per file.
+        compile_one = self.compiler._compile
+
+        def compile_with_isa(obj, src, ext, cc_args, extra_postargs, pp_opts):
+            extra = list(extra_postargs or []) + isa_flags.get(os.path.basename(src), [])
+            compile_one(obj, src, ext, cc_args, extra, pp_opts)
+
+        self.compiler._compile = compile_with_isa
+        try:
+            super().build_extensions()
+        finally:
+            del self.compiler._compile
 
 
 setup(

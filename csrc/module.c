@@ -592,6 +592,16 @@ core_simd_path(PyObject *self, PyObject *noargs)
     return PyUnicode_FromString(dsde_simd_name(dsde_simd_current()));
 }
 
+/* The path chosen at import (None had the module not resolved it). */
+static PyObject *
+core_simd_default(PyObject *self, PyObject *noargs)
+{
+    (void)self, (void)noargs;
+    if (dsde_simd_default() < 0)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(dsde_simd_name(dsde_simd_default()));
+}
+
 static PyObject *
 core_set_simd(PyObject *self, PyObject *args)
 {
@@ -634,6 +644,8 @@ static PyMethodDef core_methods[] = {
     {"openmp", core_openmp, METH_NOARGS, "True when built with OpenMP."},
     {"simd_paths", core_simd_paths, METH_NOARGS, "The SIMD paths this CPU supports."},
     {"simd_path", core_simd_path, METH_NOARGS, "The SIMD path in use."},
+    {"simd_default", core_simd_default, METH_NOARGS,
+     "The SIMD path chosen at import: the best this CPU supports."},
     {"set_simd", core_set_simd, METH_VARARGS, "set_simd(name): use that SIMD path."},
     {NULL, NULL, 0, NULL}};
 
@@ -645,5 +657,7 @@ PyMODINIT_FUNC
 PyInit__core(void)
 {
     import_array();
+    /* Once, here: worker threads then only read the choice. */
+    dsde_simd_init();
     return PyModule_Create(&core_module);
 }

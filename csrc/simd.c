@@ -12,7 +12,20 @@ static const dsde_simd_kernels paths[] = {
 };
 #define N_PATHS ((int)(sizeof(paths) / sizeof(paths[0])))
 
+/* Written only by dsde_simd_init (module import) and dsde_simd_select (with
+ * the GIL held); read by worker threads in every run. Relaxed atomics make a
+ * switch during a run well defined: each block then uses either path, and
+ * both give the same bits. -1 until dsde_simd_init ran. */
 static int current_path = -1;
+static int default_path = -1;
+
+#if defined(__GNUC__)
+#define LOAD_PATH(p) __atomic_load_n(&(p), __ATOMIC_RELAXED)
+#define STORE_PATH(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELAXED)
+#else
+#define LOAD_PATH(p) (p)
+#define STORE_PATH(p, v) ((p) = (v))
+#endif
 
 int
 dsde_simd_count(void)
@@ -36,24 +49,37 @@ dsde_simd_supported(int path)
     if (path == 1)
         return __builtin_cpu_supports("avx2");
     if (path == 2)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512cd");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd");
 #endif
     return 0;
+}
+
+void
+dsde_simd_init(void)
+{
+    int best = 0;
+    for (int p = 1; p < N_PATHS; p++)
+        if (dsde_simd_supported(p))
+            best = p;
+    default_path = best;
+    STORE_PATH(current_path, best);
+}
+
+int
+dsde_simd_default(void)
+{
+    return default_path;
 }
 
 int
 dsde_simd_current(void)
 {
-    if (current_path < 0) {
-        int best = 0;
-        for (int p = 1; p < N_PATHS; p++)
-            if (dsde_simd_supported(p))
-                best = p;
-        current_path = best;
-    }
-    return current_path;
+    /* Before dsde_simd_init (never, once the module is imported) the portable
+     * path, so nothing is resolved lazily from a worker thread. */
+    int path = LOAD_PATH(current_path);
+    return path < 0 ? 0 : path;
 }
 
 const dsde_simd_kernels *
@@ -69,7 +95,7 @@ dsde_simd_select(const char *name)
         if (strcmp(name, paths[p].name) == 0) {
             if (!dsde_simd_supported(p))
                 return -1;
-            current_path = p;
+            STORE_PATH(current_path, p);
             return 0;
         }
     }

@@ -32,7 +32,11 @@ typedef struct {
     dsde_mixture_tile_fn mixture_tile;   /* scratch: (K + 2) DSDE_TILE doubles */
 } dsde_simd_kernels;
 
-/* The kernels in use: the best the CPU supports unless one was selected. */
+/* Picks the best path the CPU supports; called once, at module import, so
+ * that worker threads only ever read the choice. */
+void dsde_simd_init(void);
+
+/* The kernels in use: the one dsde_simd_init chose unless one was selected. */
 const dsde_simd_kernels *dsde_simd(void);
 
 /* Paths: "baseline", "avx2", "avx512" (x86-64). */
@@ -40,6 +44,8 @@ int dsde_simd_count(void);
 const char *dsde_simd_name(int path);
 int dsde_simd_supported(int path);
 int dsde_simd_current(void);
+/* The path dsde_simd_init chose; -1 before it ran. */
+int dsde_simd_default(void);
 /* 0 on success; -1 if the name is unknown or the CPU lacks it. */
 int dsde_simd_select(const char *name);
 

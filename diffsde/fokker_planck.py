@@ -15,13 +15,15 @@ the cell faces,
 (upwind when D = 0, the probability-flow ODE), zero flux through the two
 outer faces, and backward Euler in time. The matrix of each step is an
 M-matrix whose columns sum to one, so mass is conserved to rounding and a
-non-negative density stays non-negative. Requires SciPy (``solve_banded``).
+non-negative density stays non-negative. Requires SciPy (``solve_banded``),
+imported at the first solve: ``pip install "diffsde[fokker-planck]"``.
 """
 import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._optional import require
 from .sde import SDE
 
 
@@ -76,7 +78,7 @@ def _face_coefficients(b, D, dx):
 
 def _implicit_step(p, b_faces, D, dt, dx):
     """One backward Euler step of dp/dt = -(F_{i+1/2} - F_{i-1/2}) / dx."""
-    from scipy.linalg import solve_banded
+    solve_banded = require("scipy.linalg", "diffsde.fokker_planck").solve_banded
 
     c_plus, c_minus = _face_coefficients(b_faces, D, dx)  # interior faces, length n - 1
     n = p.size

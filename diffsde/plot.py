@@ -6,12 +6,13 @@ the axes it drew on and passes ``**kwargs`` to its main artist.
 """
 import numpy as np
 
+from ._optional import require
+
 
 def _axes(ax, ncols=1, figsize=None):
     if ax is not None:
         return ax
-    import matplotlib.pyplot as plt
-
+    plt = require("matplotlib.pyplot", "diffsde.plot")
     if ncols == 1:
         return plt.subplots(figsize=figsize)[1]
     return plt.subplots(1, ncols, figsize=figsize or (4 * ncols, 3.6), squeeze=False)[1][0]
