@@ -6,7 +6,7 @@ from scipy import stats as sps
 import diffsde as ds
 from diffsde import analysis
 
-VP = ds.VPSDE(0.1, 20.0)
+from conftest import VP
 
 
 def test_fit_order_recovers_a_power_law_and_its_uncertainty():

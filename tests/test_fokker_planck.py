@@ -5,10 +5,8 @@ import pytest
 import diffsde as ds
 from diffsde import fokker_planck as fp
 
+from conftest import BIMODAL as DATA, VE_FP as VE, VP
 from stats import fitted_slope
-
-VP, VE = ds.VPSDE(0.1, 20.0), ds.VESDE(0.05, 5.0)
-DATA = ds.datasets.bimodal_1d(separation=3.0, std=0.4)
 
 
 def l1(p, q, dx):

@@ -5,11 +5,8 @@ import pytest
 
 import diffsde as ds
 
+from conftest import LADDER as NS, VE, VP
 from stats import assert_mean, assert_variance, fitted_slope
-
-VP = ds.VPSDE(0.1, 20.0)
-VE = ds.VESDE(0.01, 50.0)
-NS = np.array([32, 64, 128, 256, 512, 1024])
 
 
 @pytest.mark.parametrize("pair", ["ddpm-vp", "smld-ve"])

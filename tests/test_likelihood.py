@@ -4,9 +4,8 @@ import pytest
 
 import diffsde as ds
 
+from conftest import VP
 from stats import fitted_slope
-
-VP = ds.VPSDE(0.1, 20.0)
 
 
 def test_exact_divergence_gives_logpdf_with_second_order_error():

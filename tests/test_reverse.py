@@ -7,11 +7,10 @@ import diffsde as ds
 from diffsde import simulate
 
 import reference
+from conftest import GAUSS_SCORE as SCORE, MU, SUB, V0, VP
 from stats import assert_mean, assert_variance, fitted_slope
 
-MU, V0 = 1.5, 0.25
-VP, VE, SUB = ds.VPSDE(0.1, 20.0), ds.VESDE(0.01, 20.0), ds.SubVPSDE(0.1, 20.0)
-SCORE = ds.LinearScore(MU, V0)
+VE = ds.VESDE(0.01, 20.0)
 
 CASES = [
     ("vp", "em", {}), ("vp", "em", {"alpha": 0.0}), ("vp", "em", {"alpha": 0.5}), ("vp", "em", {"alpha": 2.0}),

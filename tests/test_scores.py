@@ -7,9 +7,10 @@ from scipy import stats as sps
 import diffsde as ds
 
 import reference
+from conftest import SUB, VP
 from stats import assert_mean, assert_variance, sliced_wasserstein
 
-VP, VE, SUB = ds.VPSDE(0.1, 20.0), ds.VESDE(0.05, 10.0), ds.SubVPSDE(0.1, 20.0)
+VE = ds.VESDE(0.05, 10.0)
 
 
 def random_spd(rng, d):

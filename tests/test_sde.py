@@ -6,15 +6,16 @@ from scipy import integrate, stats
 
 import diffsde as ds
 
+from conftest import SUB, VE, VP
 from stats import assert_mean, assert_variance, fitted_slope
 
 SDES = {
-    "vp": ds.VPSDE(0.1, 20.0),
+    "vp": VP,
     "vp_T2": ds.VPSDE(0.5, 8.0, T=2.0),
     "cosine": ds.VPSDE.cosine(),
     "from_betas": ds.VPSDE.from_betas(np.linspace(1e-3, 0.05, 40)),
-    "subvp": ds.SubVPSDE(0.1, 20.0),
-    "ve": ds.VESDE(0.01, 50.0),
+    "subvp": SUB,
+    "ve": VE,
     "from_sigmas": ds.VESDE.from_sigmas(np.geomspace(0.02, 20.0, 33), T=1.5),
 }
 

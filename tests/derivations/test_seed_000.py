@@ -17,36 +17,21 @@ version numerically: "i = t/N" means t = i/N; step 3.2 flips both signs of
 the reverse increment and step 3.3 flips them back; the seed's
 alpha(t) = d sigma^2/dt is not the API's ``alpha``.
 """
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
 import diffsde as ds
+from diffsde import simulate
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-import reference  # noqa: E402
-from stats import assert_mean, assert_variance, fitted_slope  # noqa: E402
+import reference
+from conftest import GAUSS_SCORE as SCORE, LADDER, MU, ORDER_TOL, V0, VE, data_marginal
+from stats import assert_mean, assert_variance, fitted_slope
 
-from diffsde import simulate  # noqa: E402
-
-MU, V0 = 1.5, 0.25                     # the data law N(MU, V0)
-SCORE = ds.LinearScore(MU, V0)
-VE = ds.VESDE(0.01, 50.0)              # NCSN-like: sigma from 0.01 to 50
 # With sigma_min far below the data's scale the first-order error term of
 # reverse Euler-Maruyama on VE is tiny and a second-order one dominates up to
 # N ~ 10^3 (tests/test_reverse.py); order fits of em's own bias use this one.
 VE_ORDER = ds.VESDE(1.0, 10.0)
-LADDER = np.array([32, 64, 128, 256, 512, 1024])
 N_PATHS = 100_000
-ORDER_TOL = 0.15
-
-
-def data_marginal(sde, t):
-    """Mean and variance of x_t for data N(MU, V0): (m MU, m^2 V0 + s^2)."""
-    m, s = sde.marginal(t)
-    return m * MU, m * m * V0 + s * s
 
 
 def start_at_T(sde, n, rng):

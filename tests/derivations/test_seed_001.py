@@ -20,35 +20,19 @@ each get a test stating the correct version numerically: the NCSN line drops
 eps; "p(x_{t+dt} | x_t) | N(...)" means "= N(...)"; the last approximation
 moves dt inside the bracket.
 """
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
 import diffsde as ds
+from diffsde import simulate
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-import reference  # noqa: E402
-from stats import assert_mean, assert_variance, fitted_slope  # noqa: E402
+import reference
+from conftest import GAUSS_SCORE as SCORE, LADDER, MU, ORDER_TOL, V0, VE, VP, data_marginal
+from stats import assert_mean, assert_variance, fitted_slope
 
-from diffsde import simulate  # noqa: E402
-
-MU, V0 = 1.5, 0.25                         # the data law N(MU, V0)
-SCORE = ds.LinearScore(MU, V0)
-VP = ds.VPSDE(0.1, 20.0)
-VE = ds.VESDE(0.01, 50.0)
 SDES = {"vp": VP, "ve": VE}
 DTS = 2.0 ** -np.arange(8, 15)             # the dt ladder 2^-8 .. 2^-14
-LADDER = np.array([32, 64, 128, 256, 512, 1024])
 N_PATHS = 100_000
-ORDER_TOL = 0.15
-
-
-def data_marginal(sde, t):
-    """Mean and variance of x_t for data N(MU, V0): (m MU, m^2 V0 + s^2)."""
-    m, s = sde.marginal(t)
-    return m * MU, m * m * V0 + s * s
 
 
 def exact_reverse_transition(sde, t, dt):

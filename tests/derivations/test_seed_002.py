@@ -7,23 +7,16 @@ N(MU, V0), so the exact score is linear (ds.LinearScore) and every affine
 sampler has an exact moment recursion (reference.table_moments); Monte Carlo
 is held to 5 standard errors of that recursion, orders to +-0.15.
 """
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import diffsde as ds
+from diffsde import simulate
 
-import diffsde as ds  # noqa: E402
-from diffsde import simulate  # noqa: E402
+import reference
+from conftest import GAUSS_SCORE as SCORE, MU, V0, VP, gaussian_marginal as marginal_law
+from stats import assert_mean, assert_variance, fitted_slope
 
-import reference  # noqa: E402
-from stats import assert_mean, assert_variance, fitted_slope  # noqa: E402
-
-VP = ds.VPSDE(0.1, 20.0)
-MU, V0 = 1.5, 0.25
-SCORE = ds.LinearScore(MU, V0)
 NS = np.array([64, 128, 256, 512, 1024])
 
 
@@ -32,11 +25,6 @@ def reverse_table(process, method, n=None, variance="beta"):
     grid = simulate._reverse_grid(process, n, None, 0.0, None)
     law = simulate._grid_law(process, grid)
     return simulate._reverse_table(method, law, 1.0, variance, 0.0), law
-
-
-def marginal_law(m, s, mu=MU, v0=V0):
-    """(mean, variance) of x_t = m x_0 + s z for x_0 ~ N(mu, v0)."""
-    return m * mu, m * m * v0 + s * s
 
 
 def start_law(law):

@@ -6,22 +6,15 @@ Where the seed is loose (DESIGN section 7) the test's docstring quotes it and
 the test states the correct version numerically. Tolerances: 5 standard
 errors for sample moments, +-0.15 for fitted orders; every seed is fixed.
 """
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import diffsde as ds
+from diffsde import analysis, methods
 
-import diffsde as ds  # noqa: E402
-from diffsde import analysis, methods  # noqa: E402
+from conftest import GAUSS_SCORE as SCORE, MU, V0, VP
+from stats import assert_mean, assert_variance, fitted_slope
 
-from stats import assert_mean, assert_variance, fitted_slope  # noqa: E402
-
-VP = ds.VPSDE(0.1, 20.0)
-MU, V0 = 1.5, 0.25
-SCORE = ds.LinearScore(MU, V0)
 LADDER = np.array([32, 64, 128, 256, 512])
 N_PATHS = 4000
 

@@ -23,23 +23,18 @@ EM; Richardson estimates or fitted orders for the Fokker-Planck solver) and
 added, by the triangle inequality.
 """
 import functools
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 from scipy.special import ndtr
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import diffsde as ds
+from diffsde import fokker_planck as fp
+from diffsde.analysis import moment_errors
 
-import diffsde as ds  # noqa: E402
-from diffsde import fokker_planck as fp  # noqa: E402
-from diffsde.analysis import moment_errors  # noqa: E402
-from stats import Z, fitted_slope  # noqa: E402
+from conftest import BIMODAL as DATA, VE_FP as VE, VP
+from stats import Z, fitted_slope
 
-VP = ds.VPSDE(beta_min=0.1, beta_max=20.0)
-VE = ds.VESDE(sigma_min=0.05, sigma_max=5.0)
-DATA = ds.datasets.bimodal_1d(separation=3.0, std=0.4)
 SCORE = DATA.score(VP)
 ALPHAS = (0.0, 0.5, 1.0, 2.0)
 N = 100_000  # particles
