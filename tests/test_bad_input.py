@@ -26,11 +26,7 @@ SCORE = ds.LinearScore()
 
 #: Known failures, marked strict: remove a marker once its fix is merged.
 API = "issue 14 defect 9: the message does not name the argument; fixed on branch i14-api"
-ENGINE_9 = "issue 14 defect 9: the message does not name the argument; fixed on branch i14-engine"
 SCORES_9 = "issue 14 defect 9: the message does not name the argument; fixed on branch i14-scores"
-DEFECT_4 = "issue 14 defect 4: accepted, or an internal overflow message; fixed on branch i14-engine"
-DEFECT_6 = "issue 14 defect 6: StepTable(...) accepts a step column run_steps fails on; fixed on branch i14-engine"
-DEFECT_7 = "issue 14 defect 7: save_at=[nan] silently saves t = 0; fixed on branch i14-engine"
 DATASETS = ("the dataset's own parameter is not named (a GaussianMixture message instead); "
             "fixed on branch i14-scores")
 
@@ -217,17 +213,17 @@ CASES = [
     ("forward t0 None", lambda: ds.forward(VP, X, 4, t0=None), TypeError, "t0 must be a real number.*None", API),
     ("SMLD sigma0 str", lambda: ds.SMLD([1.0], sigma0="a"), TypeError, "sigma0 must be a real number.*'a'", API),
     ("log_likelihood delta 0", lambda: ds.log_likelihood(VP, lambda x, t: -x, X, 4, delta=0), ValueError, "delta must be finite and > 0", API),
-    ("forward rng negative", lambda: ds.forward(VP, X, 4, rng=-1), ValueError, "rng must be a non-negative int seed", ENGINE_9),
-    ("BrownianPath.increments T", lambda: ds.BrownianPath((3,), 3).increments(4, T=-1), ValueError, "T must be finite and > 0", ENGINE_9),
-    ("StepTable.concat empty", lambda: ds.StepTable.concat(), ValueError, "StepTable.concat needs at least one StepTable", ENGINE_9),
+    ("forward rng negative", lambda: ds.forward(VP, X, 4, rng=-1), ValueError, "rng must be a non-negative int seed"),
+    ("BrownianPath.increments T", lambda: ds.BrownianPath((3,), 3).increments(4, T=-1), ValueError, "T must be finite and > 0"),
+    ("StepTable.concat empty", lambda: ds.StepTable.concat(), ValueError, "StepTable.concat needs at least one StepTable"),
     ("GaussianMixture weights str", lambda: ds.GaussianMixture("abc", [[0.0]], [1.0]), TypeError, "weights must be real numbers", SCORES_9),
     ("EmpiricalData d = 0", lambda: ds.EmpiricalData(np.zeros((3, 0))), ValueError, "points must have shape .*d >= 1", SCORES_9),
-    ("set_num_threads 2**31", _restoring_threads(lambda: ds.set_num_threads(2**31)), ValueError, r"n must be an int in \[1, 2\*\*31 - 1\]", DEFECT_4),
-    ("run_steps block_rows 2**63", lambda: ds.run_steps(X, TABLE, score=SCORE, block_rows=2**63), ValueError, r"block_rows must be an int >= 1 and <= 2\*\*63 - 1", DEFECT_4),
-    ("StepTable step gap", lambda: _table([0, 2]), ValueError, "StepTable steps must start at 0 and grow by 0 or 1", DEFECT_6),
-    ("StepTable step start", lambda: _table([5, 6]), ValueError, "StepTable steps must start at 0 and grow by 0 or 1", DEFECT_6),
-    ("forward save_at nan", lambda: ds.forward(VP, X, 4, save_at=[np.nan]), ValueError, "save_at times must be finite", DEFECT_7),
-    ("reverse save_at nan", lambda: ds.reverse(VP, SCORE, X, 4, save_at=[np.nan]), ValueError, "save_at times must be finite", DEFECT_7),
+    ("set_num_threads 2**31", _restoring_threads(lambda: ds.set_num_threads(2**31)), ValueError, r"n must be an int in \[1, 2\*\*31 - 1\]"),
+    ("run_steps block_rows 2**63", lambda: ds.run_steps(X, TABLE, score=SCORE, block_rows=2**63), ValueError, r"block_rows must be an int >= 1 and <= 2\*\*63 - 1"),
+    ("StepTable step gap", lambda: _table([0, 2]), ValueError, "StepTable steps must start at 0 and grow by 0 or 1"),
+    ("StepTable step start", lambda: _table([5, 6]), ValueError, "StepTable steps must start at 0 and grow by 0 or 1"),
+    ("forward save_at nan", lambda: ds.forward(VP, X, 4, save_at=[np.nan]), ValueError, "save_at times must be finite"),
+    ("reverse save_at nan", lambda: ds.reverse(VP, SCORE, X, 4, save_at=[np.nan]), ValueError, "save_at times must be finite"),
 ]
 
 

@@ -113,11 +113,6 @@ def _minus(v, t):
 #: Known failures, marked strict: remove a marker once its fix is merged.
 DEFECT_1 = ("issue 14 defect 1: the constructor makes the caller's arrays read-only; "
             "fixed on branch i14-scores")
-DEFECT_5 = ("issue 14 defect 5: unaligned noise is rejected with an internal _core message; "
-            "fixed on branch i14-engine")
-STEPTABLE_FREEZES = ("StepTable(...) makes the caller's column arrays read-only (as issue 14 defect 1); "
-                     "the constructor copies its columns on branch i14-engine")
-UNALIGNED_NOISE = {"unaligned": DEFECT_5}
 
 
 @dataclass
@@ -148,11 +143,11 @@ for family, methods in FORWARD_METHODS.items():
         for method in methods:
             case("forward", lambda x, z, o, p=proc, m=method, n=steps: ds.forward(p, x, n, method=m, noise=z, out=o,
                                                                               save_every=2),
-                 X, Z, OUT, label=f"forward-{pname}-{method}", out=(2,), xfail=UNALIGNED_NOISE)
+                 X, Z, OUT, label=f"forward-{pname}-{method}", out=(2,))
 case("forward", lambda x, z, o: ds.forward(VP, x, 4, noise=z, out=o, rng=1), X1, Z1, OUT1,
-     label="forward-1d", out=(2,), xfail=UNALIGNED_NOISE)
+     label="forward-1d", out=(2,))
 case("forward", lambda x, z, o: ds.forward(VP, x, 4, noise=z, out=o, dtype=np.float32),
-     X.astype(np.float32), Z.astype(np.float32), OUT.astype(np.float32), label="forward-float32", out=(2,), xfail=UNALIGNED_NOISE)
+     X.astype(np.float32), Z.astype(np.float32), OUT.astype(np.float32), label="forward-float32", out=(2,))
 case("forward", lambda x, ts, s: ds.forward(VP, x, ts=ts, save_at=s, rng=2), X, TS_UP, SAVE,
      label="forward-ts-save_at")
 case("forward", lambda x, s: ds.forward(VE, x, 4, save_at=s, noise=PATH), X, SAVE_T,
@@ -165,19 +160,18 @@ for family, methods in REVERSE_METHODS.items():
     for method in methods:
         case("reverse", lambda x, z, o, p=proc, m=method, n=steps: ds.reverse(p, LIN, x, n, method=m, noise=z, out=o,
                                                                           save_every=1),
-             X, Z, OUT, label=f"reverse-{family}-{method}", out=(2,),
-             xfail={} if method in ("ode_heun", "ddim") else UNALIGNED_NOISE)  # (ddim: eta = 0)
+             X, Z, OUT, label=f"reverse-{family}-{method}", out=(2,))
 for label, kwargs in (("em-alpha", {"alpha": 0.5}), ("ddim-eta", {"method": "ddim", "eta": 0.5}),
                       ("ancestral-posterior", {"method": "ancestral", "variance": "posterior"}),
                       ("langevin", {"corrector": "langevin", "n_corrector_steps": 2})):
     case("reverse", lambda x, z, o, kw=kwargs: ds.reverse(VP, LIN, x, 4, noise=z, out=o, **kw), X, Z, OUT,
-         label=f"reverse-vp-{label}", out=(2,), xfail=UNALIGNED_NOISE)
+         label=f"reverse-vp-{label}", out=(2,))
 for label, score in (("mixture", GM), ("bound-mixture", GM.score(VP)), ("empirical", EMP),
                      ("callable", _minus), ("eps", ds.score_from_eps(_eps, VP))):
     case("reverse", lambda x, z, o, sc=score: ds.reverse(VP, sc, x, 4, noise=z, out=o, rng=3), X, Z, OUT,
-         label=f"reverse-score-{label}", out=(2,), xfail=UNALIGNED_NOISE)
+         label=f"reverse-score-{label}", out=(2,))
 case("reverse", lambda z, o: ds.reverse(VP, LIN, None, 4, shape=(6, 2), noise=z, out=o, rng=4), Z, OUT,
-     label="reverse-from-prior", out=(1,), xfail=UNALIGNED_NOISE)
+     label="reverse-from-prior", out=(1,))
 case("reverse", lambda x, ts, s: ds.reverse(VP, _minus, x, ts=ts, save_at=s, method="ode_heun"), X, TS_DOWN, SAVE,
      label="reverse-ts-save_at")
 case("reverse", lambda x, s: ds.reverse(VE, LIN1, x, 4, save_at=s, noise=PATH.normals(4)[:, :, 0], rng=5), X1,
@@ -187,7 +181,7 @@ case("reverse", lambda x, o: ds.reverse(VP, GM, x, 4, noise=PATH, out=o, dtype=n
 
 # ---- the engine and the generator -----------------------------------------------------
 case("run_steps", lambda x, z, s, o: ds.run_steps(x, TABLE, score=LIN, noise=z, save=s, out=o, rng=6),
-     X, Z2, SAVE, OUT, label="run_steps-builtin", out=(3,), xfail=UNALIGNED_NOISE)
+     X, Z2, SAVE, OUT, label="run_steps-builtin", out=(3,))
 case("run_steps", lambda x, o: ds.run_steps(x, TABLE, score=_minus, out=o, block_rows=2, rng=6),
      X, OUT, label="run_steps-callable", out=(1,))
 case("run_steps", lambda x, z: ds.run_steps(x, TABLE, score=GM, noise=z, dtype=np.float32), X, Z2,
@@ -215,8 +209,7 @@ case("set_simd_path", lambda: ds.set_simd_path(ds.set_simd_path(ds.simd_paths()[
 # ---- StepTable ---------------------------------------------------------------------
 case("StepTable", lambda kind, a, b, c, t, m, s, interval, stream, step: ds.StepTable(
          kind=kind, a=a, b=b, c=c, t=t, m=m, s=s, interval=interval, stream=stream, step=step),
-     np.zeros(4, np.int32), A4, B4, C4, T4, M4, S4, INTERVALS4, np.zeros(4, np.int64), INTERVALS4.copy(),
-     xfail=dict.fromkeys(("C", "F", "strided", "unaligned"), STEPTABLE_FREEZES))
+     np.zeros(4, np.int32), A4, B4, C4, T4, M4, S4, INTERVALS4, np.zeros(4, np.int64), INTERVALS4.copy())
 case("StepTable.affine", lambda a, b, c, t, m, s, i: ds.StepTable.affine(a, b, c, t=t, m=m, s=s, interval=i),
      A4, B4, C4, T4, M4, S4, INTERVALS4)
 case("StepTable.heun", lambda a, b, t, m, s: ds.StepTable.heun(a, b, a, b, t=t, t_end=0.5 * t, m=m, s=s,
