@@ -22,6 +22,44 @@ def _logsumexp(a, axis):
     return np.log(np.sum(np.exp(a - top), axis=axis)) + np.squeeze(top, axis=axis)
 
 
+def _describe(value):
+    """A short description of an argument for messages (no NumPy reprs)."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _float_array(value, name):
+    """A private float64 copy of ``value``: owned, aligned and C-contiguous.
+
+    The caller's array is never kept (a later change to it, or to a writable
+    view of it, cannot reach the score) and never changed (flags included);
+    unaligned or strided inputs are as good as any.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of real numbers; got {_describe(value)}") from None
+    if arr.dtype.kind == "O":
+        if any(v is None for v in arr.flat):
+            raise TypeError(f"{name} must be real numbers; got {_describe(value)}")
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be real numbers; got {_describe(value)}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be real numbers; got {_describe(value)} (dtype {arr.dtype})")
+    return np.array(arr, dtype=np.float64, order="C", copy=True)
+
+
+def _check_finite(arr, name):
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        index = tuple(bad[0].tolist())
+        raise ValueError(f"{name} must be finite; got {float(arr[index])} at index {index}")
+
+
 def _as_rows(x, d, name="x"):
     """x as (n, d) float64: (n,) is a batch of scalars when d == 1."""
     x = np.asarray(x)
@@ -67,14 +105,17 @@ class LinearScore:
     """
 
     def __init__(self, mean=0.0, var=1.0):
-        mean = np.asarray(mean, dtype=np.float64)
-        var = np.asarray(var, dtype=np.float64)
+        mean = _float_array(mean, "mean")
+        var = _float_array(var, "var")
         if mean.ndim > 1 or var.ndim > 1:
             raise ValueError(f"mean and var must be scalars or 1-D; got shapes {mean.shape}, {var.shape}")
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
-            raise ValueError("mean and var must be finite")
+        _check_finite(mean, "mean")
+        _check_finite(var, "var")
         if np.any(var < 0):
-            raise ValueError(f"var must be >= 0; got {var}")
+            raise ValueError(f"var must be >= 0; got {var.tolist()}")
+        # private read-only copies: the caller's arrays stay theirs
+        mean.setflags(write=False)
+        var.setflags(write=False)
         self.mean = mean
         self.var = var
 
@@ -223,22 +264,23 @@ class GaussianMixture:
     """
 
     def __init__(self, weights, means, covs):
-        w = np.asarray(weights, dtype=np.float64)
-        mu = np.asarray(means, dtype=np.float64)
-        cov = np.asarray(covs, dtype=np.float64)
+        w = _float_array(weights, "weights")
+        mu = _float_array(means, "means")
+        cov = _float_array(covs, "covs")
         if w.ndim != 1 or w.size == 0:
             raise ValueError(f"weights must be a non-empty 1-D array; got shape {w.shape}")
         K = w.size
         if mu.ndim != 2 or mu.shape[0] != K:
             raise ValueError(f"means must have shape (K, d) = ({K}, d); got {mu.shape}")
         d = mu.shape[1]
+        if d == 0:
+            raise ValueError(f"means must have shape (K, d) with d >= 1; got {mu.shape}")
         for name, arr in (("weights", w), ("means", mu), ("covs", cov)):
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} must be finite")
+            _check_finite(arr, name)
         if np.any(w < 0):
             raise ValueError(f"weights must be >= 0; got {w.tolist()}")
         if abs(w.sum() - 1.0) > 1e-6:
-            raise ValueError(f"weights must sum to 1 (within 1e-6); they sum to {w.sum()!r}")
+            raise ValueError(f"weights must sum to 1 (within 1e-6); they sum to {float(w.sum())!r}")
         if cov.ndim == 1:
             if cov.shape != (K,):
                 raise ValueError(f"isotropic covs must have shape (K,) = ({K},); got {cov.shape}")
@@ -266,6 +308,8 @@ class GaussianMixture:
         if bad.size:
             raise ValueError(f"covs[{bad[0]}] is not positive definite (eigenvalues "
                              f"{np.round(lambdas[bad[0]], 12).tolist()})")
+        # w, mu and cov are private copies, so making them read-only leaves
+        # the caller's arrays (and their flags) alone
         self.weights = w / w.sum()
         self.means, self.covs = mu, cov
         self.lambdas, self.vectors = lambdas, vectors
@@ -302,7 +346,9 @@ class GaussianMixture:
         diff = rows[:, None, :] - self.means[None]
         if self.vectors is not None:
             diff = np.einsum("nkj,kji->nki", diff, self.vectors)
-        quad = np.sum(diff**2 / self.lambdas[None], axis=2)
+        # a square beyond 1e308 is a component at -inf: weight exactly 0
+        with np.errstate(over="ignore"):
+            quad = np.sum(diff**2 / self.lambdas[None], axis=2)
         logdet = np.sum(np.log(self.lambdas), axis=1)
         return np.log(self.weights)[None] - 0.5 * (quad + logdet[None] + self.d * _LOG_2PI)
 
@@ -393,14 +439,15 @@ class EmpiricalData:
     """
 
     def __init__(self, points):
-        pts = np.asarray(points, dtype=np.float64)
+        pts = _float_array(points, "points")
         if pts.ndim == 1:
             pts = pts[:, None]
-        if pts.ndim != 2 or pts.shape[0] == 0:
-            raise ValueError(f"points must have shape (n, d) or (n,) with n >= 1; got {np.shape(points)}")
-        if not np.all(np.isfinite(pts)):
-            raise ValueError("points must be finite")
-        self.points = np.ascontiguousarray(pts)
+        if pts.ndim != 2 or pts.shape[0] == 0 or pts.shape[1] == 0:
+            raise ValueError(f"points must have shape (n, d) or (n,) with n >= 1 and d >= 1; "
+                             f"got shape {np.shape(points)}")
+        _check_finite(pts, "points")
+        # a private copy: read-only here without touching the caller's array
+        self.points = pts
         self.points.setflags(write=False)
         self.n, self.d = pts.shape
 
