@@ -60,6 +60,23 @@ def _check_finite(arr, name):
         raise ValueError(f"{name} must be finite; got {float(arr[index])} at index {index}")
 
 
+def _coefficients(m, s):
+    """The marginal coefficients (m, s) of x_t = m x_0 + s z as floats:
+    finite, s >= 0, and not both 0 (which leaves no density)."""
+    out = []
+    for name, value in (("m", m), ("s", s)):
+        arr = np.asarray(value) if not isinstance(value, str) else None
+        if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be a real number; got {_describe(value)}")
+        out.append(float(arr))
+    m, s = out
+    if not (np.isfinite(m) and np.isfinite(s)) or s < 0:
+        raise ValueError(f"the marginal coefficients must be finite with s >= 0; got m = {m!r}, s = {s!r}")
+    if m == 0 and s == 0:
+        raise ValueError("m = s = 0 leaves no density: the score is undefined there")
+    return m, s
+
+
 def _as_rows(x, d, name="x"):
     """x as (n, d) float64: (n,) is a batch of scalars when d == 1."""
     x = np.asarray(x)
@@ -137,6 +154,7 @@ class LinearScore:
 
     def evaluate(self, x, m, s):
         """The score at x for marginal coefficients (m, s), in NumPy."""
+        m, s = _coefficients(m, s)
         x = np.asarray(x)
         mean, var = self.vectors(x.shape[-1] if x.ndim > 1 else 1)
         if x.ndim <= 1:
@@ -364,6 +382,7 @@ class GaussianMixture:
 
     def with_marginal(self, m, s):
         """The law of m x_0 + s z for x_0 from this mixture."""
+        m, s = _coefficients(m, s)
         if self.cov_kind == "full":
             covs = m * m * self.covs + s * s * np.eye(self.d)[None]
         else:
@@ -458,6 +477,7 @@ class EmpiricalData:
     def marginal_logpdf(self, x, m, s):
         """log p_t(x) for the law of m y + s z, shape (n_x,)."""
         rows, _ = _as_rows(x, self.d)
+        m, s = _coefficients(m, s)
         if not s > 0:
             raise ValueError(f"the smoothed empirical density needs s > 0; got s = {s!r}")
         sq = np.sum((rows[:, None, :] - m * self.points[None]) ** 2, axis=2)
@@ -466,6 +486,7 @@ class EmpiricalData:
     def score_at(self, x, m, s):
         """The score of the law of m y + s z at x, in NumPy (chunked over x)."""
         rows, scalar = _as_rows(x, self.d)
+        m, s = _coefficients(m, s)
         if not s > 0:
             raise ValueError(f"the smoothed empirical score needs s > 0; got s = {s!r}")
         out = np.empty_like(rows)
@@ -482,6 +503,7 @@ class EmpiricalData:
         """The score and the trace of its Jacobian:
         sum_i gamma_i |g_i|^2 - d / s^2 - |score|^2 with g_i = (m y_i - x) / s^2."""
         rows, scalar = _as_rows(x, self.d)
+        m, s = _coefficients(m, s)
         if not s > 0:
             raise ValueError(f"the smoothed empirical score needs s > 0; got s = {s!r}")
         logits = -np.sum((rows[:, None, :] - m * self.points[None]) ** 2, axis=2) / (2 * s * s)

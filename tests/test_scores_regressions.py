@@ -286,6 +286,13 @@ def test_the_memory_pre_check_counts_score_workspaces(monkeypatch):
     (lambda: ds.datasets.bimodal_1d(std="x"), TypeError, "std must be a real number; got 'x'"),
     (lambda: ds.datasets.bimodal_1d(weight=1.5), ValueError, r"weight must be in \[0, 1\]; got 1.5"),
     (lambda: ds.datasets.bimodal_1d(separation=np.float64(-1)), ValueError, "separation must be >= 0; got -1.0"),
+    (lambda: ds.datasets.eight_gaussians().score_at(np.zeros((2, 2)), "a", 1.0), TypeError,
+     "m must be a real number; got 'a'"),
+    (lambda: ds.datasets.eight_gaussians().score_at(np.zeros((2, 2)), 0.0, 0.0), ValueError,
+     "m = s = 0 leaves no density"),
+    (lambda: ds.EmpiricalData(np.zeros((3, 2))).score_at(np.zeros((2, 2)), np.nan, 1.0), ValueError,
+     "must be finite with s >= 0; got m = nan, s = 1.0"),
+    (lambda: ds.LinearScore().evaluate(np.zeros(2), 1.0, "s"), TypeError, "s must be a real number; got 's'"),
 ])
 def test_score_constructors_name_the_argument_and_its_value(call, exc, message):
     with pytest.raises(exc, match=message) as info:
