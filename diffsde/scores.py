@@ -358,6 +358,12 @@ class GaussianMixture:
         x = self.means[comp] + scaled
         return x[:, 0] if self.d == 1 else x
 
+    def _log_weights(self):
+        # a weight of 0 is a component at log 0 = -inf, whose responsibility
+        # is then exactly 0 (not a warning)
+        with np.errstate(divide="ignore"):
+            return np.log(self.weights)
+
     def component_logpdf(self, x):
         """log w_k + log N(x; mu_k, Sigma_k), shape (n, K)."""
         rows, _ = _as_rows(x, self.d)
@@ -368,7 +374,7 @@ class GaussianMixture:
         with np.errstate(over="ignore"):
             quad = np.sum(diff**2 / self.lambdas[None], axis=2)
         logdet = np.sum(np.log(self.lambdas), axis=1)
-        return np.log(self.weights)[None] - 0.5 * (quad + logdet[None] + self.d * _LOG_2PI)
+        return self._log_weights()[None] - 0.5 * (quad + logdet[None] + self.d * _LOG_2PI)
 
     def logpdf(self, x):
         """log p(x), shape (n,)."""
@@ -432,7 +438,7 @@ class GaussianMixture:
             raise ValueError(f"this GaussianMixture has d = {self.d}; the states have {dim} "
                              "coordinates per row")
         vectors = np.zeros(0) if self.vectors is None else np.ascontiguousarray(self.vectors).ravel()
-        return _SCORE_MIXTURE, (np.log(self.weights), np.ascontiguousarray(self.means).ravel(),
+        return _SCORE_MIXTURE, (self._log_weights(), np.ascontiguousarray(self.means).ravel(),
                                 np.ascontiguousarray(self.lambdas).ravel(), vectors)
 
     def __repr__(self):

@@ -171,6 +171,19 @@ def test_subnormal_weights_match_numpy_on_every_simd_path():
         assert got.tobytes() == runs["baseline"].tobytes()
 
 
+@pytest.mark.filterwarnings("error")
+def test_a_zero_weight_component_contributes_nothing_and_warns_nothing():
+    zero = ds.GaussianMixture([0.0, 1.0], [[0.0], [1.0]], [1.0, 2.0])
+    alone = ds.GaussianMixture([1.0], [[1.0]], [2.0])
+    x = np.array([0.8, 1.0, -3.0])  # 1.0 = m mu_2: the exact score is 0
+    np.testing.assert_array_equal(zero.score_at(x, 1.0, 0.5), alone.score_at(x, 1.0, 0.5))
+    np.testing.assert_array_equal(zero.logpdf(x), alone.logpdf(x))
+    runs = on_every_simd_path(lambda: reference.score_in_c(zero, x, 1.0, 0.5))
+    for path, got in runs.items():
+        np.testing.assert_array_equal(got, reference.score_in_c(alone, x, 1.0, 0.5), err_msg=path)
+    assert runs["baseline"][1] == 0.0
+
+
 def test_the_series_exp_follows_libm_into_the_subnormals_and_to_zero():
     x = np.linspace(-750.0, -700.0, 200_001)
     ours = reference.exp_nonpositive(x)
