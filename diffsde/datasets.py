@@ -39,7 +39,11 @@ def _real(value, name, low=None, high=None, low_open=False):
 
 
 def eight_gaussians(radius=2.0, std=0.1):
-    """Eight equal isotropic Gaussians on a circle: the classic 2-D test set."""
+    """Eight equal isotropic Gaussians on a circle: the classic 2-D test set.
+
+    Means ``radius (cos 2 pi k/8, sin 2 pi k/8)``, k = 0..7 (radius >= 0),
+    each with covariance ``std^2 I`` (std > 0).
+    """
     radius = _real(radius, "radius", 0.0)
     std = _real(std, "std", 0.0, low_open=True)
     angles = np.arange(8) * (2 * np.pi / 8)
@@ -48,7 +52,10 @@ def eight_gaussians(radius=2.0, std=0.1):
 
 
 def bimodal_1d(separation=4.0, std=0.5, weight=0.5):
-    """Two Gaussians at +-separation/2 in one dimension (weights weight, 1 - weight)."""
+    """Two Gaussians at +-separation/2 in one dimension (weights weight, 1 - weight).
+
+    separation >= 0, std > 0 (both components) and weight in [0, 1].
+    """
     separation = _real(separation, "separation", 0.0)
     std = _real(std, "std", 0.0, low_open=True)
     weight = _real(weight, "weight", 0.0, 1.0)

@@ -119,6 +119,10 @@ class LinearScore:
     var : float or array of shape (d,), >= 0
         Per-coordinate data variance (0 allowed: a point mass, whose marginal
         is then N(m mean, s^2) for s > 0).
+
+    Both are copied (any real dtype, layout or alignment): later changes to
+    the caller's arrays do not reach the score, and the caller's arrays are
+    left as they were.
     """
 
     def __init__(self, mean=0.0, var=1.0):
@@ -279,6 +283,10 @@ class GaussianMixture:
         ``covs.ndim`` decides: (K,) isotropic variances, (K, d) diagonal
         variances, (K, d, d) full symmetric positive definite covariances
         (eigendecomposed once, Sigma_k = U_k diag(lambda_k) U_k^T).
+
+    The arrays are copied to private read-only float64 arrays (any real
+    dtype, layout or alignment); the caller's arrays and their flags are left
+    alone, and later changes to them do not reach the mixture.
     """
 
     def __init__(self, weights, means, covs):
@@ -461,6 +469,7 @@ class EmpiricalData:
     Parameters
     ----------
     points : array (n, d), or (n,) for d = 1
+        Copied to a private read-only float64 array (n >= 1, d >= 1).
     """
 
     def __init__(self, points):
