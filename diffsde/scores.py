@@ -77,6 +77,17 @@ def _coefficients(m, s):
     return m, s
 
 
+def _scalar_time(t, process):
+    """t as a float in [0, T]: these scores take one time for the whole batch."""
+    arr = None if isinstance(t, str) else np.asarray(t)
+    if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iuf":
+        raise TypeError(f"t must be a real number (one time for the whole batch); got {_describe(t)}")
+    value = float(arr)
+    if not 0 <= value <= process.T * (1 + 1e-12):
+        raise ValueError(f"t must lie in [0, T] = [0, {process.T:g}]; got {value!r}")
+    return min(value, process.T)
+
+
 def _as_rows(x, d, name="x"):
     """x as (n, d) float64: (n,) is a batch of scalars when d == 1."""
     x = np.asarray(x)
@@ -190,8 +201,9 @@ class EpsScore:
 
     def std(self, t):
         """The marginal std s(t) the eps model was trained against."""
+        t = _scalar_time(t, self.process)
         if self._is_chain:
-            i = int(round(float(t) * self.process.N / self.process.T))
+            i = int(round(t * self.process.N / self.process.T))
             return float(self.process.marginal(i)[1])
         return float(self.process.marginal(t)[1])
 
@@ -241,8 +253,9 @@ class BoundScore:
 
     def coefficients(self, t):
         """(m, s) at time t."""
+        t = _scalar_time(t, self.process)
         if self._is_chain:
-            i = int(round(float(t) * self.process.N / self.process.T))
+            i = int(round(t * self.process.N / self.process.T))
             return _marginal_coefficients(self.process, i)
         return _marginal_coefficients(self.process, t)
 

@@ -308,8 +308,13 @@ def test_the_memory_pre_check_counts_score_workspaces(monkeypatch):
     (lambda: ds.EmpiricalData(np.zeros((3, 2))).score_at(np.zeros((2, 2)), np.nan, 1.0), ValueError,
      "must be finite with s >= 0; got m = nan, s = 1.0"),
     (lambda: ds.LinearScore().evaluate(np.zeros(2), 1.0, "s"), TypeError, "s must be a real number; got 's'"),
+    (lambda: ds.datasets.eight_gaussians().score(ds.DDPM(np.full(10, 0.1)))(np.zeros((2, 2)), np.nan),
+     ValueError, r"t must lie in \[0, T\] = \[0, 1\]; got nan"),
+    (lambda: ds.datasets.eight_gaussians().score(VP)(np.zeros((2, 2)), np.array([0.1, 0.2])), TypeError,
+     "t must be a real number .one time for the whole batch.; got an array of shape .2,."),
+    (lambda: ds.score_from_eps(lambda x, t: x, VP)(np.zeros(2), "x"), TypeError, "t must be a real number"),
 ])
-def test_score_constructors_name_the_argument_and_its_value(call, exc, message):
+def test_score_constructors_and_evaluations_name_the_argument_and_its_value(call, exc, message):
     with pytest.raises(exc, match=message) as info:
         call()
     assert "np.float64" not in str(info.value) and "_core" not in str(info.value)
