@@ -112,10 +112,14 @@ dsde_sincos_turns(uint64_t b, int B, double *sin_out, double *cos_out)
     *cos_out = dsde_bits_to_double(dsde_double_to_bits(c) ^ ((((q >> 1) ^ q) & 1) << 63));
 }
 
-/* exp(x) for x in [-708, 0] (the weights of a log-sum-exp, clamped by the
+/* exp(x) for x in [-750, 0] (the weights of a log-sum-exp, clamped by the
  * caller in a loop of its own: a clamp inside this function keeps AVX2 from
  * vectorizing it): x = n ln 2 + r with |r| <= ln(2)/2, exp r by its Taylor
- * series to r^13, times 2^n built in the exponent bits. */
+ * series to r^13, times 2^n. 2^n is applied as 2^h 2^(n-h), h = n/2 rounded,
+ * both factors normal: the first product is exact and the second rounds once,
+ * so results below 2^-1022 are the correctly rounded subnormals of p 2^n and
+ * x < -745.2 gives exactly 0, as libm does; for normal results the bits are
+ * those of the single product p 2^n. */
 static inline double
 dsde_exp_nonpositive(double x)
 {
@@ -127,8 +131,11 @@ dsde_exp_nonpositive(double x)
         + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880
         + r * (1.0 / 3628800 + r * (1.0 / 39916800.0 + r * (1.0 / 479001600.0
         + r * (1.0 / 6227020800.0)))))))))))));
-    uint64_t n_int = dsde_double_to_bits(t) - dsde_double_to_bits(shift); /* n mod 2^64 */
-    return p * dsde_bits_to_double((n_int + 1023) << 52);
+    double th = n * 0.5 + shift;
+    uint64_t h_int = dsde_double_to_bits(th) - dsde_double_to_bits(shift); /* h mod 2^64 */
+    uint64_t rest_int = dsde_double_to_bits(t) - dsde_double_to_bits(shift) - h_int; /* n - h */
+    return (p * dsde_bits_to_double((h_int + 1023) << 52)) *
+           dsde_bits_to_double((rest_int + 1023) << 52);
 }
 
 #endif

@@ -628,6 +628,33 @@ core_openmp(PyObject *self, PyObject *noargs)
 #endif
 }
 
+/* score_work_size(kind, params, dim, rows): doubles of per-thread workspace
+ * the built-in score needs for blocks of `rows` rows (the memory pre-check
+ * counts them before a run allocates anything). */
+static PyObject *
+core_score_work_size(PyObject *self, PyObject *args)
+{
+    int kind;
+    PyObject *params;
+    long long dim, rows;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iOLL", &kind, &params, &dim, &rows))
+        return NULL;
+    dsde_builtin_score sc;
+    memset(&sc, 0, sizeof sc);
+    sc.kind = kind;
+    sc.dim = dim;
+    if (kind != DSDE_SCORE_LINEAR && kind != DSDE_SCORE_MIXTURE && kind != DSDE_SCORE_EMPIRICAL)
+        return PyLong_FromLong(0);
+    if (dim < 1 || rows < 1) {
+        PyErr_SetString(PyExc_ValueError, "_core: score_work_size needs dim >= 1 and rows >= 1");
+        return NULL;
+    }
+    if (unpack_score_params(&sc, params) < 0)
+        return NULL;
+    return PyLong_FromLongLong((long long)dsde_score_work_size(&sc, rows));
+}
+
 static PyMethodDef core_methods[] = {
     {"run", (PyCFunction)(void (*)(void))core_run, METH_VARARGS | METH_KEYWORDS, run_doc},
     {"philox", core_philox, METH_VARARGS,
@@ -647,6 +674,8 @@ static PyMethodDef core_methods[] = {
     {"simd_default", core_simd_default, METH_NOARGS,
      "The SIMD path chosen at import: the best this CPU supports."},
     {"set_simd", core_set_simd, METH_VARARGS, "set_simd(name): use that SIMD path."},
+    {"score_work_size", core_score_work_size, METH_VARARGS,
+     "score_work_size(kind, params, dim, rows) -> doubles of per-thread score workspace"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef core_module = {

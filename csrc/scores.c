@@ -9,18 +9,28 @@
 /* Points of empirical data handled per pass over a block of rows. */
 #define POINTS_PER_PASS 256
 
+/* Rows of the mixture tile for a block of `rows` rows. */
+static int64_t
+tile_width(int64_t rows)
+{
+    return rows < DSDE_TILE ? (rows > 0 ? rows : 1) : DSDE_TILE;
+}
+
 int64_t
 dsde_score_work_size(const dsde_builtin_score *sc, int64_t rows)
 {
-    const int64_t d = sc->dim, K = sc->n_components;
+    const int64_t d = sc->dim, K = sc->n_components, W = tile_width(rows);
     switch (sc->kind) {
     case DSDE_SCORE_LINEAR:
         return 2 * d;
     case DSDE_SCORE_MIXTURE:
-        /* 1/c, m mu, per-component scores (K d each), log-normalizers and
-         * logits (K each), x, y, g (d each); a tile's rows and scores
-         * transposed (d DSDE_TILE each) and its scratch ((K + 2) DSDE_TILE) */
-        return 3 * K * d + 2 * K + 3 * d + (2 * d + K + 2) * DSDE_TILE;
+        /* 1/c and m mu (K d each), log-normalizers (K); then either a tile's
+         * rows and scores transposed (d W each) and its scratch ((K + 2) W),
+         * or, full covariances, the per-component scores of one row (K d),
+         * its logits (K) and x, y, g (d each) */
+        if (sc->vectors == NULL)
+            return 2 * K * d + K + (2 * d + K + 2) * W;
+        return 3 * K * d + 2 * K + 3 * d;
     case DSDE_SCORE_EMPIRICAL:
         /* per row: running max, running sum, weighted sum (d); the rows
          * widened to double and their scores (d each) */
@@ -59,9 +69,11 @@ typedef struct {
     double *inv_c;    /* (K, d): 1 / (m^2 lambda + s^2) */
     double *mmu;      /* (K, d): m mu */
     double *lognorm;  /* (K,): log w - 1/2 sum log(2 pi c) */
+    /* full covariances only: */
     double *logit;    /* (K,) */
     double *per;      /* (K, d): C_k^{-1} (m mu_k - x) of the current row */
     double *xd, *y, *g; /* (d,) each */
+    double *end;      /* the rest of the workspace */
 } mixture_work;
 
 static mixture_work
@@ -71,12 +83,17 @@ mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
     mixture_work w;
     w.inv_c = work;
     w.mmu = w.inv_c + K * d;
-    w.per = w.mmu + K * d;
-    w.lognorm = w.per + K * d;
-    w.logit = w.lognorm + K;
-    w.xd = w.logit + K;
-    w.y = w.xd + d;
-    w.g = w.y + d;
+    w.lognorm = w.mmu + K * d;
+    w.end = w.lognorm + K;
+    w.logit = w.per = w.xd = w.y = w.g = NULL;
+    if (sc->vectors != NULL) {
+        w.per = w.end;
+        w.logit = w.per + K * d;
+        w.xd = w.logit + K;
+        w.y = w.xd + d;
+        w.g = w.y + d;
+        w.end = w.g + d;
+    }
     for (int64_t k = 0; k < K; k++) {
         double half_logdet = 0.0;
         for (int64_t j = 0; j < d; j++) {
@@ -214,20 +231,19 @@ empirical_rows(const dsde_builtin_score *sc, double m, double s, const double *x
         }                                                                      \
         else if (sc->kind == DSDE_SCORE_MIXTURE && sc->vectors == NULL) {      \
             mixture_work w = mixture_prepare(sc, m, s, work);                  \
-            double *xT = w.g + d, *gT = xT + d * DSDE_TILE;                    \
-            double *scratch = gT + d * DSDE_TILE;                              \
+            const int64_t W = tile_width(rows);                                \
+            double *xT = w.end, *gT = xT + d * W, *scratch = gT + d * W;       \
             const dsde_mixture_tile_fn tile = dsde_simd()->mixture_tile;       \
-            for (int64_t r0 = 0; r0 < rows; r0 += DSDE_TILE) {                 \
-                int64_t n = rows - r0 < DSDE_TILE ? rows - r0 : DSDE_TILE;     \
+            for (int64_t r0 = 0; r0 < rows; r0 += W) {                         \
+                int64_t n = rows - r0 < W ? rows - r0 : W;                     \
                 for (int64_t j = 0; j < d; j++)                                \
-                    for (int64_t r = 0; r < DSDE_TILE; r++)                    \
-                        xT[j * DSDE_TILE + r] =                                \
-                            r < n ? (double)x[(r0 + r) * d + j] : 0.0;         \
-                tile(sc->n_components, d, w.inv_c, w.mmu, w.lognorm, xT, gT,   \
-                     scratch);                                                 \
+                    for (int64_t r = 0; r < W; r++)                            \
+                        xT[j * W + r] = r < n ? (double)x[(r0 + r) * d + j] : 0.0; \
+                tile(sc->n_components, d, W, w.inv_c, w.mmu, w.lognorm, xT,    \
+                     gT, scratch);                                             \
                 for (int64_t r = 0; r < n; r++)                                \
                     for (int64_t j = 0; j < d; j++)                            \
-                        out[(r0 + r) * d + j] = (T)gT[j * DSDE_TILE + r];      \
+                        out[(r0 + r) * d + j] = (T)gT[j * W + r];              \
                 if (dsde_poll(pool, master))                                   \
                     return;                                                    \
             }                                                                  \

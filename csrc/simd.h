@@ -10,7 +10,8 @@
 #include <stdint.h>
 #include "rng.h"
 
-/* Rows per tile of the vectorized mixture score. */
+/* Rows per tile of the vectorized mixture score (at most; a block of fewer
+ * rows gets a tile of its size). */
 #define DSDE_TILE 64
 
 #define DSDE_CAT2(a, b) a##_##b
@@ -21,7 +22,7 @@ typedef void (*dsde_normal_blocks_f64_fn)(dsde_philox_key, uint32_t, uint32_t, u
                                           int64_t, double *);
 typedef void (*dsde_normal_blocks_f32_fn)(dsde_philox_key, uint32_t, uint32_t, uint64_t,
                                           int64_t, float *);
-typedef void (*dsde_mixture_tile_fn)(int64_t K, int64_t d, const double *inv_c,
+typedef void (*dsde_mixture_tile_fn)(int64_t K, int64_t d, int64_t width, const double *inv_c,
                                      const double *mmu, const double *lognorm,
                                      const double *xT, double *gT, double *scratch);
 
@@ -29,7 +30,7 @@ typedef struct {
     const char *name;
     dsde_normal_blocks_f64_fn normal_f64; /* normals 2 b0 .. 2 (b0 + n) - 1 */
     dsde_normal_blocks_f32_fn normal_f32; /* normals 4 b0 .. 4 (b0 + n) - 1 */
-    dsde_mixture_tile_fn mixture_tile;   /* scratch: (K + 2) DSDE_TILE doubles */
+    dsde_mixture_tile_fn mixture_tile;   /* scratch: (K + 2) width doubles */
 } dsde_simd_kernels;
 
 /* Picks the best path the CPU supports; called once, at module import, so
@@ -54,7 +55,7 @@ int dsde_simd_select(const char *name);
                                       uint64_t, int64_t, double *);            \
     void dsde_normal_blocks_f32_##isa(dsde_philox_key, uint32_t, uint32_t,     \
                                       uint64_t, int64_t, float *);             \
-    void dsde_mixture_tile_##isa(int64_t, int64_t, const double *,             \
+    void dsde_mixture_tile_##isa(int64_t, int64_t, int64_t, const double *,    \
                                  const double *, const double *,               \
                                  const double *, double *, double *);
 DSDE_DECLARE_KERNELS(baseline)

@@ -16,8 +16,8 @@ from . import _core
 from ._dtypes import working_dtype
 from ._memory import check_fits
 from ._rng import key_from_rng
-from ._steptable import StepTable
-from ._threads import threads_for
+from ._steptable import KINDS, StepTable
+from ._threads import get_num_threads, threads_for
 
 #: Target number of state elements per block: the block, its noise, score
 #: and Heun buffers stay in the L2 cache while every step runs over it.
@@ -255,10 +255,30 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
         shown = int(block_rows) if isinstance(block_rows, np.integer) else block_rows
         raise ValueError(f"block_rows must be an int >= 1 and <= 2**63 - 1; got {shown!r}")
     buffers = 1 + len(saved) + (score_kind == _SCORE_PYTHON)
-    check_fits(shape[0] * dim * dtype.itemsize * buffers,
-               f"a run of {table.n_steps} steps on a batch of shape {shape}")
+    workspace = workspace_bytes(table, score_kind, score_params, shape[0], dim, dtype.itemsize,
+                                int(block_rows))
+    check_fits(shape[0] * dim * dtype.itemsize * buffers + workspace,
+               f"a run of {table.n_steps} steps on a batch of shape {shape} "
+               f"(with {workspace:,} bytes of per-thread workspaces)")
     return RunPlan(x, table, dtype, score, score_kind, score_params, noise, saved, save_rows, out,
                    nonfinite, int(block_rows), bool(progress))
+
+
+def workspace_bytes(table, score_kind, score_params, batch, dim, itemsize, block_rows):
+    """Bytes of the per-thread buffers csrc/driver.c allocates for a run, for
+    as many threads as may run: a block's noise, score and Heun predictor (only
+    those the table uses) and the built-in score's workspace."""
+    if batch == 0 or dim == 0:
+        return 0
+    rows = min(block_rows, batch)
+    builtin = score_kind != _SCORE_PYTHON
+    buffers = (bool(np.any(table.needs_noise)) + (builtin and bool(np.any(table.needs_score)))
+               + (builtin and bool(np.any(table.kind == KINDS["heun_predict"]))))
+    work = _core.score_work_size(score_kind, score_params, dim, rows) + 1
+    per_thread = buffers * rows * dim * itemsize + 8 * work
+    n_blocks = -(-batch // rows)
+    threads = min(get_num_threads(), n_blocks) if _core.openmp() else 1
+    return threads * per_thread
 
 
 def _step_chunks(table, progress):

@@ -24,15 +24,41 @@ def _draws(n, rng, n_uniform, n_normal):
     return u, z
 
 
+def _real(value, name, low=None, high=None, low_open=False):
+    """value as a finite float in [low, high] (or (low, high] with low_open)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number; got {value!r:.60}")
+    out = float(value)
+    below = low is not None and (out <= low if low_open else out < low)
+    if not np.isfinite(out) or below or (high is not None and out > high):
+        allowed = "finite" if low is None else (
+            f"in {'(' if low_open else '['}{low:g}, {high:g}]" if high is not None
+            else f"{'>' if low_open else '>='} {low:g}")
+        raise ValueError(f"{name} must be {allowed}; got {out!r}")
+    return out
+
+
 def eight_gaussians(radius=2.0, std=0.1):
-    """Eight equal isotropic Gaussians on a circle: the classic 2-D test set."""
+    """Eight equal isotropic Gaussians on a circle: the classic 2-D test set.
+
+    Means ``radius (cos 2 pi k/8, sin 2 pi k/8)``, k = 0..7 (radius >= 0),
+    each with covariance ``std^2 I`` (std > 0).
+    """
+    radius = _real(radius, "radius", 0.0)
+    std = _real(std, "std", 0.0, low_open=True)
     angles = np.arange(8) * (2 * np.pi / 8)
     means = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     return GaussianMixture(np.full(8, 1 / 8), means, np.full(8, std**2))
 
 
 def bimodal_1d(separation=4.0, std=0.5, weight=0.5):
-    """Two Gaussians at +-separation/2 in one dimension (weights weight, 1 - weight)."""
+    """Two Gaussians at +-separation/2 in one dimension (weights weight, 1 - weight).
+
+    separation >= 0, std > 0 (both components) and weight in [0, 1].
+    """
+    separation = _real(separation, "separation", 0.0)
+    std = _real(std, "std", 0.0, low_open=True)
+    weight = _real(weight, "weight", 0.0, 1.0)
     return GaussianMixture([weight, 1 - weight], [[-separation / 2], [separation / 2]],
                            np.full(2, std**2))
 

@@ -22,6 +22,72 @@ def _logsumexp(a, axis):
     return np.log(np.sum(np.exp(a - top), axis=axis)) + np.squeeze(top, axis=axis)
 
 
+def _describe(value):
+    """A short description of an argument for messages (no NumPy reprs)."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _float_array(value, name):
+    """A private float64 copy of ``value``: owned, aligned and C-contiguous.
+
+    The caller's array is never kept (a later change to it, or to a writable
+    view of it, cannot reach the score) and never changed (flags included);
+    unaligned or strided inputs are as good as any.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of real numbers; got {_describe(value)}") from None
+    if arr.dtype.kind == "O":
+        if any(v is None for v in arr.flat):
+            raise TypeError(f"{name} must be real numbers; got {_describe(value)}")
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be real numbers; got {_describe(value)}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be real numbers; got {_describe(value)} (dtype {arr.dtype})")
+    return np.array(arr, dtype=np.float64, order="C", copy=True)
+
+
+def _check_finite(arr, name):
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        index = tuple(bad[0].tolist())
+        raise ValueError(f"{name} must be finite; got {float(arr[index])} at index {index}")
+
+
+def _coefficients(m, s):
+    """The marginal coefficients (m, s) of x_t = m x_0 + s z as floats:
+    finite, s >= 0, and not both 0 (which leaves no density)."""
+    out = []
+    for name, value in (("m", m), ("s", s)):
+        arr = np.asarray(value) if not isinstance(value, str) else None
+        if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be a real number; got {_describe(value)}")
+        out.append(float(arr))
+    m, s = out
+    if not (np.isfinite(m) and np.isfinite(s)) or s < 0:
+        raise ValueError(f"the marginal coefficients must be finite with s >= 0; got m = {m!r}, s = {s!r}")
+    if m == 0 and s == 0:
+        raise ValueError("m = s = 0 leaves no density: the score is undefined there")
+    return m, s
+
+
+def _scalar_time(t, process):
+    """t as a float in [0, T]: these scores take one time for the whole batch."""
+    arr = None if isinstance(t, str) else np.asarray(t)
+    if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iuf":
+        raise TypeError(f"t must be a real number (one time for the whole batch); got {_describe(t)}")
+    value = float(arr)
+    if not 0 <= value <= process.T * (1 + 1e-12):
+        raise ValueError(f"t must lie in [0, T] = [0, {process.T:g}]; got {value!r}")
+    return min(value, process.T)
+
+
 def _as_rows(x, d, name="x"):
     """x as (n, d) float64: (n,) is a batch of scalars when d == 1."""
     x = np.asarray(x)
@@ -64,17 +130,24 @@ class LinearScore:
     var : float or array of shape (d,), >= 0
         Per-coordinate data variance (0 allowed: a point mass, whose marginal
         is then N(m mean, s^2) for s > 0).
+
+    Both are copied (any real dtype, layout or alignment): later changes to
+    the caller's arrays do not reach the score, and the caller's arrays are
+    left as they were.
     """
 
     def __init__(self, mean=0.0, var=1.0):
-        mean = np.asarray(mean, dtype=np.float64)
-        var = np.asarray(var, dtype=np.float64)
+        mean = _float_array(mean, "mean")
+        var = _float_array(var, "var")
         if mean.ndim > 1 or var.ndim > 1:
             raise ValueError(f"mean and var must be scalars or 1-D; got shapes {mean.shape}, {var.shape}")
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
-            raise ValueError("mean and var must be finite")
+        _check_finite(mean, "mean")
+        _check_finite(var, "var")
         if np.any(var < 0):
-            raise ValueError(f"var must be >= 0; got {var}")
+            raise ValueError(f"var must be >= 0; got {var.tolist()}")
+        # private read-only copies: the caller's arrays stay theirs
+        mean.setflags(write=False)
+        var.setflags(write=False)
         self.mean = mean
         self.var = var
 
@@ -96,6 +169,7 @@ class LinearScore:
 
     def evaluate(self, x, m, s):
         """The score at x for marginal coefficients (m, s), in NumPy."""
+        m, s = _coefficients(m, s)
         x = np.asarray(x)
         mean, var = self.vectors(x.shape[-1] if x.ndim > 1 else 1)
         if x.ndim <= 1:
@@ -127,8 +201,9 @@ class EpsScore:
 
     def std(self, t):
         """The marginal std s(t) the eps model was trained against."""
+        t = _scalar_time(t, self.process)
         if self._is_chain:
-            i = int(round(float(t) * self.process.N / self.process.T))
+            i = int(round(t * self.process.N / self.process.T))
             return float(self.process.marginal(i)[1])
         return float(self.process.marginal(t)[1])
 
@@ -178,8 +253,9 @@ class BoundScore:
 
     def coefficients(self, t):
         """(m, s) at time t."""
+        t = _scalar_time(t, self.process)
         if self._is_chain:
-            i = int(round(float(t) * self.process.N / self.process.T))
+            i = int(round(t * self.process.N / self.process.T))
             return _marginal_coefficients(self.process, i)
         return _marginal_coefficients(self.process, t)
 
@@ -220,25 +296,30 @@ class GaussianMixture:
         ``covs.ndim`` decides: (K,) isotropic variances, (K, d) diagonal
         variances, (K, d, d) full symmetric positive definite covariances
         (eigendecomposed once, Sigma_k = U_k diag(lambda_k) U_k^T).
+
+    The arrays are copied to private read-only float64 arrays (any real
+    dtype, layout or alignment); the caller's arrays and their flags are left
+    alone, and later changes to them do not reach the mixture.
     """
 
     def __init__(self, weights, means, covs):
-        w = np.asarray(weights, dtype=np.float64)
-        mu = np.asarray(means, dtype=np.float64)
-        cov = np.asarray(covs, dtype=np.float64)
+        w = _float_array(weights, "weights")
+        mu = _float_array(means, "means")
+        cov = _float_array(covs, "covs")
         if w.ndim != 1 or w.size == 0:
             raise ValueError(f"weights must be a non-empty 1-D array; got shape {w.shape}")
         K = w.size
         if mu.ndim != 2 or mu.shape[0] != K:
             raise ValueError(f"means must have shape (K, d) = ({K}, d); got {mu.shape}")
         d = mu.shape[1]
+        if d == 0:
+            raise ValueError(f"means must have shape (K, d) with d >= 1; got {mu.shape}")
         for name, arr in (("weights", w), ("means", mu), ("covs", cov)):
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{name} must be finite")
+            _check_finite(arr, name)
         if np.any(w < 0):
             raise ValueError(f"weights must be >= 0; got {w.tolist()}")
         if abs(w.sum() - 1.0) > 1e-6:
-            raise ValueError(f"weights must sum to 1 (within 1e-6); they sum to {w.sum()!r}")
+            raise ValueError(f"weights must sum to 1 (within 1e-6); they sum to {float(w.sum())!r}")
         if cov.ndim == 1:
             if cov.shape != (K,):
                 raise ValueError(f"isotropic covs must have shape (K,) = ({K},); got {cov.shape}")
@@ -266,6 +347,8 @@ class GaussianMixture:
         if bad.size:
             raise ValueError(f"covs[{bad[0]}] is not positive definite (eigenvalues "
                              f"{np.round(lambdas[bad[0]], 12).tolist()})")
+        # w, mu and cov are private copies, so making them read-only leaves
+        # the caller's arrays (and their flags) alone
         self.weights = w / w.sum()
         self.means, self.covs = mu, cov
         self.lambdas, self.vectors = lambdas, vectors
@@ -296,15 +379,23 @@ class GaussianMixture:
         x = self.means[comp] + scaled
         return x[:, 0] if self.d == 1 else x
 
+    def _log_weights(self):
+        # a weight of 0 is a component at log 0 = -inf, whose responsibility
+        # is then exactly 0 (not a warning)
+        with np.errstate(divide="ignore"):
+            return np.log(self.weights)
+
     def component_logpdf(self, x):
         """log w_k + log N(x; mu_k, Sigma_k), shape (n, K)."""
         rows, _ = _as_rows(x, self.d)
         diff = rows[:, None, :] - self.means[None]
         if self.vectors is not None:
             diff = np.einsum("nkj,kji->nki", diff, self.vectors)
-        quad = np.sum(diff**2 / self.lambdas[None], axis=2)
+        # a square beyond 1e308 is a component at -inf: weight exactly 0
+        with np.errstate(over="ignore"):
+            quad = np.sum(diff**2 / self.lambdas[None], axis=2)
         logdet = np.sum(np.log(self.lambdas), axis=1)
-        return np.log(self.weights)[None] - 0.5 * (quad + logdet[None] + self.d * _LOG_2PI)
+        return self._log_weights()[None] - 0.5 * (quad + logdet[None] + self.d * _LOG_2PI)
 
     def logpdf(self, x):
         """log p(x), shape (n,)."""
@@ -318,6 +409,7 @@ class GaussianMixture:
 
     def with_marginal(self, m, s):
         """The law of m x_0 + s z for x_0 from this mixture."""
+        m, s = _coefficients(m, s)
         if self.cov_kind == "full":
             covs = m * m * self.covs + s * s * np.eye(self.d)[None]
         else:
@@ -367,7 +459,7 @@ class GaussianMixture:
             raise ValueError(f"this GaussianMixture has d = {self.d}; the states have {dim} "
                              "coordinates per row")
         vectors = np.zeros(0) if self.vectors is None else np.ascontiguousarray(self.vectors).ravel()
-        return _SCORE_MIXTURE, (np.log(self.weights), np.ascontiguousarray(self.means).ravel(),
+        return _SCORE_MIXTURE, (self._log_weights(), np.ascontiguousarray(self.means).ravel(),
                                 np.ascontiguousarray(self.lambdas).ravel(), vectors)
 
     def __repr__(self):
@@ -390,17 +482,19 @@ class EmpiricalData:
     Parameters
     ----------
     points : array (n, d), or (n,) for d = 1
+        Copied to a private read-only float64 array (n >= 1, d >= 1).
     """
 
     def __init__(self, points):
-        pts = np.asarray(points, dtype=np.float64)
+        pts = _float_array(points, "points")
         if pts.ndim == 1:
             pts = pts[:, None]
-        if pts.ndim != 2 or pts.shape[0] == 0:
-            raise ValueError(f"points must have shape (n, d) or (n,) with n >= 1; got {np.shape(points)}")
-        if not np.all(np.isfinite(pts)):
-            raise ValueError("points must be finite")
-        self.points = np.ascontiguousarray(pts)
+        if pts.ndim != 2 or pts.shape[0] == 0 or pts.shape[1] == 0:
+            raise ValueError(f"points must have shape (n, d) or (n,) with n >= 1 and d >= 1; "
+                             f"got shape {np.shape(points)}")
+        _check_finite(pts, "points")
+        # a private copy: read-only here without touching the caller's array
+        self.points = pts
         self.points.setflags(write=False)
         self.n, self.d = pts.shape
 
@@ -411,6 +505,7 @@ class EmpiricalData:
     def marginal_logpdf(self, x, m, s):
         """log p_t(x) for the law of m y + s z, shape (n_x,)."""
         rows, _ = _as_rows(x, self.d)
+        m, s = _coefficients(m, s)
         if not s > 0:
             raise ValueError(f"the smoothed empirical density needs s > 0; got s = {s!r}")
         sq = np.sum((rows[:, None, :] - m * self.points[None]) ** 2, axis=2)
@@ -419,6 +514,7 @@ class EmpiricalData:
     def score_at(self, x, m, s):
         """The score of the law of m y + s z at x, in NumPy (chunked over x)."""
         rows, scalar = _as_rows(x, self.d)
+        m, s = _coefficients(m, s)
         if not s > 0:
             raise ValueError(f"the smoothed empirical score needs s > 0; got s = {s!r}")
         out = np.empty_like(rows)
@@ -435,6 +531,7 @@ class EmpiricalData:
         """The score and the trace of its Jacobian:
         sum_i gamma_i |g_i|^2 - d / s^2 - |score|^2 with g_i = (m y_i - x) / s^2."""
         rows, scalar = _as_rows(x, self.d)
+        m, s = _coefficients(m, s)
         if not s > 0:
             raise ValueError(f"the smoothed empirical score needs s > 0; got s = {s!r}")
         logits = -np.sum((rows[:, None, :] - m * self.points[None]) ** 2, axis=2) / (2 * s * s)

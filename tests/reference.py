@@ -127,8 +127,9 @@ def score_in_c(score, x, m, s, dtype=np.float64):
 
 
 def exp_nonpositive(x):
-    """Twin of csrc/fastmath.h's exp for x in [-708, 0]: x = n ln 2 + r,
-    Taylor series of e^r to r^13, times 2^n."""
+    """Twin of csrc/fastmath.h's exp for x in [-750, 0]: x = n ln 2 + r,
+    Taylor series of e^r to r^13, times 2^h then 2^(n-h), h = n/2 rounded
+    (one rounding into the subnormals)."""
     import math
 
     shift = 6755399441055744.0
@@ -139,4 +140,5 @@ def exp_nonpositive(x):
     p = 1.0 / math.factorial(13)
     for k in range(12, -1, -1):
         p = 1.0 / math.factorial(k) + r * p
-    return p * np.ldexp(1.0, n.astype(np.int64))
+    h = np.round(n * 0.5)
+    return (p * np.ldexp(1.0, h.astype(np.int64))) * np.ldexp(1.0, (n - h).astype(np.int64))
