@@ -26,9 +26,6 @@ SCORE = ds.LinearScore()
 
 #: Known failures, marked strict: remove a marker once its fix is merged.
 API = "issue 14 defect 9: the message does not name the argument; fixed on branch i14-api"
-SCORES_9 = "issue 14 defect 9: the message does not name the argument; fixed on branch i14-scores"
-DATASETS = ("the dataset's own parameter is not named (a GaussianMixture message instead); "
-            "fixed on branch i14-scores")
 
 
 def _readonly(shape):
@@ -202,8 +199,8 @@ CASES = [
     ("analysis.weak_error ladder", lambda: analysis.weak_error(VP, X1, [16]), ValueError, "steps must be a 1-D ladder of at least 2"),
     ("analysis.ks_statistic y", lambda: analysis.ks_statistic(X1, [1.0]), ValueError, "y must hold at least 2 finite numbers"),
     ("datasets.swiss_roll n", lambda: ds.datasets.swiss_roll(-1), ValueError, "n must be an int >= 0; got -1"),
-    ("datasets.eight_gaussians std", lambda: ds.datasets.eight_gaussians(std=0.0), ValueError, "std must be > 0", DATASETS),
-    ("datasets.bimodal_1d weight", lambda: ds.datasets.bimodal_1d(weight=2.0), ValueError, r"weight must be in \[0, 1\]", DATASETS),
+    ("datasets.eight_gaussians std", lambda: ds.datasets.eight_gaussians(std=0.0), ValueError, "std must be > 0"),
+    ("datasets.bimodal_1d weight", lambda: ds.datasets.bimodal_1d(weight=2.0), ValueError, r"weight must be in \[0, 1\]"),
     # ---- issue 14 defects 4, 6, 7, 9: the message names the argument --------------------
     ("reverse alpha str", lambda: ds.reverse(VP, SCORE, X, 4, alpha="fast"), TypeError, "alpha must be a real number.*'fast'", API),
     ("reverse alpha None", lambda: ds.reverse(VP, SCORE, X, 4, alpha=None), TypeError, "alpha must be a real number.*None", API),
@@ -216,8 +213,8 @@ CASES = [
     ("forward rng negative", lambda: ds.forward(VP, X, 4, rng=-1), ValueError, "rng must be a non-negative int seed"),
     ("BrownianPath.increments T", lambda: ds.BrownianPath((3,), 3).increments(4, T=-1), ValueError, "T must be finite and > 0"),
     ("StepTable.concat empty", lambda: ds.StepTable.concat(), ValueError, "StepTable.concat needs at least one StepTable"),
-    ("GaussianMixture weights str", lambda: ds.GaussianMixture("abc", [[0.0]], [1.0]), TypeError, "weights must be real numbers", SCORES_9),
-    ("EmpiricalData d = 0", lambda: ds.EmpiricalData(np.zeros((3, 0))), ValueError, "points must have shape .*d >= 1", SCORES_9),
+    ("GaussianMixture weights str", lambda: ds.GaussianMixture("abc", [[0.0]], [1.0]), TypeError, "weights must be real numbers"),
+    ("EmpiricalData d = 0", lambda: ds.EmpiricalData(np.zeros((3, 0))), ValueError, "points must have shape .*d >= 1"),
     ("set_num_threads 2**31", _restoring_threads(lambda: ds.set_num_threads(2**31)), ValueError, r"n must be an int in \[1, 2\*\*31 - 1\]"),
     ("run_steps block_rows 2**63", lambda: ds.run_steps(X, TABLE, score=SCORE, block_rows=2**63), ValueError, r"block_rows must be an int >= 1 and <= 2\*\*63 - 1"),
     ("StepTable step gap", lambda: _table([0, 2]), ValueError, "StepTable steps must start at 0 and grow by 0 or 1"),

@@ -111,8 +111,6 @@ def _minus(v, t):
 # ---- the cases ---------------------------------------------------------------------
 
 #: Known failures, marked strict: remove a marker once its fix is merged.
-DEFECT_1 = ("issue 14 defect 1: the constructor makes the caller's arrays read-only; "
-            "fixed on branch i14-scores")
 
 
 @dataclass
@@ -282,7 +280,7 @@ case("LinearScore.vectors", lambda: LIN.vectors(np.int64(2)))
 case("LinearScore.c_params", lambda: LIN.c_params(2))
 for kind, covs in (("isotropic", COVS_ISO), ("diagonal", COVS_DIAG), ("full", COVS_FULL)):
     case("GaussianMixture", lambda w, mu, c: ds.GaussianMixture(w, mu, c).logpdf(X), WEIGHTS, MEANS, covs,
-         label=f"GaussianMixture-{kind}", xfail=dict.fromkeys(("C", "F", "strided", "unaligned"), DEFECT_1))
+         label=f"GaussianMixture-{kind}")
 case("GaussianMixture.c_params", lambda: GM.c_params(2))
 case("GaussianMixture.component_logpdf", GM.component_logpdf, X)
 case("GaussianMixture.logpdf", GM.logpdf, X)
@@ -297,8 +295,7 @@ case("GaussianMixture.score", lambda x: GM.score(DDPM4).score_and_trace(x, 0.5),
      label="GaussianMixture.score-chain-trace")
 case("GaussianMixture.score_at", GM.score_at, X, M, S)
 case("GaussianMixture.score_and_trace", GM1.score_and_trace, X1, M, S)
-case("EmpiricalData", lambda p: ds.EmpiricalData(p).score_at(X, 0.8, 0.6), POINTS,
-     xfail=dict.fromkeys(("C", "unaligned"), DEFECT_1))
+case("EmpiricalData", lambda p: ds.EmpiricalData(p).score_at(X, 0.8, 0.6), POINTS)
 case("EmpiricalData", lambda p: ds.EmpiricalData(p).score_at(X1, 0.8, 0.6), POINTS1, label="EmpiricalData-1d")
 case("EmpiricalData.c_params", lambda: EMP.c_params(2))
 case("EmpiricalData.marginal_logpdf", EMP.marginal_logpdf, X, M, S)
