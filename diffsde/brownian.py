@@ -27,7 +27,7 @@ class BrownianPath:
     Parameters
     ----------
     shape : tuple of int
-        The state shape (batch, *event); one independent path per element.
+        The state shape ``(batch, *event)``; one independent path per element.
     depth : int in [0, 32]
         The finest level: runs may use 2^l steps for l <= depth.
     rng : SPEC 7 seed

@@ -26,7 +26,7 @@ class Trajectory:
     ----------
     x : ndarray
         The final state.
-    xs : ndarray, shape (n_saved, *x.shape)
+    xs : ndarray, shape ``(n_saved, *x.shape)``
         Saved states, in run order.
     ts : ndarray, shape (n_saved,)
         The time of each saved state (chain grid times t_i = i T / N for chains).
@@ -194,7 +194,7 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     Parameters
     ----------
     process : VPSDE, VESDE, SubVPSDE, DDPM or SMLD
-    x0 : array_like, shape (batch, *event)
+    x0 : array_like, shape ``(batch, *event)``
         The state at ``t0`` (never modified).
     steps : int, optional
         SDEs: number of equal steps on [t0, t1] (default 1000). Chains: None
@@ -208,7 +208,7 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
         One key drives the whole run; step k uses noise interval k, so
         ``forward(ddpm, x0, rng=7)`` and ``forward(vp, x0, steps=N, rng=7)``
         share their draws interval by interval.
-    noise : array of shape (steps, *x0.shape) or BrownianPath, optional
+    noise : array of shape ``(steps, *x0.shape)`` or BrownianPath, optional
         Standard normals z_k to use instead of generated ones.
     save_every : int, optional
         Keep the states after 0, s, 2s, ... steps and the last.
@@ -368,7 +368,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     score : callable score(x, t) or a built-in score (``ds.LinearScore``)
         The score of the process's marginal p_t; for a chain, t = t_i and a
         built-in score uses ``chain.marginal(i)``.
-    x : array_like, shape (batch, *event), optional
+    x : array_like, shape ``(batch, *event)``, optional
         The state at ``t_start``; ``None`` draws it from N(0, s(t_start)^2 I)
         (stream 1 of the run's key) with ``shape``.
     steps : int, optional
@@ -387,9 +387,9 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     corrector : None or "langevin"
         Langevin sub-steps after every predictor step but the last, with
         ``snr`` and ``n_corrector_steps``; step size from each row's norms,
-        eps = 2 r (snr |z| / |s|)^2. Like score_sde's batch-norm version it
+        ``eps = 2 r (snr |z| / |s|)^2``. Like score_sde's batch-norm version it
         is meant for high-dimensional states (images: d in the thousands):
-        for d of a few, |z| / |s| of one row fluctuates wildly and the
+        for d of a few, ``|z| / |s|`` of one row fluctuates wildly and the
         corrector scatters samples (see the tour's 2-D mixture).
     rng, noise, save_every, save_at, dtype, nonfinite, out, progress
         As for :func:`forward`; ``save_at`` takes grid indices k (time t_k)
