@@ -107,7 +107,7 @@ def _user_grid(ts, T, direction):
 
 
 def _forward_grid(process, steps, t0, t1, ts):
-    """The run's grid of times (increasing), DESIGN section 3."""
+    """The run's grid of times (increasing), docs/conventions.md."""
     if isinstance(process, Chain):
         return _chain_grid(process, steps, ts is not None or t1 is not None or t0 != 0.0, "t0, t1 and ts")
     T = process.T
@@ -124,7 +124,7 @@ def _forward_grid(process, steps, t0, t1, ts):
 
 
 def save_steps(grid, save_every=None, save_at=None, reverse=False):
-    """Step counts to save (DESIGN section 4) on an increasing grid of n + 1
+    """Step counts to save (docs/conventions.md) on an increasing grid of n + 1
     times: ``save_every`` counts steps in run order; ``save_at`` names grid
     indices k (time t_k) or grid times. A reverse run reaches t_k after
     n - k steps."""
@@ -354,7 +354,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     SMLD            ``ancestral``, ``reverse_diffusion``, ``em``, ``ode_heun``
     ==============  ==================================================================
 
-    ``em`` is reverse Euler-Maruyama for the alpha-family of seed 004,
+    ``em`` is reverse Euler-Maruyama for the alpha-family of derivation 004,
     :math:`x_{k-1} = x_k - h[f x_k - \tfrac{1+\alpha^2}{2} g^2 s] + \alpha g \sqrt{h} z`
     (alpha = 1 Anderson, alpha = 0 the probability-flow ODE); ``ode_heun`` is
     Heun on the ODE (last step Euler). The chain methods' formulas are in
