@@ -7,10 +7,11 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # When diffsde is not installed, use the source tree; exporting it also lets
-# the notebook kernels that the build starts import it.
-if ! python -c "import diffsde" >/dev/null 2>&1; then
+# the notebook kernels that the build starts (in notebooks/) import it. The
+# check runs outside the tree, where the source directory cannot shadow it.
+if ! (cd / && python -c "import diffsde") >/dev/null 2>&1; then
     export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-    python -c "import diffsde" || {
+    (cd / && python -c "import diffsde") || {
         echo "build_docs.sh: diffsde does not import; build it first:" \
              "python setup.py build_ext --inplace" >&2
         exit 1
