@@ -56,7 +56,7 @@ class BrownianPath:
         return fill_normal(np.empty((count, self.size)), self.key, STREAM_BROWNIAN, level)
 
     def values(self, level):
-        """W(j / 2^level), j = 0..2^level, on the unit interval: shape (2^level + 1, *shape)."""
+        """W(j / 2^level), j = 0..2^level, on the unit interval: shape ``(2^level + 1, *shape)``."""
         level = self._check_level(level)
         w = np.zeros((2, self.size))
         w[1] = self._level_normals(0)[0]
@@ -69,11 +69,11 @@ class BrownianPath:
         return w.reshape((-1,) + self.shape)
 
     def increments(self, steps, T=1.0):
-        """W(t_{k+1}) - W(t_k) on ``steps`` = 2^l equal steps of [0, T]: (steps, *shape)."""
+        """W(t_{k+1}) - W(t_k) on ``steps`` = 2^l equal steps of [0, T]: ``(steps, *shape)``."""
         return math.sqrt(float(T)) * np.diff(self.values(self.level_of(steps)), axis=0)
 
     def normals(self, steps):
-        """Increments divided by sqrt(h): independent N(0, 1), shape (steps, *shape)."""
+        """Increments divided by sqrt(h): independent N(0, 1), shape ``(steps, *shape)``."""
         return np.diff(self.values(self.level_of(steps)), axis=0) * math.sqrt(steps)
 
     def level_of(self, steps):
