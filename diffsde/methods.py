@@ -119,7 +119,7 @@ def reverse_em(grid, alpha):
 def reverse_ode_heun(grid):
     r"""Heun's method on the probability-flow ODE dx/dt = f(t) x - g(t)^2 s / 2,
     stepping down the grid; the last step (to t_0) is Euler, so the score is
-    never evaluated at t_0:
+    never evaluated at t_0 (as in Karras et al. 2022):
 
     .. math::
 
@@ -145,8 +145,8 @@ def reverse_ode_heun(grid):
 
 
 def reverse_diffusion(grid):
-    r"""The reverse-diffusion predictor: Anderson's SDE discretized on the
-    chain's own increments.
+    r"""The reverse-diffusion predictor (Song et al. 2021): Anderson's SDE
+    discretized on the chain's own increments.
 
     SMLD (derivation 000, step 3):
     :math:`x_{i-1} = x_i + (\sigma_i^2 - \sigma_{i-1}^2) s + \sqrt{\sigma_i^2 - \sigma_{i-1}^2}\, z`;
@@ -210,7 +210,7 @@ def ddim(grid, eta=0.0):
 
 def langevin_corrector(grid, snr, n_steps):
     r"""Langevin corrector sub-steps at t_{k-1} after each predictor step,
-    except the last (no score at t_0):
+    except the last (no score at t_0; Song et al. 2021's predictor-corrector):
 
     .. math:: x \leftarrow x + \epsilon_b s + \sqrt{2 \epsilon_b}\, z, \quad
               \epsilon_b = 2 r \left(\mathrm{snr}\, |z_b| / |s_b|\right)^2

@@ -161,7 +161,7 @@ class VPSDE(SDE):
 class SubVPSDE(VPSDE):
     r"""Sub-VP SDE: dx = -beta x / 2 dt + sqrt(beta (1 - e^{-2B(t)})) dW.
 
-    Its marginal variance (1 - e^{-B})^2 stays below the VP one.
+    Its marginal variance (1 - e^{-B})^2 stays below the VP one (Song et al. 2021).
     """
 
     def diffusion(self, t):
@@ -226,7 +226,8 @@ class VESDE(SDE):
 
 
 class ReverseSDE:
-    r"""The reverse-time SDE of a forward SDE, in forward time (derivation 004).
+    r"""The reverse-time SDE of a forward SDE, in forward time (Anderson 1982;
+    derivation 004).
 
     .. math::
 
