@@ -413,7 +413,7 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
 
     Parameters
     ----------
-    x : array_like, shape (batch, *event)
+    x : array_like, shape ``(batch, *event)``
         Initial state; never modified. bool and integers become float64.
     table : StepTable
     score : None, LinearScore or callable
@@ -422,7 +422,7 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
         it must return a real, finite array of ``x``'s shape.
     rng : None, int, SeedSequence, BitGenerator or Generator
         SPEC 7 seed; exactly one 64-bit key is drawn from it.
-    noise : array_like, shape (intervals, *x.shape), optional
+    noise : array_like, shape ``(intervals, *x.shape)``, optional
         Step noise (stream 0) instead of generated normals. Any memory
         layout, byte order or alignment; a layout C cannot read directly is
         copied once.

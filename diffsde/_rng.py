@@ -67,7 +67,8 @@ def standard_normal(shape=None, rng=None, dtype=np.float64, out=None):
     """Standard normal samples from diffsde's counter-based generator.
 
     Element ``j`` (C order) of the result is ``z_j``, the normal ``j`` of
-    ``(key, stream=1, k=0)``: Philox4x32-10 followed by Box-Muller,
+    ``(key, stream=1, k=0)``: Philox4x32-10 (Salmon et al. 2011) followed by
+    Box-Muller (layout: docs/conventions.md),
 
     .. math:: z = \\sqrt{-2 \\log u_1} \\cos(2 \\pi u_2)
 

@@ -156,7 +156,7 @@ def strong_error(process, x0, steps, *, score=None, direction="forward", method=
     Parameters
     ----------
     process : SDE or chain (with ``direction="forward"``), SDE (reverse)
-    x0 : array (batch, *event)
+    x0 : array ``(batch, *event)``
         Start state (at t0 forward, at t_start in reverse).
     steps : ladder of powers of two
     score : the score, for ``direction="reverse"``
@@ -194,7 +194,7 @@ def weak_error(process, x0, steps, phi=None, *, score=None, direction="forward",
     Parameters
     ----------
     phi : callable, optional
-        Maps the final state (batch, *event) to one value per path, shape
+        Maps the final state ``(batch, *event)`` to one value per path, shape
         (batch,). Default: the sum of squares of each row (a second moment).
     Other parameters as for :func:`strong_error`.
 
@@ -278,7 +278,7 @@ def _ks(x, y):
 
 
 def ks_statistic(x, y, *, rng=0):
-    """The two-sample Kolmogorov-Smirnov statistic sup |F_x - F_y|."""
+    """The two-sample Kolmogorov-Smirnov statistic ``sup |F_x - F_y|``."""
     x, y = _samples_1d(x, "x"), _samples_1d(y, "y")
     return Distance(_ks(x, y), _floor(_ks, x, y, rng), (x.size, y.size))
 

@@ -27,7 +27,7 @@ class BrownianPath:
     Parameters
     ----------
     shape : tuple of int
-        The state shape (batch, *event); one independent path per element.
+        The state shape ``(batch, *event)``; one independent path per element.
     depth : int in [0, 32]
         The finest level: runs may use 2^l steps for l <= depth.
     rng : SPEC 7 seed
@@ -56,7 +56,7 @@ class BrownianPath:
         return fill_normal(np.empty((count, self.size)), self.key, STREAM_BROWNIAN, level)
 
     def values(self, level):
-        """W(j / 2^level), j = 0..2^level, on the unit interval: shape (2^level + 1, *shape)."""
+        """W(j / 2^level), j = 0..2^level, on the unit interval: shape ``(2^level + 1, *shape)``."""
         level = self._check_level(level)
         w = np.zeros((2, self.size))
         w[1] = self._level_normals(0)[0]
@@ -69,7 +69,7 @@ class BrownianPath:
         return w.reshape((-1,) + self.shape)
 
     def increments(self, steps, T=1.0):
-        """W(t_{k+1}) - W(t_k) on ``steps`` = 2^l equal steps of [0, T]: (steps, *shape).
+        """W(t_{k+1}) - W(t_k) on ``steps`` = 2^l equal steps of [0, T]: ``(steps, *shape)``.
 
         ``T`` must be finite and > 0: the increments scale by sqrt(T).
         """
@@ -82,7 +82,7 @@ class BrownianPath:
         return math.sqrt(T) * np.diff(self.values(self.level_of(steps)), axis=0)
 
     def normals(self, steps):
-        """Increments divided by sqrt(h): independent N(0, 1), shape (steps, *shape)."""
+        """Increments divided by sqrt(h): independent N(0, 1), shape ``(steps, *shape)``."""
         return np.diff(self.values(self.level_of(steps)), axis=0) * math.sqrt(steps)
 
     def level_of(self, steps):

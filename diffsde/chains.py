@@ -97,8 +97,8 @@ class DDPM(Chain):
     def from_sde(cls, vp, N, rule="riemann"):
         r"""Discretize a VP SDE on t_i = i T / N.
 
-        ``rule="riemann"`` (seed 001): beta_i = beta(t_i) T / N, first order
-        (seed 003 uses beta(t_{i-1}), also first order).
+        ``rule="riemann"`` (derivation 001): beta_i = beta(t_i) T / N, first order
+        (derivation 003 uses beta(t_{i-1}), also first order).
         ``rule="exact"``: beta_i = 1 - exp(-int_{t_{i-1}}^{t_i} beta), so
         abar_i = e^{-B(t_i)} and the chain has the SDE's marginals on the grid.
         """

@@ -1,5 +1,5 @@
 r"""A 1-D Fokker-Planck solver for the forward SDEs and the reverse
-alpha-family (seed 004), to compare particle histograms with densities.
+alpha-family (derivation 004), to compare particle histograms with densities.
 
 The density obeys :math:`\partial_t p = -\partial_x [b\, p] + D\, \partial_x^2 p`
 with, forward, b = f(t) x and D = g(t)^2 / 2, and for the reverse

@@ -1,7 +1,7 @@
 r"""Each simulation method as a per-step table for the C driver.
 
 One function per method, vectorized over steps, its docstring quoting the
-equation it implements. Grids follow DESIGN section 3: forward step k goes
+equation it implements. Grids follow docs/conventions.md: forward step k goes
 from t_k to t_{k+1} and uses noise interval k; chain step i (x_{i-1} -> x_i)
 uses interval i - 1, like forward Euler-Maruyama step k = i - 1, so a chain
 and its SDE limit consume the same draws.
@@ -14,7 +14,7 @@ from ._steptable import KINDS, StepTable, check_rows_fit
 
 
 def forward_em(sde, grid):
-    r"""Forward Euler-Maruyama (seeds 000-002):
+    r"""Forward Euler-Maruyama (derivations 000-003; Kloeden & Platen 1992):
 
     .. math:: x_{k+1} = x_k + f(t_k) x_k h_k + g(t_k) \sqrt{h_k}\, z_k,
               \quad h_k = t_{k+1} - t_k
@@ -37,8 +37,10 @@ def forward_exact(sde, grid):
 def forward_chain(chain):
     r"""The chain's own step i = 1..N, on interval i - 1:
 
-    DDPM (seed 001): :math:`x_i = \sqrt{1 - \beta_i}\, x_{i-1} + \sqrt{\beta_i}\, z`;
-    SMLD (seed 000): :math:`x_i = x_{i-1} + \sqrt{\sigma_i^2 - \sigma_{i-1}^2}\, z`.
+    DDPM (derivation 002; Ho et al. 2020):
+    :math:`x_i = \sqrt{1 - \beta_i}\, x_{i-1} + \sqrt{\beta_i}\, z`;
+    SMLD (derivation 000; Song & Ermon 2019):
+    :math:`x_i = x_{i-1} + \sqrt{\sigma_i^2 - \sigma_{i-1}^2}\, z`.
     """
     a, c = chain.step_coefficients()
     return StepTable.affine(a, 0.0, c, t=chain.t[:-1])
@@ -56,7 +58,7 @@ def forward_chain_exact(chain):
 #
 # A reverse run goes down the grid t_0 < ... < t_N from t_N to t_0. Run-order
 # step j takes t_k to t_{k-1} with k = N - j, evaluates f, g and the score at
-# t_k and uses noise interval k - 1 (DESIGN section 3); for a chain, k is the
+# t_k and uses noise interval k - 1 (docs/conventions.md); for a chain, k is the
 # chain index i.
 
 
@@ -99,12 +101,12 @@ class ReverseGrid:
 
 
 def reverse_em(grid, alpha):
-    r"""Reverse Euler-Maruyama for the alpha-family (seed 004):
+    r"""Reverse Euler-Maruyama for the alpha-family (derivation 004):
 
     .. math:: x_{k-1} = x_k - h\left[f(t_k) x_k - \frac{1 + \alpha^2}{2} g(t_k)^2 s(x_k, t_k)\right]
               + \alpha\, g(t_k) \sqrt{h}\, z_{k-1}
 
-    alpha = 1: Anderson's reverse SDE (seeds 000-003); alpha = 0: the
+    alpha = 1: Anderson's reverse SDE (Anderson 1982; derivations 000-003); alpha = 0: the
     probability-flow ODE, deterministic.
     """
     k = grid.run_order()
@@ -117,7 +119,7 @@ def reverse_em(grid, alpha):
 def reverse_ode_heun(grid):
     r"""Heun's method on the probability-flow ODE dx/dt = f(t) x - g(t)^2 s / 2,
     stepping down the grid; the last step (to t_0) is Euler, so the score is
-    never evaluated at t_0:
+    never evaluated at t_0 (as in Karras et al. 2022):
 
     .. math::
 
@@ -143,10 +145,10 @@ def reverse_ode_heun(grid):
 
 
 def reverse_diffusion(grid):
-    r"""The reverse-diffusion predictor: Anderson's SDE discretized on the
-    chain's own increments.
+    r"""The reverse-diffusion predictor (Song et al. 2021): Anderson's SDE
+    discretized on the chain's own increments.
 
-    SMLD (seed 000 step 3):
+    SMLD (derivation 000, step 3):
     :math:`x_{i-1} = x_i + (\sigma_i^2 - \sigma_{i-1}^2) s + \sqrt{\sigma_i^2 - \sigma_{i-1}^2}\, z`;
     DDPM: :math:`x_{i-1} = (2 - \sqrt{1 - \beta_i}) x_i + \beta_i s + \sqrt{\beta_i}\, z`.
     """
@@ -159,7 +161,7 @@ def reverse_diffusion(grid):
 
 
 def ancestral(grid, variance="beta"):
-    r"""Ancestral sampling (seed 002):
+    r"""Ancestral sampling (Ho et al. 2020; derivation 002):
 
     DDPM: :math:`x_{i-1} = (x_i + \beta_i s)/\sqrt{1 - \beta_i} + \sqrt{v_i}\, z` with
     :math:`v_i = \beta_i` (``"beta"``) or
@@ -208,7 +210,7 @@ def ddim(grid, eta=0.0):
 
 def langevin_corrector(grid, snr, n_steps):
     r"""Langevin corrector sub-steps at t_{k-1} after each predictor step,
-    except the last (no score at t_0):
+    except the last (no score at t_0; Song et al. 2021's predictor-corrector):
 
     .. math:: x \leftarrow x + \epsilon_b s + \sqrt{2 \epsilon_b}\, z, \quad
               \epsilon_b = 2 r \left(\mathrm{snr}\, |z_b| / |s_b|\right)^2

@@ -529,7 +529,7 @@ class EmpiricalData:
 
     def score_and_trace(self, x, m, s):
         """The score and the trace of its Jacobian:
-        sum_i gamma_i |g_i|^2 - d / s^2 - |score|^2 with g_i = (m y_i - x) / s^2."""
+        ``sum_i gamma_i |g_i|^2 - d / s^2 - |score|^2`` with ``g_i = (m y_i - x) / s^2``."""
         rows, scalar = _as_rows(x, self.d)
         m, s = _coefficients(m, s)
         if not s > 0:

@@ -1,5 +1,5 @@
 r"""The forward SDEs of score-based diffusion (Song et al. 2021), each in one
-short class, and the reverse-time SDE of seed 004.
+short class, and the reverse-time SDE of derivation 004.
 
 All three are linear with additive noise,
 
@@ -98,7 +98,7 @@ class SDE(abc.ABC):
         return -0.5 * sq / var - 0.5 * d * np.log(2 * np.pi * var)
 
     def reverse(self, score, alpha=1.0):
-        """The reverse-time SDE with score ``score(x, t)`` (seed 004)."""
+        """The reverse-time SDE with score ``score(x, t)`` (derivation 004)."""
         return ReverseSDE(self, score, alpha)
 
     def _check_t(self, t):
@@ -108,7 +108,7 @@ class SDE(abc.ABC):
 class VPSDE(SDE):
     r"""Variance-preserving SDE: dx = -beta(t) x / 2 dt + sqrt(beta(t)) dW.
 
-    The continuous limit of DDPM (seed 001): with beta_i = beta(t_i) T / N,
+    The continuous limit of DDPM (Ho et al. 2020; derivation 001): with beta_i = beta(t_i) T / N,
     :math:`\sqrt{1 - \beta_i} \approx 1 - \beta_i / 2`.
 
     Parameters
@@ -161,7 +161,7 @@ class VPSDE(SDE):
 class SubVPSDE(VPSDE):
     r"""Sub-VP SDE: dx = -beta x / 2 dt + sqrt(beta (1 - e^{-2B(t)})) dW.
 
-    Its marginal variance (1 - e^{-B})^2 stays below the VP one.
+    Its marginal variance (1 - e^{-B})^2 stays below the VP one (Song et al. 2021).
     """
 
     def diffusion(self, t):
@@ -182,7 +182,7 @@ class SubVPSDE(VPSDE):
 class VESDE(SDE):
     r"""Variance-exploding SDE: dx = sqrt(d sigma(t)^2 / dt) dW.
 
-    The continuous limit of SMLD/NCSN (seed 000):
+    The continuous limit of SMLD/NCSN (Song & Ermon 2019; derivation 000):
     x_i = x_{i-1} + sqrt(sigma_i^2 - sigma_{i-1}^2) z.
 
     Parameters
@@ -226,7 +226,8 @@ class VESDE(SDE):
 
 
 class ReverseSDE:
-    r"""The reverse-time SDE of a forward SDE, in forward time (seed 004).
+    r"""The reverse-time SDE of a forward SDE, in forward time (Anderson 1982;
+    derivation 004).
 
     .. math::
 
@@ -235,7 +236,7 @@ class ReverseSDE:
 
     run from t = T down to 0. Every alpha >= 0 has the marginals p_t of the
     forward process: alpha = 1 is Anderson's reverse SDE, alpha = 0 the
-    probability-flow ODE. (Seed 004 writes it in tau = T - t with d tau > 0,
+    probability-flow ODE. (Derivation 004 writes it in tau = T - t with d tau > 0,
     where the drift changes sign.)
     """
 

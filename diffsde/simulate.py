@@ -26,7 +26,7 @@ class Trajectory:
     ----------
     x : ndarray
         The final state.
-    xs : ndarray, shape (n_saved, *x.shape)
+    xs : ndarray, shape ``(n_saved, *x.shape)``
         Saved states, in run order.
     ts : ndarray, shape (n_saved,)
         The time of each saved state (chain grid times t_i = i T / N for chains).
@@ -110,7 +110,7 @@ def _user_grid(ts, T, direction):
 
 
 def _forward_grid(process, steps, t0, t1, ts):
-    """The run's grid of times (increasing), DESIGN section 3."""
+    """The run's grid of times (increasing), docs/conventions.md."""
     if isinstance(process, Chain):
         return _chain_grid(process, steps, ts is not None or t1 is not None or t0 != 0.0, "t0, t1 and ts")
     T = process.T
@@ -127,7 +127,7 @@ def _forward_grid(process, steps, t0, t1, ts):
 
 
 def save_steps(grid, save_every=None, save_at=None, reverse=False):
-    """Step counts to save (DESIGN section 4) on an increasing grid of n + 1
+    """Step counts to save (docs/conventions.md) on an increasing grid of n + 1
     times: ``save_every`` counts steps in run order; ``save_at`` names grid
     indices k (time t_k) or grid times. A reverse run reaches t_k after
     n - k steps."""
@@ -200,7 +200,7 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     Parameters
     ----------
     process : VPSDE, VESDE, SubVPSDE, DDPM or SMLD
-    x0 : array_like, shape (batch, *event)
+    x0 : array_like, shape ``(batch, *event)``
         The state at ``t0`` (never modified).
     steps : int, optional
         SDEs: number of equal steps on [t0, t1] (default 1000). Chains: None
@@ -214,7 +214,7 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
         One key drives the whole run; step k uses noise interval k, so
         ``forward(ddpm, x0, rng=7)`` and ``forward(vp, x0, steps=N, rng=7)``
         share their draws interval by interval.
-    noise : array of shape (steps, *x0.shape) or BrownianPath, optional
+    noise : array of shape ``(steps, *x0.shape)`` or BrownianPath, optional
         Standard normals z_k to use instead of generated ones.
     save_every : int, optional
         Keep the states after 0, s, 2s, ... steps and the last.
@@ -360,7 +360,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     SMLD            ``ancestral``, ``reverse_diffusion``, ``em``, ``ode_heun``
     ==============  ==================================================================
 
-    ``em`` is reverse Euler-Maruyama for the alpha-family of seed 004,
+    ``em`` is reverse Euler-Maruyama for the alpha-family of derivation 004,
     :math:`x_{k-1} = x_k - h[f x_k - \tfrac{1+\alpha^2}{2} g^2 s] + \alpha g \sqrt{h} z`
     (alpha = 1 Anderson, alpha = 0 the probability-flow ODE); ``ode_heun`` is
     Heun on the ODE (last step Euler). The chain methods' formulas are in
@@ -374,7 +374,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     score : callable score(x, t) or a built-in score (``ds.LinearScore``)
         The score of the process's marginal p_t; for a chain, t = t_i and a
         built-in score uses ``chain.marginal(i)``.
-    x : array_like, shape (batch, *event), optional
+    x : array_like, shape ``(batch, *event)``, optional
         The state at ``t_start``; ``None`` draws it from N(0, s(t_start)^2 I)
         (stream 1 of the run's key) with ``shape``.
     steps : int, optional
@@ -393,9 +393,9 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     corrector : None or "langevin"
         Langevin sub-steps after every predictor step but the last, with
         ``snr`` and ``n_corrector_steps``; step size from each row's norms,
-        eps = 2 r (snr |z| / |s|)^2. Like score_sde's batch-norm version it
+        ``eps = 2 r (snr |z| / |s|)^2``. Like score_sde's batch-norm version it
         is meant for high-dimensional states (images: d in the thousands):
-        for d of a few, |z| / |s| of one row fluctuates wildly and the
+        for d of a few, ``|z| / |s|`` of one row fluctuates wildly and the
         corrector scatters samples (see the tour's 2-D mixture).
     rng, noise, save_every, save_at, dtype, nonfinite, out, progress
         As for :func:`forward`; ``save_at`` takes grid indices k (time t_k)

@@ -78,7 +78,7 @@ def run_table(x, table, key, *, score=None, noise=None):
 def table_moments(table, mean, var, mu, v0, every_step=False):
     """Exact output moments of a score-free-of-Langevin table run on Gaussian
     data N(mu, v0) with the exact (linear) score, from x ~ N(mean, var):
-    m <- (a + b l) m + b r,  v <- (a + b l)^2 v + c^2  (DESIGN section 6),
+    m <- (a + b l) m + b r,  v <- (a + b l)^2 v + c^2  (docs/methods.md),
     with l = -1/V(t), r = m(t) mu / V(t), V = m(t)^2 v0 + s(t)^2.
     Heun's two stages compose into one affine map. With ``every_step`` the
     moments after each step are returned too."""

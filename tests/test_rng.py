@@ -1,4 +1,4 @@
-"""Tests of diffsde's random numbers: Philox4x32-10 + Box-Muller (DESIGN 2).
+"""Tests of diffsde's random numbers: Philox4x32-10 + Box-Muller (docs/conventions.md).
 
 Exactness is checked against Random123's known answers and against the
 independent NumPy twin in reference_rng.py; statistics are checked at fixed

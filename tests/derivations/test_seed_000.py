@@ -1,4 +1,5 @@
-"""Seed 000 (SMLD as SDE), checked step by step.
+"""Derivation 000 (SMLD as SDE, docs/derivations/000-smld-as-ve-sde.md),
+checked step by step; "the seed" is the original text that page corrects.
 
 The seed takes the SMLD/NCSN chain x_i = x_{i-1} + sqrt(sigma_i^2 - sigma_{i-1}^2) z
 to the VE SDE dx = sqrt(d sigma^2/dt) dW (step 1), writes Anderson's reverse
@@ -12,7 +13,7 @@ affine recursion m <- (a + b l) m + b r, v <- (a + b l)^2 v + c^2. Tolerances
 are 5 standard errors of the sample (tests/stats.py) or a fitted order
 +- 0.15; every seed is fixed.
 
-The seed's slips (DESIGN.md section 7) each get a test stating the correct
+The seed's slips (the page's "Where the original is loose") each get a test stating the correct
 version numerically: "i = t/N" means t = i/N; step 3.2 flips both signs of
 the reverse increment and step 3.3 flips them back; the seed's
 alpha(t) = d sigma^2/dt is not the API's ``alpha``.

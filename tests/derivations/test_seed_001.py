@@ -1,4 +1,6 @@
-"""Seed 001 (score-based modeling through SDEs), checked step by step.
+"""Derivation 001 (score-based modeling through SDEs,
+docs/derivations/001-reverse-sde-bayes-taylor.md), checked step by step;
+"the seed" is the original text that page corrects.
 
 The seed discretizes dx = f dt + g dW as x_{t+dt} = x_t + f dt + g sqrt(dt) eps,
 reverses one step with Bayes' rule and a first-order Taylor expansion of
@@ -15,7 +17,7 @@ follows from Gaussian conditioning: with x_{t+dt} = a x_t + c z (a, c from
     Var[x_t | y] = V_t c^2 / (a^2 V_t + c^2).
 
 Tolerances are 5 standard errors of the sample (tests/stats.py) or a fitted
-order +- 0.15; every seed is fixed. The seed's slips (DESIGN.md section 7)
+order +- 0.15; every seed is fixed. The seed's slips (the page's "Where the original is loose")
 each get a test stating the correct version numerically: the NCSN line drops
 eps; "p(x_{t+dt} | x_t) | N(...)" means "= N(...)"; the last approximation
 moves dt inside the bracket.

@@ -1,8 +1,9 @@
-"""Seed 002 ("DDPMs as SDEs"): the DDPM chain, its VP SDE limit, and the way
-back to the DDPM reverse (ancestral) step, checked step by step.
+"""Derivation 002 ("DDPMs as SDEs", docs/derivations/002-ddpm-as-vp-sde.md):
+the DDPM chain, its VP SDE limit, and the way back to the DDPM reverse
+(ancestral) step, checked step by step.
 
-Where the seed is loose (DESIGN section 7) the test's docstring quotes it and
-the test states the correct version numerically. Data are Gaussian,
+Where the seed (the original text that page corrects) is loose the test's
+docstring quotes it and the test states the correct version numerically. Data are Gaussian,
 N(MU, V0), so the exact score is linear (ds.LinearScore) and every affine
 sampler has an exact moment recursion (reference.table_moments); Monte Carlo
 is held to 5 standard errors of that recursion, orders to +-0.15.

@@ -1,9 +1,10 @@
-"""Seed 003 ("Diffusion Models from SDE Perspective", in Chinese): the DDPM
-chain read as the Euler-Maruyama template of the VP SDE, its Gaussian noise
-as Wiener increments, and the reverse SDE, checked step by step.
+"""Derivation 003 ("Diffusion Models from SDE Perspective", in Chinese;
+docs/derivations/003-euler-maruyama-wiener.md): the DDPM chain read as the
+Euler-Maruyama template of the VP SDE, its Gaussian noise as Wiener
+increments, and the reverse SDE, checked step by step.
 
-Where the seed is loose (DESIGN section 7) the test's docstring quotes it and
-the test states the correct version numerically. Tolerances: 5 standard
+Where the seed (the original text that page corrects) is loose the test's
+docstring quotes it and the test states the correct version numerically. Tolerances: 5 standard
 errors for sample moments, +-0.15 for fitted orders; every seed is fixed.
 """
 import numpy as np
@@ -20,8 +21,8 @@ N_PATHS = 4000
 
 
 def chain_with(rule, n, sde=VP):
-    """DDPM on t_i = i T/N with beta_i = beta(t_i) T/N ("right", seed 001 and
-    DDPM.from_sde rule="riemann") or beta(t_{i-1}) T/N ("left", seed 003)."""
+    """DDPM on t_i = i T/N with beta_i = beta(t_i) T/N ("right", derivation 001 and
+    DDPM.from_sde rule="riemann") or beta(t_{i-1}) T/N ("left", derivation 003)."""
     t = sde.T * np.arange(n + 1) / n
     return ds.DDPM(sde.beta(t[1:] if rule == "right" else t[:-1]) * (sde.T / n), sde.T)
 
@@ -65,9 +66,9 @@ def test_step3_one_chain_step_is_em_up_to_higher_order():
     with beta_t = beta(tau_{t-1}) Dtau, "(tau_t or tau_{t-1} both work at first
     order, the difference is higher order)".
 
-    One step at t = 0.5: with the left point (seed 003) the chain's drift
+    One step at t = 0.5: with the left point (derivation 003) the chain's drift
     coefficient differs from EM's by O(h^2) and its noise coefficient is EM's
-    exactly; with the right point (seed 001) the drift still differs by
+    exactly; with the right point (derivation 001) the drift still differs by
     O(h^2) and the noise coefficient by O(h^{3/2})."""
     n = 2 ** np.arange(5, 15)
     gaps = {}
@@ -89,7 +90,7 @@ def test_step3_one_chain_step_is_em_up_to_higher_order():
 
 
 def test_step3_left_and_right_beta_evaluation_are_both_first_order():
-    """Seed 003 uses beta(tau_{t-1}) where seed 001 uses beta(t_i): both chains
+    """Derivation 003 uses beta(tau_{t-1}) where derivation 001 uses beta(t_i): both chains
     converge to the VP SDE at first order: sum beta_i -> int beta, the chain
     marginals (sqrt(abar_i), 1 - abar_i) -> (m(t_i), s(t_i)^2) uniformly on
     the grid, and, driven by the same draws as EM on the SDE, the chain's

@@ -1,4 +1,6 @@
-r"""Seed 004, "Simple Reverse-Time SDE Derivation for Diffusion Models", step by step.
+r"""Derivation 004, "Simple Reverse-Time SDE Derivation for Diffusion Models", step by step
+(docs/derivations/004-fokker-planck-alpha-family.md; "the seed" is the original text
+that page corrects).
 
 The seed (i) states the Fokker-Planck equation (FPE) of dX = mu dt + sigma dW
 and says it is the law of "a million very tiny marbles"; (ii) reverses time
@@ -7,7 +9,7 @@ with tau(t) = 1 - t and reads off a reverse drift -mu + sigma^2/2 grad log p;
 
     dX(tau) = {-mu + (1 + alpha^2)/2 sigma^2 grad log p} d tau + alpha sigma dW(tau).
 
-Its slips (DESIGN section 7): d/dt and d/dtau trade places in the
+Its slips (the page's "Where the original is loose"): d/dt and d/dtau trade places in the
 reverse-time manipulation, and the displayed reverse SDE runs in tau with
 d tau > 0 (the first display even writes "... d t"). Each test below checks
 one step numerically, on the exact bimodal mixture whose marginals, scores
