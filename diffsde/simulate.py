@@ -403,9 +403,31 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     :math:`x_{k-1} = x_k - h[f x_k - \tfrac{1+\alpha^2}{2} g^2 s] + \alpha g \sqrt{h} z`
     (alpha = 1 Anderson, alpha = 0 the probability-flow ODE); ``ode_heun`` is
     Heun on the ODE (last step Euler). The chain methods' formulas are in
-    :mod:`diffsde.methods`; on an SDE they run on the chain whose marginals
-    are the SDE's on the run's grid (abar_k = m(t_k)^2, sigma_k = sigma(t_k)).
+    :mod:`diffsde.methods`. On an SDE they run on the chain whose marginals
+    are the SDE's on the run's grid: for VPSDE the DDPM with
+    :math:`\beta_k = 1 - e^{-(B(t_k) - B(t_{k-1}))}`, i.e.
+    ``DDPM.from_sde(vp, N, rule="exact")`` (not the default
+    ``rule="riemann"``; with the default span and N a power of two the run
+    equals ``reverse(DDPM.from_sde(vp, N, rule="exact"), ...)`` bit for bit,
+    otherwise to rounding of the grid times); for VESDE the SMLD with
+    sigma_k = sigma(t_k), i.e. ``SMLD.from_sde(ve, N)``. A step where that
+    chain's beta_k rounds to 1 raises ValueError naming the step.
     On a chain, ``em``/``ode_heun`` discretize ``chain.as_sde()`` on its grid.
+
+    Conventions that differ between published samplers, and the choice made
+    here (each with its option):
+
+    - ``ancestral`` adds no noise on its last step (to t_end), as Ho et al.
+      (2020) Algorithm 2 (z = 0 at t = 1) and diffusers' DDPMScheduler (for
+      both variance types); ``last_step_noise=True`` keeps
+      :math:`\sqrt{v_1} z` (for DDPM with ``variance="beta"``: sqrt(beta_1) z).
+    - The Langevin corrector runs before every predictor step at that step's
+      time, so also at t_start = T and never at t_end, as in score_sde's PC
+      sampler (nfe = N (1 + n_corrector_steps) for one-evaluation
+      predictors); ``corrector_at_start=False`` skips the one at t_start
+      (n_corrector_steps fewer score evaluations).
+    - The linear DDPM schedule of score_sde and diffusers is
+      ``DDPM.from_sde(vp, N, rule="linear")`` or ``DDPM.linear(N)``.
 
     Parameters
     ----------
@@ -426,16 +448,27 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     ts : array, optional
         SDEs only: a decreasing grid of times instead of steps/t_start/t_end.
     variance : {"beta", "posterior"}
-        DDPM ancestral variance.
+        ``ancestral`` on DDPM or VPSDE only: v_i = beta_i or the posterior
+        beta_i (1 - abar_{i-1})/(1 - abar_i). SMLD/VE ancestral always uses
+        the chain's posterior variance, so ``"posterior"`` there (or with any
+        other method) raises ValueError, like a misplaced ``alpha`` or ``eta``.
     eta : float >= 0
-        DDIM's stochasticity.
+        DDIM's stochasticity (``ddim`` only).
+    last_step_noise : bool
+        ``ancestral`` only: keep the noise term on the last step (default
+        False, the published algorithm; see above).
     corrector : None or "langevin"
-        Langevin sub-steps after every predictor step but the last, with
+        Langevin sub-steps before every predictor step (at its time t_k,
+        t_start included, t_end never), with
         ``snr`` and ``n_corrector_steps``; step size from each row's norms,
         eps = 2 r (snr |z| / |s|)^2. Like score_sde's batch-norm version it
         is meant for high-dimensional states (images: d in the thousands):
         for d of a few, |z| / |s| of one row fluctuates wildly and the
         corrector scatters samples (see the tour's 2-D mixture).
+    corrector_at_start : bool
+        True (default, score_sde): a corrector at t_start before the first
+        predictor step; False: correctors only after predictor steps,
+        at t_{N-1}, ..., t_1.
     rng, noise, save_every, save_at, dtype, nonfinite, out, progress
         As for :func:`forward`; ``save_at`` takes grid indices k (time t_k)
         or grid times, and ``noise[k - 1]`` drives the step from t_k.
