@@ -39,6 +39,9 @@ KEYWORDS = [
     ("reverse steps", lambda v: ds.reverse(VP, exact_score, X, v), "steps", ["a", 2.0, -1, 0]),
     ("reverse last_step_noise", lambda v: ds.reverse(VP, exact_score, X, 4, method="ancestral", last_step_noise=v), "last_step_noise", ["yes", None, 1]),
     ("reverse corrector_at_start", lambda v: ds.reverse(VP, exact_score, X, 4, corrector="langevin", corrector_at_start=v), "corrector_at_start", ["yes", None, 0]),
+    ("reverse shape", lambda v: ds.reverse(VP, exact_score, shape=v, steps=4), "shape", ["a", (2.5,), (4, None), (-1,)]),
+    ("reverse ts", lambda v: ds.reverse(VP, exact_score, X, ts=v), "ts", [["a", "b"], [1.0, None, 0.0], [1.0, math.nan, 0.0]]),
+    ("forward ts", lambda v: ds.forward(VP, X, ts=v), "ts", [["a", "b"], [0.0, math.nan, 1.0], [0.0, math.inf]]),
     ("forward t0", lambda v: ds.forward(VP, X, 4, t0=v), "t0", ["a", None, math.nan, math.inf, -1.0]),
     ("forward t1", lambda v: ds.forward(VP, X, 4, t1=v), "t1", ["a", math.nan, math.inf, -1.0]),
     ("forward steps", lambda v: ds.forward(VP, X, v), "steps", ["a", 2.0, -1, 0]),
@@ -63,6 +66,7 @@ KEYWORDS = [
     ("log_likelihood t_end", lambda v: ds.log_likelihood(VP, GM, X, 4, t_end=v), "t_end", ["a", None, math.nan, -1.0]),
     ("log_likelihood steps", lambda v: ds.log_likelihood(VP, GM, X, v), "steps", ["a", None, 0]),
     ("log_likelihood n_probes", lambda v: ds.log_likelihood(VP, lambda y, t: -y, X, 4, n_probes=v), "n_probes", ["a", 0, 2.0]),
+    ("log_likelihood prior", lambda v: ds.log_likelihood(VP, GM, X, 4, prior=v), "prior", [3, "normal"]),
     ("log_likelihood delta", lambda v: ds.log_likelihood(VP, lambda y, t: -y, X, 4, delta=v), "delta", ["a", None, 0.0, -1e-4, math.nan, math.inf]),
 ]
 KEYWORD_CASES = [(label, call, name, v) for label, call, name, values in KEYWORDS for v in values]
