@@ -240,8 +240,8 @@ def langevin_corrector(grid, snr, n_steps, at_start=True):
     .. math:: x \leftarrow x + \epsilon_b s + \sqrt{2 \epsilon_b}\, z, \quad
               \epsilon_b = 2 r \left(\mathrm{snr}\, |z_b| / |s_b|\right)^2
 
-    per batch row b; r = 1 - beta_{k-1} for DDPM-type processes (as in
-    score_sde), 1 otherwise. Sub-step m draws from stream 2 + m.
+    per batch row b; r = 1 - beta_k = abar_k / abar_{k-1} at the corrector's
+    grid index k for DDPM-type processes (as in score_sde), 1 otherwise. Sub-step m draws from stream 2 + m.
     """
     # the corrector at t_k precedes the predictor step from t_k (at_start), or
     # follows the step landing on t_k (k = landing index of every step but the last)
