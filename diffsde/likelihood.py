@@ -80,6 +80,8 @@ def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rn
         raise ValueError(f"the score is bound to {score.process!r}, not {process!r}")
     if not callable(score):
         raise TypeError(f"score must be a GaussianMixture, EmpiricalData or a callable; got {score!r}")
+    if prior is not None and not callable(prior):
+        raise TypeError(f"prior must be None or a callable logp(x_T); got {prior!r}")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 0:
         raise ValueError("x must have a batch axis")

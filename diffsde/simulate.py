@@ -95,7 +95,12 @@ def _chain_grid(chain, steps, span_given, span_names):
 
 def _user_grid(ts, T, direction):
     """ts checked: 1-D, finite, strictly monotone in the run's direction, in [0, T]."""
-    grid = np.asarray(ts, dtype=np.float64)
+    grid = np.asarray(ts)
+    if grid.dtype.kind not in "iuf":
+        raise TypeError(f"ts must be real numbers (times in [0, T]); got dtype {grid.dtype}")
+    grid = grid.astype(np.float64)
+    if not np.all(np.isfinite(grid)):
+        raise ValueError(f"ts must be finite; got {float(grid[~np.isfinite(grid)][0])!r}")
     if grid.ndim != 1 or grid.size < 2:
         raise ValueError(f"ts must be a 1-D grid of at least 2 times; got shape {grid.shape}")
     steps = np.diff(grid) if direction == "forward" else -np.diff(grid)
@@ -522,7 +527,11 @@ def _reverse_start(x, shape, dtype):
     if x is None:
         if shape is None:
             raise ValueError("pass x (the state at t_start) or shape (to sample it from the prior)")
-        shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
+        dims = (shape,) if np.ndim(shape) == 0 else tuple(np.asarray(shape, dtype=object).ravel())
+        if any(isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) for n in dims):
+            # int() would truncate 2.5 to 2 or fail with a bare message on "a"
+            raise TypeError(f"shape must be (batch, *event) of ints; got {shape!r}")
+        shape = tuple(int(n) for n in dims)
         if not shape or any(n < 0 for n in shape):
             raise ValueError(f"shape must be (batch, *event) with non-negative sizes; got {shape}")
         return None, shape
