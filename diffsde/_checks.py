@@ -1,15 +1,71 @@
 """Argument checks shared by the public classes: each error names the
 argument, its value and what is allowed."""
+import math
+import numbers
+
 import numpy as np
 
 
+def shown(value):
+    """A value for an error message: numbers as plain Python numbers (never
+    NumPy reprs such as np.float64(2.0)), anything else by its repr."""
+    if isinstance(value, (bool, np.bool_)):
+        return repr(bool(value))
+    if isinstance(value, numbers.Integral):
+        return repr(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        return shown(value[()])
+    return repr(value)
+
+
+#: The named constraints of :func:`real_scalar`: kind -> (test, what is allowed).
+CONSTRAINTS = {
+    "finite": (lambda v: True, "finite"),
+    "non_negative": (lambda v: v >= 0, "finite and >= 0"),
+    "positive": (lambda v: v > 0, "finite and > 0"),
+}
+
+
+def real_scalar(value, name, constraint="finite"):
+    """``value`` as a Python float satisfying a named constraint.
+
+    One check for every real keyword of the public API, in the style of
+    NumPy's random module: ``constraint`` names the kind ("finite",
+    "non_negative", "positive"); infinities and NaN always fail. Strings,
+    None, bools and complex numbers raise TypeError naming the argument;
+    a real number outside the constraint raises ValueError with the value
+    as a plain float.
+    """
+    test, allowed = CONSTRAINTS[constraint]
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number ({allowed}); got {shown(value)}")
+    out = float(value)
+    if not math.isfinite(out) or not test(out):
+        raise ValueError(f"{name} must be {allowed}; got {shown(value)}")
+    return out
+
+
 def positive_float(value, name):
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number; got {value!r}") from None
-    if not np.isfinite(out) or out <= 0:
-        raise ValueError(f"{name} must be finite and > 0; got {value!r}")
+    return real_scalar(value, name, "positive")
+
+
+def integer(value, name, low=1, high=None, high_name=None):
+    """``value`` as a Python int in [low, high] (high None: no upper bound;
+    ``high_name`` names the bound in messages); bools and non-integral
+    numbers raise TypeError naming the argument."""
+    if high is None:
+        allowed = f">= {low}"
+    else:
+        allowed = f"in [{low}, {high}]" if high_name is None else f"in [{low}, {high_name}] = [{low}, {high}]"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int {allowed}; got {shown(value)}")
+    out = int(value)
+    if out < low or (high is not None and out > high):
+        raise ValueError(f"{name} must be an int {allowed}; got {out}")
     return out
 
 

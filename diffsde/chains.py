@@ -16,22 +16,22 @@ import abc
 
 import numpy as np
 
-from ._checks import positive_float, real_array
+from ._checks import integer, positive_float, real_array, real_scalar, shown
+from .schedules import LinearBeta
 from .sde import VESDE, VPSDE, SubVPSDE
 
 
 def _index(i, N):
     arr = np.asarray(i)
     if arr.dtype.kind not in "iu":
-        raise TypeError(f"i must be an integer index or array of them; got {i!r}")
+        raise TypeError(f"i must be an integer index or array of them; got {shown(i)}")
     if np.any((arr < 0) | (arr > N)):
-        raise ValueError(f"i must lie in [0, N] = [0, {N}]; got {i!r}")
+        raise ValueError(f"i must lie in [0, N] = [0, {N}]; got {shown(i)}")
     return arr
 
 
 def _respace_indices(N, M):
-    if isinstance(M, bool) or not isinstance(M, (int, np.integer)) or not 1 <= M <= N:
-        raise ValueError(f"M must be an int in [1, N] = [1, {N}]; got {M!r}")
+    M = integer(M, "M", 1, N, "N")
     return np.round(np.arange(M + 1) * (N / M)).astype(np.int64)
 
 
@@ -97,29 +97,86 @@ class DDPM(Chain):
     def from_sde(cls, vp, N, rule="riemann"):
         r"""Discretize a VP SDE on t_i = i T / N.
 
-        ``rule="riemann"`` (derivation 001): beta_i = beta(t_i) T / N, first order
-        (derivation 003 uses beta(t_{i-1}), also first order).
-        ``rule="exact"``: beta_i = 1 - exp(-int_{t_{i-1}}^{t_i} beta), so
-        abar_i = e^{-B(t_i)} and the chain has the SDE's marginals on the grid.
+        Parameters
+        ----------
+        vp : VPSDE
+        N : int >= 1
+        rule : {"riemann", "exact", "linear"}
+            ``"riemann"`` (derivation 001): :math:`\beta_i = \beta(t_i) T / N`, first
+            order (derivation 003 uses beta(t_{i-1}), also first order).
+            ``"exact"``: :math:`\beta_i = 1 - \exp(-\int_{t_{i-1}}^{t_i} \beta)`,
+            so abar_i = e^{-B(t_i)} and the chain has the SDE's marginals on the
+            grid; this is the chain ``reverse`` runs its chain methods on.
+            ``"linear"`` (linear beta(t) only): the schedule of score_sde's
+            ``VPSDE.discrete_betas`` and of diffusers' ``beta_schedule="linear"``,
+            N values evenly spaced from beta(0) T / N to beta(T) T / N,
+
+            .. math:: \beta_i = \frac{T}{N}\left[\beta_{min}
+                      + \frac{i - 1}{N - 1} (\beta_{max} - \beta_{min})\right],
+
+            so beta_1 = beta_min T/N and beta_N = beta_max T/N (the Riemann rule
+            on the grid (i - 1) T / (N - 1) instead of i T / N); for
+            beta_min = 0.1, beta_max = 20, T = 1, N = 1000 these are Ho et al.'s
+            1e-4 ... 0.02 (see also :meth:`DDPM.linear`).
+
+        Raises
+        ------
+        ValueError
+            If some beta_i >= 1 (too few steps for the schedule); the message
+            names the step and what to do.
         """
         if not isinstance(vp, VPSDE) or isinstance(vp, SubVPSDE):
             raise TypeError(f"DDPM.from_sde needs a VPSDE; got {type(vp).__name__}")
-        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
-            raise ValueError(f"N must be an int >= 1; got {N!r}")
+        N = integer(N, "N", 1)
         grid = np.arange(N + 1) * (vp.T / N)
         if rule == "riemann":
             betas = vp.beta(grid[1:]) * (vp.T / N)
         elif rule == "exact":
             betas = -np.expm1(-np.diff(vp.integrated_beta(grid)))
+        elif rule == "linear":
+            if not isinstance(vp.schedule, LinearBeta):
+                raise ValueError(f"rule='linear' needs a linear beta(t) (VPSDE(beta_min, beta_max)); "
+                                 f"got {vp!r}; use rule='riemann' or 'exact'")
+            sched = vp.schedule
+            betas = np.linspace(sched.beta_min * vp.T / N, sched.beta_max * vp.T / N, N)
         else:
-            raise ValueError(f"rule must be 'riemann' or 'exact'; got {rule!r}")
+            raise ValueError(f"rule must be 'riemann', 'exact' or 'linear'; got {shown(rule)}")
         if np.any(betas >= 1):
             i = int(np.flatnonzero(betas >= 1)[0]) + 1
+            hint = ("rule='exact' (1 - exp(-integral of beta over each step), always < 1 unless "
+                    "rounding makes it 1) or more steps" if rule != "exact" else "more steps")
             raise ValueError(
-                f"beta_{i} = {betas[i - 1]:.4g} >= 1 with N = {N} steps: the chain is not a valid "
-                f"DDPM; use more steps"
+                f"beta_{i} = {float(betas[i - 1]):.4g} >= 1 with N = {N} steps and rule={rule!r}: the "
+                f"chain is not a valid DDPM; use {hint}"
             )
         return cls(betas, vp.T)
+
+    @classmethod
+    def linear(cls, N=1000, beta_start=1e-4, beta_end=0.02, T=1.0):
+        r"""Ho et al.'s (2020) linear schedule: N betas evenly spaced from
+        ``beta_start`` to ``beta_end``,
+
+        .. math:: \beta_i = \beta_{start} + \frac{i - 1}{N - 1} (\beta_{end} - \beta_{start}),
+                  \quad i = 1..N,
+
+        diffusers' ``DDPMScheduler(beta_schedule="linear")`` (defaults
+        1e-4, 0.02, N = 1000) and score_sde's ``VPSDE.discrete_betas`` with
+        beta_min = N beta_start, beta_max = N beta_end.
+
+        Parameters
+        ----------
+        N : int >= 1
+        beta_start, beta_end : float in (0, 1)
+        T : float > 0
+            The time span of the grid t_i = i T / N.
+        """
+        N = integer(N, "N", 1)
+        beta_start = real_scalar(beta_start, "beta_start", "positive")
+        beta_end = real_scalar(beta_end, "beta_end", "positive")
+        for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
+            if value >= 1:
+                raise ValueError(f"{name} must lie in (0, 1); got {value!r}")
+        return cls(np.linspace(beta_start, beta_end, N), T)
 
     @property
     def alpha_bar(self):
@@ -143,6 +200,27 @@ class DDPM(Chain):
         return VPSDE.from_betas(self.betas, self.T)
 
     def respace(self, M):
+        r"""The DDPM on M of the N steps, with this chain's marginals there.
+
+        The kept indices are :math:`i_j = \mathrm{round}(j N / M)`, j = 0..M
+        (NumPy's round half to even; i_0 = 0, i_M = N, evenly spread, the
+        same for every call), and the new betas make
+        :math:`\bar\alpha'_j = \bar\alpha_{i_j}`:
+
+        .. math:: \beta'_j = 1 - \bar\alpha_{i_j} / \bar\alpha_{i_{j-1}},
+
+        as in Nichol & Dhariwal (2021), section 4. The new chain lives on
+        t'_j = j T / M, which is t_{i_j} up to rounding of i_j.
+
+        Parameters
+        ----------
+        M : int, 1 <= M <= N
+
+        Returns
+        -------
+        DDPM
+            N = M steps, same T.
+        """
         idx = _respace_indices(self.N, M)
         log_ab = self._log_alpha_bar[idx]
         return DDPM(-np.expm1(np.diff(log_ab)), self.T)
@@ -167,9 +245,7 @@ class SMLD(Chain):
         sigmas = real_array(sigmas, "sigmas", ndim=1)
         if sigmas.size == 0:
             raise ValueError("sigmas must hold at least one noise level")
-        sigma0 = float(sigma0)
-        if not np.isfinite(sigma0) or sigma0 < 0:
-            raise ValueError(f"sigma0 must be finite and >= 0; got {sigma0!r}")
+        sigma0 = real_scalar(sigma0, "sigma0", "non_negative")
         full = np.r_[sigma0, sigmas]
         bad = np.flatnonzero(np.diff(full) <= 0)
         if bad.size:
@@ -193,8 +269,7 @@ class SMLD(Chain):
         """sigma_i = sigma(t_i) for i = 0..N on t_i = i T / N (so sigma_0 = sigma_min)."""
         if not isinstance(ve, VESDE):
             raise TypeError(f"SMLD.from_sde needs a VESDE; got {type(ve).__name__}")
-        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 1:
-            raise ValueError(f"N must be an int >= 1; got {N!r}")
+        N = integer(N, "N", 1)
         sig = ve.sigma(np.arange(N + 1) * (ve.T / N))
         return cls(sig[1:], sig[0], ve.T)
 
@@ -215,6 +290,15 @@ class SMLD(Chain):
         return VESDE.from_sigmas(self._full, self.T)
 
     def respace(self, M):
+        r"""The SMLD chain on M of the N steps: sigma'_j = sigma_{i_j} with
+        :math:`i_j = \mathrm{round}(j N / M)`, j = 0..M (i_0 = 0, i_M = N;
+        NumPy's round half to even), so the marginals at the kept indices
+        are this chain's.
+
+        Parameters
+        ----------
+        M : int, 1 <= M <= N
+        """
         idx = _respace_indices(self.N, M)
         return SMLD(self._full[idx[1:]], self.sigma0, self.T)
 

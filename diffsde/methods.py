@@ -160,26 +160,49 @@ def reverse_diffusion(grid):
     return grid.affine(k, 2 - np.sqrt(1 - beta), beta, np.sqrt(beta))
 
 
-def ancestral(grid, variance="beta"):
-    r"""Ancestral sampling (Ho et al. 2020; derivation 002):
+def ancestral(grid, variance="beta", last_step_noise=False):
+    r"""Ancestral sampling (Ho et al. 2020; derivation 002): the chain's Gaussian
+    posterior q(x_{i-1} | x_i, x_0) with x_0 replaced by its Tweedie estimate.
 
     DDPM: :math:`x_{i-1} = (x_i + \beta_i s)/\sqrt{1 - \beta_i} + \sqrt{v_i}\, z` with
     :math:`v_i = \beta_i` (``"beta"``) or
-    :math:`\tilde\beta_i = \beta_i (1 - \bar\alpha_{i-1})/(1 - \bar\alpha_i)` (``"posterior"``);
-    SMLD: :math:`x_{i-1} = x_i + (\sigma_i^2 - \sigma_{i-1}^2) s
-    + \sqrt{\sigma_{i-1}^2 (\sigma_i^2 - \sigma_{i-1}^2)/\sigma_i^2}\, z`.
+    :math:`\tilde\beta_i = \beta_i (1 - \bar\alpha_{i-1})/(1 - \bar\alpha_i)` (``"posterior"``)
+    (Ho et al. 2020, eq. 7 and Algorithm 2);
+    SMLD: :math:`x_{i-1} = x_i + (\sigma_i^2 - \sigma_{i-1}^2) s + \sqrt{v_i}\, z` with the
+    posterior variance of the chain, whose marginal variances are
+    :math:`s_i^2 = \sigma_i^2 - \sigma_0^2`:
+
+    .. math:: v_i = \frac{s_{i-1}^2 (s_i^2 - s_{i-1}^2)}{s_i^2}
+              = \frac{(\sigma_{i-1}^2 - \sigma_0^2)(\sigma_i^2 - \sigma_{i-1}^2)}{\sigma_i^2 - \sigma_0^2}.
+
+    With sigma_0 = 0 this is score_sde's
+    :math:`\sigma_{i-1}^2 (\sigma_i^2 - \sigma_{i-1}^2)/\sigma_i^2`; with sigma_0 > 0
+    (``SMLD.from_sde``: sigma_0 = sigma_min) using the absolute sigma_{i-1}^2
+    would add noise of std ~sigma_0 at the last step, where the chain's
+    x_0 has none. For point-mass data (exact x_0 estimate) every step then
+    samples the exact posterior.
+
+    ``last_step_noise=False`` (default) drops the noise of the last step
+    (i = 1, to t_0), as Ho et al.'s Algorithm 2 (z = 0 at t = 1) and
+    diffusers' DDPMScheduler (noise only for t > 0, both variance types) do;
+    ``True`` keeps :math:`\sqrt{v_1} z` (for DDPM ``"beta"``: sqrt(beta_1) z).
     """
     k = grid.run_order()
     if grid.sigma2 is not None:
         d = grid.sigma2[k] - grid.sigma2[k - 1]
-        return grid.affine(k, 1.0, d, np.sqrt(grid.sigma2[k - 1] * d / grid.sigma2[k]))
-    beta = grid.ddpm_betas(k)
-    root = np.sqrt(1 - beta)
-    if variance == "beta":
-        v = beta
+        a, b = 1.0, d
+        v = grid.s[k - 1] ** 2 * d / grid.s[k] ** 2
     else:
-        v = beta * -np.expm1(grid.log_abar[k - 1]) / -np.expm1(grid.log_abar[k])
-    return grid.affine(k, 1 / root, beta / root, np.sqrt(v))
+        beta = grid.ddpm_betas(k)
+        root = np.sqrt(1 - beta)
+        a, b = 1 / root, beta / root
+        if variance == "beta":
+            v = beta
+        else:
+            v = beta * -np.expm1(grid.log_abar[k - 1]) / -np.expm1(grid.log_abar[k])
+    if not last_step_noise:
+        v = np.where(k == 1, 0.0, v)  # k == 1: the step to t_0, last in run order
+    return grid.affine(k, a, b, np.sqrt(v))
 
 
 def ddim(grid, eta=0.0):
@@ -208,24 +231,32 @@ def ddim(grid, eta=0.0):
     return grid.affine(k, a, b, np.sqrt(sigma2))
 
 
-def langevin_corrector(grid, snr, n_steps):
-    r"""Langevin corrector sub-steps at t_{k-1} after each predictor step,
-    except the last (no score at t_0; Song et al. 2021's predictor-corrector):
+def langevin_corrector(grid, snr, n_steps, at_start=True):
+    r"""Langevin corrector sub-steps at every grid time but t_0 (no score
+    there): at t_N, ..., t_1 with ``at_start=True`` (score_sde's PC sampler:
+    a corrector before each predictor step, at that step's time, so also at
+    t = T), at t_{N-1}, ..., t_1 with ``at_start=False`` (after each
+    predictor step but the last). Run one table per sub-step before the
+    predictor table (``at_start``) or after it (Song et al. 2021's
+    predictor-corrector sampling).
 
     .. math:: x \leftarrow x + \epsilon_b s + \sqrt{2 \epsilon_b}\, z, \quad
               \epsilon_b = 2 r \left(\mathrm{snr}\, |z_b| / |s_b|\right)^2
 
-    per batch row b; r = 1 - beta_{k-1} for DDPM-type processes (as in
-    score_sde), 1 otherwise. Sub-step m draws from stream 2 + m.
+    per batch row b; r = 1 - beta_k = abar_k / abar_{k-1} at the corrector's
+    grid index k for DDPM-type processes (as in score_sde), 1 otherwise.
+    Sub-step m draws from stream 2 + m.
 
-    Returns a list holding one StepTable, for ``StepTable.interleave(predictor,
-    *corrector)``: step j has the rows of sub-steps 0, ..., n_steps - 1. It is
-    built in one pass over (N - 1) n_steps rows, after checking that they fit
-    in memory (MemoryError stating the bytes otherwise).
+    Returns a list holding one StepTable, for ``StepTable.interleave``: its
+    step j has the rows of sub-steps 0, ..., n_steps - 1. It is built in one
+    pass over its rows, after checking that they fit in memory (MemoryError
+    stating the bytes otherwise).
     """
-    k = grid.run_order()[:-1] - 1  # landing index of every step but the last
-    check_rows_fit(k.size * n_steps, f"a Langevin corrector of {n_steps:,} sub-steps after each of "
-                                     f"{k.size:,} steps", "use fewer corrector sub-steps or fewer steps")
+    # the corrector at t_k precedes the predictor step from t_k (at_start), or
+    # follows the step landing on t_k (k = landing index of every step but the last)
+    k = grid.run_order() if at_start else grid.run_order()[:-1] - 1
+    check_rows_fit(k.size * n_steps, f"a Langevin corrector of {n_steps:,} sub-steps at each of "
+                                     f"{k.size:,} grid times", "use fewer corrector sub-steps or fewer steps")
     if grid.log_abar is not None:
         r = np.exp(grid.log_abar[k] - grid.log_abar[k - 1])
     else:

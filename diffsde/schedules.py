@@ -4,7 +4,7 @@ Every quantity has a closed form; nothing is integrated numerically.
 """
 import numpy as np
 
-from ._checks import positive_float, real_array
+from ._checks import positive_float, real_array, real_scalar
 
 
 class LinearBeta:
@@ -45,15 +45,13 @@ class CosineBeta:
     """
 
     def __init__(self, s, T, max_beta=999.0):
-        self.s = float(s)
-        if not np.isfinite(self.s) or self.s < 0:
-            raise ValueError(f"s must be finite and >= 0; got {s!r}")
+        self.s = real_scalar(s, "s", "non_negative")
         self.T = positive_float(T, "T")
         self.max_beta = positive_float(max_beta, "max_beta")
         theta_clip = np.arctan(self.max_beta * self.T * (1 + self.s) / np.pi)
         self.t_clip = self.T * ((1 + self.s) * theta_clip / (np.pi / 2) - self.s)
         if self.t_clip <= 0:
-            raise ValueError(f"max_beta = {max_beta!r} is below beta(0) of the cosine schedule")
+            raise ValueError(f"max_beta = {self.max_beta!r} is below beta(0) of the cosine schedule")
 
     def _theta(self, t):
         return (t / self.T + self.s) / (1 + self.s) * (np.pi / 2)
@@ -133,7 +131,8 @@ class GeometricSigma:
         self.sigma_min = positive_float(sigma_min, "sigma_min")
         self.sigma_max = positive_float(sigma_max, "sigma_max")
         if self.sigma_max <= self.sigma_min:
-            raise ValueError(f"sigma_max must exceed sigma_min; got sigma_min={sigma_min!r}, sigma_max={sigma_max!r}")
+            raise ValueError(f"sigma_max must exceed sigma_min (sigma(t) must increase: g(t)^2 = d sigma^2/dt "
+                             f"> 0); got sigma_min={self.sigma_min!r}, sigma_max={self.sigma_max!r}")
         self.T = positive_float(T, "T")
         self._log_ratio = np.log(self.sigma_max / self.sigma_min)
 

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from ._checks import along_batch, times
+from ._checks import along_batch, real_scalar, times
 from ._dtypes import working_dtype
 from ._rng import STREAM_INITIAL, fill_normal, key_from_rng
 from .schedules import CosineBeta, GeometricSigma, LinearBeta, PiecewiseBeta, PiecewiseSigma
@@ -114,7 +114,11 @@ class VPSDE(SDE):
     Parameters
     ----------
     beta_min, beta_max : float > 0
-        beta(t) = beta_min + (beta_max - beta_min) t / T.
+        beta(t) = beta_min + (beta_max - beta_min) t / T. Any two positive
+        values are valid, including beta_min > beta_max: a decreasing
+        positive beta still gives a VP SDE (B(t) increases, the variance
+        1 - e^{-B} grows towards 1); the names say which end is which
+        (beta(0) = beta_min, beta(T) = beta_max), not which is smaller.
     T : float > 0
     """
 
@@ -188,7 +192,9 @@ class VESDE(SDE):
     Parameters
     ----------
     sigma_min, sigma_max : float, 0 < sigma_min < sigma_max
-        sigma(t) = sigma_min (sigma_max / sigma_min)^{t/T}.
+        sigma(t) = sigma_min (sigma_max / sigma_min)^{t/T}. Unlike beta of a
+        VP SDE, sigma must increase: g(t)^2 = d sigma^2 / dt would be
+        negative for a decreasing sigma, which no SDE has (ValueError).
     T : float > 0
     """
 
@@ -245,9 +251,7 @@ class ReverseSDE:
             raise TypeError(f"sde must be a VPSDE, SubVPSDE or VESDE; got {type(sde).__name__}")
         if not callable(score):
             raise TypeError(f"score must be callable as score(x, t); got {score!r}")
-        alpha = float(alpha)
-        if not np.isfinite(alpha) or alpha < 0:
-            raise ValueError(f"alpha must be finite and >= 0; got {alpha!r}")
+        alpha = real_scalar(alpha, "alpha", "non_negative")
         self.sde, self.score, self.alpha = sde, score, alpha
         self.T = sde.T
 

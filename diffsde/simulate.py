@@ -7,6 +7,7 @@ import numpy as np
 
 from . import methods
 from ._engine import as_state, execute, prepare
+from ._checks import integer, real_scalar, shown
 from ._memory import check_fits
 from ._rng import STREAM_INITIAL, fill_normal, key_from_rng
 from ._steptable import StepTable
@@ -75,10 +76,10 @@ def _method(process, method, table):
 def _steps(steps, default):
     if steps is None:
         return default
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
-        raise TypeError(f"steps must be an int >= 1; got {steps!r}")
+    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, numbers.Integral):
+        raise TypeError(f"steps must be an int >= 1; got {shown(steps)}")
     if steps < 1:
-        raise ValueError(f"steps must be >= 1; got {steps}")
+        raise ValueError(f"steps must be >= 1; got {int(steps)}")
     # the per-step table and grid take ~100 bytes a step
     check_fits(100 * int(steps), f"a run of {int(steps):,} steps")
     return int(steps)
@@ -97,7 +98,12 @@ def _chain_grid(chain, steps, span_given, span_names):
 
 def _user_grid(ts, T, direction):
     """ts checked: 1-D, finite, strictly monotone in the run's direction, in [0, T]."""
-    grid = np.asarray(ts, dtype=np.float64)
+    grid = np.asarray(ts)
+    if grid.dtype.kind not in "iuf":
+        raise TypeError(f"ts must be real numbers (times in [0, T]); got dtype {grid.dtype}")
+    grid = grid.astype(np.float64)
+    if not np.all(np.isfinite(grid)):
+        raise ValueError(f"ts must be finite; got {float(grid[~np.isfinite(grid)][0])!r}")
     if grid.ndim != 1 or grid.size < 2:
         raise ValueError(f"ts must be a 1-D grid of at least 2 times; got shape {grid.shape}")
     steps = np.diff(grid) if direction == "forward" else -np.diff(grid)
@@ -119,9 +125,9 @@ def _forward_grid(process, steps, t0, t1, ts):
             raise ValueError("pass either ts or steps/t0/t1, not both")
         return _user_grid(ts, T, "forward")
     n = _steps(steps, DEFAULT_SDE_STEPS)
-    t0 = float(t0)
-    t1 = T if t1 is None else float(t1)
-    if not (np.isfinite(t0) and np.isfinite(t1)) or not 0 <= t0 < t1 <= T:
+    t0 = real_scalar(t0, "t0")
+    t1 = T if t1 is None else real_scalar(t1, "t1")
+    if not 0 <= t0 < t1 <= T:
         raise ValueError(f"need 0 <= t0 < t1 <= T = {T:g}; got t0={t0!r}, t1={t1!r}")
     return t0 + (t1 - t0) * (np.arange(n + 1) / n)
 
@@ -279,16 +285,46 @@ def _reverse_grid(process, steps, t_start, t_end, ts):
             raise ValueError("pass either ts or steps/t_start/t_end, not both")
         return _user_grid(ts, T, "reverse")[::-1].copy()
     n = _steps(steps, DEFAULT_SDE_STEPS)
-    t_start = T if t_start is None else float(t_start)
-    t_end = float(t_end)
-    if not (np.isfinite(t_start) and 0 < t_start <= T):
+    t_start = T if t_start is None else real_scalar(t_start, "t_start")
+    t_end = real_scalar(t_end, "t_end")
+    if not 0 < t_start <= T:
         raise ValueError(f"t_start must lie in (0, T] = (0, {T:g}]; got {t_start!r}")
-    if not (np.isfinite(t_end) and 0 <= t_end < t_start):
+    if not 0 <= t_end < t_start:
         raise ValueError(f"t_end must lie in [0, t_start) = [0, {t_start:g}); got {t_end!r}")
     return t_end + (t_start - t_end) * (np.arange(n + 1) / n)
 
 
-def _grid_law(process, grid):
+CHAIN_METHODS = ("reverse_diffusion", "ancestral", "ddim")
+
+
+def _vp_chain_law(process, grid, method):
+    """The DDPM chain on the run's grid whose marginals are the VP SDE's:
+    beta_k = 1 - exp(-(B(t_k) - B(t_{k-1}))), abar_k = abar_0 prod_{j<=k} (1 - beta_j)
+    with abar_0 = e^{-B(t_0)}, computed as DDPM does, so on the grid
+    t_i = i T / N this is ``DDPM.from_sde(process, N, rule="exact")``."""
+    big_b = process.integrated_beta(grid)
+    step_b = np.diff(big_b)
+    betas = -np.expm1(-step_b)
+    bad = np.flatnonzero(betas >= 1)
+    if bad.size:
+        k = int(bad[-1]) + 1  # the first step in run order (the latest grid index)
+        n = len(grid) - 1
+        worst = float(step_b.max())
+        suggest = int(np.ceil(n * worst / 30.0))
+        raise ValueError(
+            f"method={method!r} on {process!r} runs on the DDPM chain with abar_k = exp(-B(t_k)) on the "
+            f"run's grid, and its beta_k = 1 - exp(-(B(t_k) - B(t_(k-1)))) >= 1 (to rounding) at step "
+            f"k = {k} (t = {float(grid[k]):g} -> {float(grid[k - 1]):g}, where beta integrates to "
+            f"{float(step_b[k - 1]):.4g}), so the chain is not a valid DDPM"
+            f"{' (the step divides by sqrt(1 - beta_k) = 0)' if method == 'ancestral' else ''}. "
+            f"Use more steps (beta should integrate to well below 36 over every step: about "
+            f"steps >= {suggest} here) or method='em' or 'ode_heun'")
+    log_abar = -big_b[0] + np.r_[0.0, np.cumsum(np.log1p(-betas))]
+    return methods.ReverseGrid(grid, np.exp(0.5 * log_abar), np.sqrt(-np.expm1(log_abar)), process,
+                               log_abar=log_abar)
+
+
+def _grid_law(process, grid, method=None):
     """What the methods need on the grid (methods.ReverseGrid)."""
     if isinstance(process, Chain):
         m, s = process.marginal(np.arange(process.N + 1))
@@ -301,37 +337,51 @@ def _grid_law(process, grid):
     if isinstance(process, SubVPSDE):
         return methods.ReverseGrid(grid, m, s, process)
     if isinstance(process, VPSDE):
+        if method in CHAIN_METHODS:
+            return _vp_chain_law(process, grid, method)
         return methods.ReverseGrid(grid, m, s, process, log_abar=-process.integrated_beta(grid))
     return methods.ReverseGrid(grid, m, s, process, sigma2=process.sigma(grid) ** 2)
 
 
-def _reverse_options(method, alpha, variance, eta, corrector, snr, n_corrector_steps):
-    alpha = float(alpha)
-    if not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be finite and >= 0; got {alpha!r}")
+def _reverse_options(family, method, alpha, variance, eta, last_step_noise, corrector, snr,
+                     n_corrector_steps, corrector_at_start):
+    """Check the method options; an option given to a method it does not
+    apply to raises, naming the method and the process."""
+    process = _FAMILY_NAMES[family]
+    alpha = real_scalar(alpha, "alpha", "non_negative")
     if alpha != 1.0 and method != "em":
         raise ValueError(f"alpha = {alpha:g} applies to method='em' only (the alpha-family); "
                          f"method={method!r} has its own noise")
     if variance not in ("beta", "posterior"):
-        raise ValueError(f"variance must be 'beta' or 'posterior'; got {variance!r}")
-    eta = float(eta)
-    if not np.isfinite(eta) or eta < 0:
-        raise ValueError(f"eta must be finite and >= 0; got {eta!r}")
+        raise ValueError(f"variance must be 'beta' or 'posterior'; got {shown(variance)}")
+    if variance != "beta" and not (method == "ancestral" and family in ("vp", "ddpm")):
+        detail = (" (SMLD/VE ancestral sampling always uses the posterior variance "
+                  "sigma_{i-1}^2 (sigma_i^2 - sigma_{i-1}^2) / sigma_i^2, with sigma_i^2 - sigma_0^2 "
+                  "in place of sigma_i^2)" if family in ("ve", "smld") else "")
+        raise ValueError(f"variance={variance!r} applies to method='ancestral' on DDPM or VPSDE only; "
+                         f"got method={method!r} on {process}{detail}")
+    eta = real_scalar(eta, "eta", "non_negative")
     if eta != 0.0 and method != "ddim":
-        raise ValueError(f"eta applies to method='ddim' only; got method={method!r}")
+        raise ValueError(f"eta applies to method='ddim' only; got method={method!r} on {process}")
+    if not isinstance(last_step_noise, (bool, np.bool_)):
+        raise TypeError(f"last_step_noise must be True or False; got {shown(last_step_noise)}")
+    if last_step_noise and method != "ancestral":
+        raise ValueError(f"last_step_noise applies to method='ancestral' only; got method={method!r} "
+                         f"on {process}")
+    if not isinstance(corrector_at_start, (bool, np.bool_)):
+        raise TypeError(f"corrector_at_start must be True or False; got {shown(corrector_at_start)}")
     if corrector not in (None, "langevin"):
-        raise ValueError(f"corrector must be None or 'langevin'; got {corrector!r}")
+        raise ValueError(f"corrector must be None or 'langevin'; got {shown(corrector)}")
     if corrector is not None:
-        snr = float(snr)
-        if not np.isfinite(snr) or snr <= 0:
-            raise ValueError(f"snr must be finite and > 0; got {snr!r}")
-        if isinstance(n_corrector_steps, bool) or not isinstance(n_corrector_steps, numbers.Integral) \
-                or n_corrector_steps < 1:
-            raise ValueError(f"n_corrector_steps must be an int >= 1; got {n_corrector_steps!r}")
+        snr = real_scalar(snr, "snr", "positive")
+        n_corrector_steps = integer(n_corrector_steps, "n_corrector_steps", 1)
     return alpha, eta, snr
 
 
-def _reverse_table(method, law, alpha, variance, eta):
+_FAMILY_NAMES = {"vp": "VPSDE", "ve": "VESDE", "subvp": "SubVPSDE", "ddpm": "DDPM", "smld": "SMLD"}
+
+
+def _reverse_table(method, law, alpha, variance, eta, last_step_noise=False):
     if method == "em":
         return methods.reverse_em(law, alpha)
     if method == "ode_heun":
@@ -339,13 +389,13 @@ def _reverse_table(method, law, alpha, variance, eta):
     if method == "reverse_diffusion":
         return methods.reverse_diffusion(law)
     if method == "ancestral":
-        return methods.ancestral(law, variance)
+        return methods.ancestral(law, variance, last_step_noise)
     return methods.ddim(law, eta)
 
 
 def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alpha=1.0,
-            t_start=None, t_end=0.0, ts=None, variance="beta", eta=0.0, corrector=None, snr=0.16,
-            n_corrector_steps=1, rng=None, noise=None, save_every=None, save_at=None, dtype=None,
+            t_start=None, t_end=0.0, ts=None, variance="beta", eta=0.0, last_step_noise=False,
+            corrector=None, snr=0.16, n_corrector_steps=1, corrector_at_start=True, rng=None, noise=None, save_every=None, save_at=None, dtype=None,
             nonfinite="raise", out=None, progress=False):
     r"""Sample backwards in time with a score, from ``t_start`` down to ``t_end``.
 
@@ -364,9 +414,31 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     :math:`x_{k-1} = x_k - h[f x_k - \tfrac{1+\alpha^2}{2} g^2 s] + \alpha g \sqrt{h} z`
     (alpha = 1 Anderson, alpha = 0 the probability-flow ODE); ``ode_heun`` is
     Heun on the ODE (last step Euler). The chain methods' formulas are in
-    :mod:`diffsde.methods`; on an SDE they run on the chain whose marginals
-    are the SDE's on the run's grid (abar_k = m(t_k)^2, sigma_k = sigma(t_k)).
+    :mod:`diffsde.methods`. On an SDE they run on the chain whose marginals
+    are the SDE's on the run's grid: for VPSDE the DDPM with
+    :math:`\beta_k = 1 - e^{-(B(t_k) - B(t_{k-1}))}`, i.e.
+    ``DDPM.from_sde(vp, N, rule="exact")`` (not the default
+    ``rule="riemann"``; with the default span and N a power of two the run
+    equals ``reverse(DDPM.from_sde(vp, N, rule="exact"), ...)`` bit for bit,
+    otherwise to rounding of the grid times); for VESDE the SMLD with
+    sigma_k = sigma(t_k), i.e. ``SMLD.from_sde(ve, N)``. A step where that
+    chain's beta_k rounds to 1 raises ValueError naming the step.
     On a chain, ``em``/``ode_heun`` discretize ``chain.as_sde()`` on its grid.
+
+    Conventions that differ between published samplers, and the choice made
+    here (each with its option):
+
+    - ``ancestral`` adds no noise on its last step (to t_end), as Ho et al.
+      (2020) Algorithm 2 (z = 0 at t = 1) and diffusers' DDPMScheduler (for
+      both variance types); ``last_step_noise=True`` keeps
+      :math:`\sqrt{v_1} z` (for DDPM with ``variance="beta"``: sqrt(beta_1) z).
+    - The Langevin corrector runs before every predictor step at that step's
+      time, so also at t_start = T and never at t_end, as in score_sde's PC
+      sampler (nfe = N (1 + n_corrector_steps) for one-evaluation
+      predictors); ``corrector_at_start=False`` skips the one at t_start
+      (n_corrector_steps fewer score evaluations).
+    - The linear DDPM schedule of score_sde and diffusers is
+      ``DDPM.from_sde(vp, N, rule="linear")`` or ``DDPM.linear(N)``.
 
     Parameters
     ----------
@@ -387,16 +459,27 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     ts : array, optional
         SDEs only: a decreasing grid of times instead of steps/t_start/t_end.
     variance : {"beta", "posterior"}
-        DDPM ancestral variance.
+        ``ancestral`` on DDPM or VPSDE only: v_i = beta_i or the posterior
+        beta_i (1 - abar_{i-1})/(1 - abar_i). SMLD/VE ancestral always uses
+        the chain's posterior variance, so ``"posterior"`` there (or with any
+        other method) raises ValueError, like a misplaced ``alpha`` or ``eta``.
     eta : float >= 0
-        DDIM's stochasticity.
+        DDIM's stochasticity (``ddim`` only).
+    last_step_noise : bool
+        ``ancestral`` only: keep the noise term on the last step (default
+        False, the published algorithm; see above).
     corrector : None or "langevin"
-        Langevin sub-steps after every predictor step but the last, with
+        Langevin sub-steps before every predictor step (at its time t_k,
+        t_start included, t_end never), with
         ``snr`` and ``n_corrector_steps``; step size from each row's norms,
         ``eps = 2 r (snr |z| / |s|)^2``. Like score_sde's batch-norm version it
         is meant for high-dimensional states (images: d in the thousands):
         for d of a few, ``|z| / |s|`` of one row fluctuates wildly and the
         corrector scatters samples (see the tour's 2-D mixture).
+    corrector_at_start : bool
+        True (default, score_sde): a corrector at t_start before the first
+        predictor step; False: correctors only after predictor steps,
+        at t_{N-1}, ..., t_1.
     rng, noise, save_every, save_at, dtype, nonfinite, out, progress
         As for :func:`forward`; ``save_at`` takes grid indices k (time t_k)
         or grid times, and ``noise[k - 1]`` drives the step from t_k.
@@ -408,14 +491,18 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     """
     family = _reverse_family(process)
     method = _method_for(family, method)
-    alpha, eta, snr = _reverse_options(method, alpha, variance, eta, corrector, snr, n_corrector_steps)
+    alpha, eta, snr = _reverse_options(family, method, alpha, variance, eta, last_step_noise, corrector,
+                                       snr, n_corrector_steps, corrector_at_start)
     if score is None:
         raise TypeError("reverse needs a score: a callable score(x, t) or a built-in score")
     grid = _reverse_grid(process, steps, t_start, t_end, ts)
-    law = _grid_law(process, grid)
-    table = _reverse_table(method, law, alpha, variance, eta)
+    law = _grid_law(process, grid, method)
+    table = _reverse_table(method, law, alpha, variance, eta, last_step_noise)
     if corrector == "langevin":
-        table = StepTable.interleave(table, *methods.langevin_corrector(law, snr, n_corrector_steps))
+        correctors = methods.langevin_corrector(law, snr, n_corrector_steps, at_start=corrector_at_start)
+        # at_start: each step's corrector sub-steps run before its predictor row
+        table = (StepTable.interleave(*correctors, table) if corrector_at_start
+                 else StepTable.interleave(table, *correctors))
 
     x, shape = _reverse_start(x, shape, dtype)
     saved = save_steps(grid, save_every, save_at, reverse=True)
@@ -446,7 +533,11 @@ def _reverse_start(x, shape, dtype):
     if x is None:
         if shape is None:
             raise ValueError("pass x (the state at t_start) or shape (to sample it from the prior)")
-        shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
+        dims = (shape,) if np.ndim(shape) == 0 else tuple(np.asarray(shape, dtype=object).ravel())
+        if any(isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) for n in dims):
+            # int() would truncate 2.5 to 2 or fail with a bare message on "a"
+            raise TypeError(f"shape must be (batch, *event) of ints; got {shape!r}")
+        shape = tuple(int(n) for n in dims)
         if not shape or any(n < 0 for n in shape):
             raise ValueError(f"shape must be (batch, *event) with non-negative sizes; got {shape}")
         return None, shape

@@ -21,11 +21,11 @@ from stats import assert_mean, assert_variance, fitted_slope
 NS = np.array([64, 128, 256, 512, 1024])
 
 
-def reverse_table(process, method, n=None, variance="beta"):
+def reverse_table(process, method, n=None, variance="beta", last_step_noise=False):
     """The table ds.reverse runs, and the grid law it is built on."""
     grid = simulate._reverse_grid(process, n, None, 0.0, None)
     law = simulate._grid_law(process, grid)
-    return simulate._reverse_table(method, law, 1.0, variance, 0.0), law
+    return simulate._reverse_table(method, law, 1.0, variance, 0.0, last_step_noise), law
 
 
 def start_law(law):
@@ -281,9 +281,10 @@ def test_step8_eps_score_relation_needs_sqrt_one_minus_alpha_bar():
 def test_step9_ancestral_step_is_the_seed_formula_with_exact_coefficients():
     """Seed step 9: "x = 1/sqrt(1 - beta_i) (x_i + beta_i grad log p_i) +
     sqrt(beta_i) z_i": the coefficients are those ds.reverse(method="ancestral")
-    runs (variance="beta"), with the score at t_i and noise interval i - 1."""
+    runs (variance="beta", with the seed's noise also on the last step:
+    last_step_noise=True), with the score at t_i and noise interval i - 1."""
     chain = ds.DDPM.from_sde(VP, 50)
-    table, law = reverse_table(chain, "ancestral")
+    table, law = reverse_table(chain, "ancestral", last_step_noise=True)
     i = law.run_order()
     beta = chain.betas[i - 1]
     np.testing.assert_allclose(table.a, 1 / np.sqrt(1 - beta), rtol=1e-13)
@@ -302,7 +303,7 @@ def test_step9_writes_x_i_plus_1_for_x_i_minus_1():
     n_steps, v0 = 100, 1.0
     chain = ds.DDPM.from_sde(VP, n_steps)
     score = ds.LinearScore(MU, v0)
-    table, law = reverse_table(chain, "ancestral")
+    table, law = reverse_table(chain, "ancestral", last_step_noise=True)  # the seed's last step
     m, s = chain.marginal(np.arange(n_steps + 1))
     start = marginal_law(m[-1], s[-1], v0=v0)
     history = reference.table_moments(table, *start, MU, v0, every_step=True)
@@ -363,7 +364,7 @@ def test_step10_eps_coefficient_needs_sqrt_one_minus_alpha_bar():
     chain = ds.DDPM.from_sde(VP, n_steps)
     eps = eps_model(chain)
     abar, betas = chain.alpha_bar, chain.betas
-    table, law = reverse_table(chain, "ancestral")
+    table, law = reverse_table(chain, "ancestral", last_step_noise=True)  # the seed's sigma_1 z_1
     mean0, var0 = start_law(law)
     x = mean0 + np.sqrt(var0) * ds.standard_normal(n, rng=51)
     z = ds.standard_normal((n_steps, n), rng=52)
@@ -376,7 +377,7 @@ def test_step10_eps_coefficient_needs_sqrt_one_minus_alpha_bar():
             y = (y - coef * eps(y, chain.t[i])) / np.sqrt(1 - b) + np.sqrt(b) * z[i - 1]
         return y
 
-    ancestral = ds.reverse(chain, SCORE, x, method="ancestral", noise=z).x
+    ancestral = ds.reverse(chain, SCORE, x, method="ancestral", noise=z, last_step_noise=True).x
     fixed, seed = sample(False), sample(True)
     np.testing.assert_allclose(fixed, ancestral, rtol=1e-10, atol=1e-12)
     # the seed's step is ancestral with score coefficient beta sqrt(1 - abar)/(1 - beta)
