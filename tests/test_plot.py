@@ -54,3 +54,90 @@ def test_convergence_density_evolution_and_chain_comparison():
     assert ax.get_xlabel() == "t" and len(ax.lines) >= 3
     ax = plot.compare_chain_sde(ds.DDPM.from_sde(VP, 50), np.linspace(-1, 1, 10), n_paths=3)
     assert len(ax.lines) == 6 and "same draws" in ax.get_title()
+
+
+def _studies():
+    x0 = np.linspace(-1, 1, 400)
+    return (analysis.strong_error(VP, x0, [16, 32, 64, 128], rng=6),
+            analysis.weak_error(VP, x0, [16, 32, 64, 128], rng=6))
+
+
+def test_convergence_takes_one_label_per_study_and_rejects_a_wrong_count():
+    strong, weak = _studies()
+    ax = plot.convergence([strong, weak], labels=["strong, VP", "weak, VP"])
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == [f"strong, VP: order {strong.fit.order:.2f}", f"weak, VP: order {weak.fit.order:.2f}"]
+    with pytest.raises(ValueError, match="labels has 1 entries for 2 studies"):
+        plot.convergence([strong, weak], labels=["strong"])
+    with pytest.raises(TypeError, match="labels must be a sequence"):
+        plot.convergence(strong, labels="strong")
+
+
+def test_convergence_draws_each_reference_slope_once_per_axes():
+    strong, weak = _studies()
+    ax = plot.convergence(strong, reference_orders=(1, 2))
+    plot.convergence(weak, ax=ax, reference_orders=(1, 2))
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(dashed) == 2
+    assert sorted(t.get_text() for t in ax.texts) == ["slope -1", "slope -2"]
+    # both calls' studies are in the legend, and the slopes hang from the first study's first error
+    assert len(ax.get_legend().get_texts()) == 2
+    assert dashed[0].get_ydata()[0] == pytest.approx(strong.errors[0])
+
+
+def _visible_labels(axis, minor):
+    ticks = axis.get_minor_ticks() if minor else axis.get_major_ticks()
+    lo, hi = sorted(axis.get_view_interval())
+    return [t.label1 for t in ticks if t.label1.get_visible() and t.label1.get_text()
+            and lo <= t.get_loc() <= hi]
+
+
+def _assert_log_labels_readable(ax):
+    ax.figure.canvas.draw()
+    renderer = ax.figure.canvas.get_renderer()
+    for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        if axis.get_scale() != "log":
+            continue
+        if np.log10(max(lim) / min(lim)) > 1:
+            assert _visible_labels(axis, minor=True) == [], "minor ticks labelled on a log axis over a decade"
+        labels = _visible_labels(axis, minor=False) + _visible_labels(axis, minor=True)
+        assert len(labels) >= 2, "a log axis needs at least two labelled ticks to be read"
+        boxes = sorted((lab.get_window_extent(renderer) for lab in labels),
+                       key=lambda b: b.x0 if axis is ax.xaxis else b.y0)
+        for a, b in zip(boxes, boxes[1:]):
+            assert not a.overlaps(b), "tick labels overlap"
+
+
+def test_log_axes_label_no_minor_ticks_and_no_overlap():
+    # the shape of notebook 01's first figure: 1.5 decades in x and y, where
+    # matplotlib on its own labels 2x10^1, 3x10^1, ... and they collide
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ns = np.array([16, 32, 64, 128, 256, 512])
+    ax.loglog(ns, 10 / ns)
+    _assert_log_labels_readable(plot.log_ticks(ax, xticks=ns))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["16", "32", "64", "128", "256", "512"]
+    fig, ax = plt.subplots()
+    ax.loglog([1, 1000], [0.3, 0.5])  # less than a decade in y
+    _assert_log_labels_readable(plot.log_ticks(ax))
+    strong, weak = _studies()
+    _assert_log_labels_readable(plot.convergence([strong, weak]))
+
+
+def test_figures_from_the_helpers_keep_their_labels_inside_when_saved():
+    import io
+
+    gm = ds.datasets.eight_gaussians()
+    tr = ds.forward(VP, gm.sample(1000, rng=4), steps=10, rng=5, save_every=5)
+    axes = plot.marginals(tr, [0.0, 0.5, 1.0], exact=gm, process=VP)
+    fig = axes[0].figure
+    assert fig.get_layout_engine() is not None
+    fig.savefig(io.BytesIO(), dpi=80)  # a plain savefig, no bbox_inches="tight"
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox
+    for a in axes:
+        for text in (a.xaxis.label, a.yaxis.label, a.title, *_visible_labels(a.xaxis, minor=False),
+                     *_visible_labels(a.yaxis, minor=False)):
+            if text.get_visible() and text.get_text():
+                box = text.get_window_extent(renderer)
+                assert page.x0 - 0.5 <= box.x0 and box.x1 <= page.x1 + 0.5, text.get_text()
+                assert page.y0 - 0.5 <= box.y0 and box.y1 <= page.y1 + 0.5, text.get_text()
