@@ -141,3 +141,70 @@ def test_figures_from_the_helpers_keep_their_labels_inside_when_saved():
                 box = text.get_window_extent(renderer)
                 assert page.x0 - 0.5 <= box.x0 and box.x1 <= page.x1 + 0.5, text.get_text()
                 assert page.y0 - 0.5 <= box.y0 and box.y1 <= page.y1 + 0.5, text.get_text()
+
+
+@pytest.fixture
+def tour_figures(monkeypatch):
+    """The figures python -m diffsde draws, by name, kept open instead of saved."""
+    from diffsde import __main__ as cli
+
+    figures = {}
+    monkeypatch.setattr(cli.Report, "figure", lambda self, fig, name: figures.__setitem__(name, fig))
+    return cli, figures
+
+
+def _boxes_overlap(a, b):
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_tour_sample_panels_show_the_data_and_each_distance_without_collisions(tour_figures, tmp_path):
+    cli, figures = tour_figures
+    out = tmp_path / "tour"
+    assert cli.main(["--quick", "--quiet", "--steps", "50", "--out", str(out)]) == 0
+    for process in ("vp", "ve"):
+        fig = figures[f"samples_{process}"]
+        assert fig.get_layout_engine() is not None
+        panels = [a for a in fig.axes if a.axison]
+        assert panels[0].get_title().startswith("data")
+        rows = read_table(out / f"samplers_{process}.csv")
+        assert len(panels) == len(rows) + 1
+        for a, row in zip(panels[1:], rows):
+            label, value, floor = row[0], float(row[1]), float(row[2])
+            first, second = a.get_title().split("\n")[:2]
+            assert first == label
+            assert second == f"sliced W2 ({cli.SLICED_PROJECTIONS} proj.) {value:.3g}, floor {floor:.3g}"
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        texts = []
+        for a in panels:
+            texts += [a.title] + _visible_labels(a.xaxis, minor=False) + _visible_labels(a.yaxis, minor=False)
+        boxes = [(t, t.get_window_extent(renderer)) for t in texts]
+        for i, (t1, b1) in enumerate(boxes):
+            for t2, b2 in boxes[i + 1:]:
+                assert not _boxes_overlap(b1, b2), f"{t1.get_text()!r} collides with {t2.get_text()!r}"
+
+
+def read_table(path):
+    import csv
+
+    with open(path) as fh:
+        return list(csv.reader(fh))[1:]
+
+
+def test_sample_figure_frames_the_clusters_and_counts_the_points_outside(tour_figures, tmp_path):
+    # 4,000 paths: every sample is drawn, so the count in the title can be
+    # checked against the points themselves
+    cli, figures = tour_figures
+    assert cli.main(["sample", "--corrector", "--paths", "4000", "--steps", "200", "--quiet",
+                     "--out", str(tmp_path)]) == 0
+    fig = figures["sample_vp_em"]
+    ax = fig.axes[-1]
+    x = ax.collections[0].get_offsets()
+    assert len(x) == 4000 and np.abs(x).max() > 8  # the corrector throws a few paths far out
+    data = ds.datasets.eight_gaussians()
+    (lo_x, hi_x), (lo_y, hi_y) = ax.get_xlim(), ax.get_ylim()
+    assert -4 < lo_x < -2.0 and 2.0 < hi_x < 4 and -4 < lo_y < -2.0 and 2.0 < hi_y < 4
+    assert np.all(np.abs(data.means) < 2.0 + 1e-12)
+    outside = int(np.count_nonzero((x[:, 0] < lo_x) | (x[:, 0] > hi_x) | (x[:, 1] < lo_y) | (x[:, 1] > hi_y)))
+    assert outside > 0
+    assert f"{outside:,} of 4,000 outside the frame" in ax.get_title()
