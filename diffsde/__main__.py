@@ -107,8 +107,8 @@ def _frame_count(x, lo, hi):
     return int(np.count_nonzero(np.any((x < lo) | (x > hi), axis=1)))
 
 
-def _distance_text(dist, d):
-    name = f"sliced W2 ({SLICED_PROJECTIONS} proj.)" if d > 1 else "W1"
+def _distance_text(dist, d, projections=True):
+    name = "W1" if d == 1 else f"sliced W2 ({SLICED_PROJECTIONS} proj.)" if projections else "sliced W2"
     return f"{name} {dist.value:.3g}, floor {dist.floor:.3g}"
 
 
@@ -130,25 +130,26 @@ def samples_figure(plt, process, results, data_x, means, paths, steps):
     x_all = np.concatenate([x for x, _ in results.values()] + [data_x])
     lo, hi, _ = _frame(x_all, data_x)
     panels = len(results) + 1
-    cols = min(5, panels)
-    rows = -(-panels // cols)
+    rows = -(-panels // 5)
+    cols = -(-panels // rows)
     fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols, 3.0 * rows + 0.6), squeeze=False,
                              sharex=True, sharey=True, layout="constrained")
     flat = axes.ravel()
     _scatter_panel(flat[0], data_x, lo, hi, "data: a fresh sample\n(what the distances compare to)",
                    means, color="C2")
     for a, (label, (x, dist)) in zip(flat[1:], results.items()):
-        title = f"{label}\n{_distance_text(dist, x.shape[1])}"
+        title = f"{label}\n{_distance_text(dist, x.shape[1], projections=False)}"
         outside = _frame_count(x, lo, hi)
         if outside:
             title += f"\n{_outside_text(outside, len(x))}"
         _scatter_panel(a, x, lo, hi, title, means)
-    for a in flat[panels:]:
+    for k, a in enumerate(flat[panels:], start=panels):
         a.axis("off")
-    fig.suptitle(f"reverse samplers on {process.upper()}: {paths:,} paths, {steps} steps, exact score "
-                 f"(x: mixture means; 3,000 points drawn per panel)\n"
-                 f"distance to a fresh data sample; floor: the same distance between two samples of one law",
-                 fontsize=10)
+        flat[k - cols].xaxis.set_tick_params(labelbottom=True)  # nothing below it carries the labels
+    fig.suptitle(f"reverse samplers on {process.upper()}: {paths:,} paths, {steps} steps, exact score; "
+                 f"x: mixture means, 3,000 points per panel\n"
+                 f"distance: sliced W2 ({SLICED_PROJECTIONS} random projections) to a fresh data sample\n"
+                 f"floor: the same distance between two samples of one law", fontsize=10)
     return fig
 
 

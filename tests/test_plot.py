@@ -172,9 +172,14 @@ def test_tour_sample_panels_show_the_data_and_each_distance_without_collisions(t
             label, value, floor = row[0], float(row[1]), float(row[2])
             first, second = a.get_title().split("\n")[:2]
             assert first == label
-            assert second == f"sliced W2 ({cli.SLICED_PROJECTIONS} proj.) {value:.3g}, floor {floor:.3g}"
+            assert second == f"sliced W2 {value:.3g}, floor {floor:.3g}"
+        assert f"sliced W2 ({cli.SLICED_PROJECTIONS} random projections)" in fig.get_suptitle()
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
+        for a in panels:  # each column shows its x tick labels on its lowest panel
+            below = [b for b in panels if b is not a and np.isclose(b.get_position().x0, a.get_position().x0)
+                     and b.get_position().y0 < a.get_position().y0]
+            assert below or _visible_labels(a.xaxis, minor=False), a.get_title()
         texts = []
         for a in panels:
             texts += [a.title] + _visible_labels(a.xaxis, minor=False) + _visible_labels(a.yaxis, minor=False)
