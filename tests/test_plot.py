@@ -213,3 +213,30 @@ def test_sample_figure_frames_the_clusters_and_counts_the_points_outside(tour_fi
     outside = int(np.count_nonzero((x[:, 0] < lo_x) | (x[:, 0] > hi_x) | (x[:, 1] < lo_y) | (x[:, 1] > hi_y)))
     assert outside > 0
     assert f"{outside:,} of 4,000 outside the frame" in ax.get_title()
+
+
+DERIVATION_PAGES = {"000": "000-smld-as-ve-sde.md", "001": "001-reverse-sde-bayes-taylor.md",
+                    "002": "002-ddpm-as-vp-sde.md", "003": "003-euler-maruyama-wiener.md",
+                    "004": "004-fokker-planck-alpha-family.md"}
+
+
+def test_notebooks_cite_derivation_pages_and_are_stored_without_outputs():
+    import json
+    import pathlib
+    import re
+
+    folder = pathlib.Path(__file__).resolve().parent.parent / "notebooks"
+    notebooks = sorted(folder.glob("*.ipynb"))
+    assert len(notebooks) == 6
+    for path in notebooks:
+        cells = json.loads(path.read_text())["cells"]
+        text = "\n".join("".join(c["source"]) for c in cells)
+        assert not re.search(r"\bseeds?\b", text, flags=re.IGNORECASE), f"{path.name} mentions a seed"
+        for number, target in re.findall(r"\[derivation (\d{3})\]\(([^)]*)\)", text):
+            assert target == f"../docs/derivations/{DERIVATION_PAGES[number]}", (path.name, target)
+        own = {"01": "000", "02": "002", "03": "001", "04": "003", "05": "004"}.get(path.name[:2])
+        if own is not None:  # each derivation notebook links its own derivation in its title
+            assert f"[derivation {own}](" in "".join(cells[0]["source"]).splitlines()[0], path.name
+        for c in cells:
+            if c["cell_type"] == "code":
+                assert c["outputs"] == [] and c["execution_count"] is None, path.name
