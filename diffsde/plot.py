@@ -77,7 +77,7 @@ def trajectories(tr, n_paths=50, quantiles=(0.05, 0.5, 0.95), coord=0, ax=None, 
     tr : Trajectory
         Saved at several times (``save_every``).
     n_paths : int
-        Paths drawn individually.
+        Paths drawn individually, evenly spaced over the batch.
     quantiles : tuple
         The fan spans the outer two; the middle ones are drawn as lines.
     coord : int
@@ -95,7 +95,10 @@ def trajectories(tr, n_paths=50, quantiles=(0.05, 0.5, 0.95), coord=0, ax=None, 
         ax.plot(tr.ts, row, color="C0", lw=1.5, label=f"{100 * level:g}% quantile")
     kwargs.setdefault("lw", 0.6)
     kwargs.setdefault("alpha", 0.6)
-    ax.plot(tr.ts, xs[:, :n_paths], color=kwargs.pop("color", "C1"), **kwargs)
+    # paths spread over the batch, not its first rows: a sorted x0 would
+    # otherwise show only the paths that start at one end
+    picks = np.unique(np.linspace(0, xs.shape[1] - 1, min(n_paths, xs.shape[1])).round().astype(int))
+    ax.plot(tr.ts, xs[:, picks], color=kwargs.pop("color", "C1"), **kwargs)
     ax.set(xlabel="t", ylabel=f"x[{coord}]" if tr.x.ndim > 1 else "x")
     if tr.ts[0] > tr.ts[-1]:
         ax.set_xlim(tr.ts[0], tr.ts[-1])  # reverse runs read right to left in t

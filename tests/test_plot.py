@@ -22,6 +22,8 @@ def test_trajectories_draws_paths_and_a_quantile_fan():
     tr = ds.forward(VP, np.linspace(-1, 1, 500), steps=50, rng=0, save_every=5)
     ax = plot.trajectories(tr, n_paths=20)
     assert len(ax.lines) == 20 + 1  # the paths and the median
+    starts = sorted(line.get_ydata()[0] for line in ax.lines[1:])
+    assert starts[0] == -1.0 and starts[-1] == 1.0  # spread over the batch, not its first 20 rows
     assert ax.get_xlabel() == "t" and len(ax.collections) == 1
     rev = ds.reverse(VP, ds.LinearScore(0.0, 1.0), shape=(200,), steps=20, rng=1, save_every=2)
     ax = plot.trajectories(rev)
