@@ -83,7 +83,7 @@ def _fmt(v, digits=4):
 
 # ---- figures ----------------------------------------------------------------------
 
-#: projections of the sliced W2 that reverse_samplers reports in 2-D
+#: projections of the sliced W2 that reverse_samplers reports in 2-D (and the figures name)
 SLICED_PROJECTIONS = 64
 
 
@@ -109,7 +109,8 @@ def _frame_count(x, lo, hi):
 
 def _distance_text(dist, d, projections=True):
     name = "W1" if d == 1 else f"sliced W2 ({SLICED_PROJECTIONS} proj.)" if projections else "sliced W2"
-    return f"{name} {dist.value:.3g}, floor {dist.floor:.3g}"
+    floor = getattr(dist, "floor", None)
+    return f"{name} {dist.value:.3g}" + (f", floor {floor:.3g}" if floor is not None else "")
 
 
 def _outside_text(outside, n):
@@ -209,7 +210,7 @@ def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, meth
         tr = reverse(sde, data, x_T, steps, method=method, rng=seed + 2, **kw)
         seconds = time.perf_counter() - tic
         x = np.asarray(tr.x, dtype=np.float64).reshape(paths, -1)
-        dist = analysis.sliced_wasserstein(x, fresh, n_projections=64, rng=seed) if data.d > 1 else \
+        dist = analysis.sliced_wasserstein(x, fresh, n_projections=SLICED_PROJECTIONS, rng=seed) if data.d > 1 else \
             analysis.wasserstein_1d(x[:, 0], fresh[:, 0], rng=seed)
         mean_error = float(np.max(np.abs(x.mean(axis=0) - data.weights @ data.means)))
         results[label] = (x, dist)
