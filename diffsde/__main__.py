@@ -270,7 +270,7 @@ def cmd_sample(args):
     if plt is not None:
         (label, (x, dist)), = results.items()
         lo, hi, outside = _frame(x, fresh)
-        title = (f"{args.process.upper()} {label}, {args.steps} steps, {len(x):,} paths\n"
+        title = (f"{args.process.upper()} {label}\n{args.steps} steps, {len(x):,} paths\n"
                  f"{_distance_text(dist, x.shape[1])}\n{_outside_text(outside, len(x))}")
         if x.shape[1] == 1:
             fig, ax = plt.subplots(figsize=(5, 4.2), layout="constrained")
