@@ -57,7 +57,8 @@ class Report:
 
     def figure(self, fig, name):
         path = os.path.join(self.out, f"{name}.png")
-        fig.tight_layout()
+        if fig.get_layout_engine() is None:
+            fig.tight_layout()
         fig.savefig(path, dpi=110)
         self.say(f"figure {path}")
 
@@ -78,6 +79,79 @@ def _pyplot(no_plots):
 
 def _fmt(v, digits=4):
     return f"{v:.{digits}g}"
+
+
+# ---- figures ----------------------------------------------------------------------
+
+#: projections of the sliced W2 that reverse_samplers reports in 2-D (and the figures name)
+SLICED_PROJECTIONS = 64
+
+
+def _frame(x, data, pad=0.1, tail=0.005):
+    """Axis limits per coordinate that show the data and the bulk of a sample.
+
+    The frame spans the data sample's range and the sample's central
+    1 - 2 * tail quantiles, padded by ``pad`` of the width: a handful of
+    far outliers (a diverged corrector path) no longer shrink the clusters
+    to a dot, and a sample that misses the data altogether is still shown.
+    Returns (lo, hi) and the number of rows of ``x`` outside the frame.
+    """
+    q_lo, q_hi = np.quantile(x, [tail, 1 - tail], axis=0)
+    lo = np.minimum(data.min(axis=0), q_lo)
+    hi = np.maximum(data.max(axis=0), q_hi)
+    lo, hi = lo - pad * (hi - lo), hi + pad * (hi - lo)
+    return lo, hi, _frame_count(x, lo, hi)
+
+
+def _frame_count(x, lo, hi):
+    return int(np.count_nonzero(np.any((x < lo) | (x > hi), axis=1)))
+
+
+def _distance_text(dist, d, projections=True):
+    name = "W1" if d == 1 else f"sliced W2 ({SLICED_PROJECTIONS} proj.)" if projections else "sliced W2"
+    floor = getattr(dist, "floor", None)
+    return f"{name} {dist.value:.3g}" + (f", floor {floor:.3g}" if floor is not None else "")
+
+
+def _outside_text(outside, n):
+    return f"{outside:,} of {n:,} outside the frame" if outside else f"all {n:,} inside the frame"
+
+
+def _scatter_panel(ax, x, lo, hi, title, means=None, n_show=3000, color="C0"):
+    ax.scatter(x[:n_show, 0], x[:n_show, 1], s=1, alpha=0.4, color=color, rasterized=True)
+    if means is not None:
+        ax.scatter(means[:, 0], means[:, 1], marker="x", color="k", s=20, lw=1)
+    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), aspect="equal")
+    ax.set_title(title, fontsize=9)
+
+
+def samples_figure(plt, process, results, data_x, means, paths, steps):
+    """One panel for the data sample, then one per sampler, each titled with
+    its distance to the data and its noise floor."""
+    x_all = np.concatenate([x for x, _ in results.values()] + [data_x])
+    lo, hi, _ = _frame(x_all, data_x)
+    panels = len(results) + 1
+    rows = -(-panels // 5)
+    cols = -(-panels // rows)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols, 3.0 * rows + 0.6), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
+    flat = axes.ravel()
+    _scatter_panel(flat[0], data_x, lo, hi, "data: a fresh sample\n(what the distances compare to)",
+                   means, color="C2")
+    for a, (label, (x, dist)) in zip(flat[1:], results.items()):
+        title = f"{label}\n{_distance_text(dist, x.shape[1], projections=False)}"
+        outside = _frame_count(x, lo, hi)
+        if outside:
+            title += f"\n{_outside_text(outside, len(x))}"
+        _scatter_panel(a, x, lo, hi, title, means)
+    for k, a in enumerate(flat[panels:], start=panels):
+        a.axis("off")
+        flat[k - cols].xaxis.set_tick_params(labelbottom=True)  # nothing below it carries the labels
+    fig.suptitle(f"reverse samplers on {process.upper()}: {paths:,} paths, {steps} steps, exact score; "
+                 f"x: mixture means, 3,000 points per panel\n"
+                 f"distance: sliced W2 ({SLICED_PROJECTIONS} random projections) to a fresh data sample\n"
+                 f"floor: the same distance between two samples of one law", fontsize=10)
+    return fig
 
 
 # ---- pieces ---------------------------------------------------------------------
@@ -136,16 +210,16 @@ def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, meth
         tr = reverse(sde, data, x_T, steps, method=method, rng=seed + 2, **kw)
         seconds = time.perf_counter() - tic
         x = np.asarray(tr.x, dtype=np.float64).reshape(paths, -1)
-        dist = analysis.sliced_wasserstein(x, fresh, n_projections=64, rng=seed) if data.d > 1 else \
+        dist = analysis.sliced_wasserstein(x, fresh, n_projections=SLICED_PROJECTIONS, rng=seed) if data.d > 1 else \
             analysis.wasserstein_1d(x[:, 0], fresh[:, 0], rng=seed)
         mean_error = float(np.max(np.abs(x.mean(axis=0) - data.weights @ data.means)))
-        results[label] = x
+        results[label] = (x, dist)
         rows.append([label, _fmt(dist.value, 3), _fmt(dist.floor, 3), _fmt(mean_error, 3), tr.nfe, f"{seconds:.2f}"])
         report.say(f"{process} {label}: distance {dist.value:.3g} (floor {dist.floor:.3g})")
     report.table(f"samplers_{process}", ["method", "W2 to data", "noise floor", "max abs mean error", "nfe", "seconds"],
                  rows, f"Reverse samplers on {process.upper()}, {data_name}, {paths:,} paths, {steps} steps, "
                        f"exact score, from the exact marginal at T")
-    return results
+    return results, fresh
 
 
 # ---- subcommands ------------------------------------------------------------------
@@ -164,26 +238,21 @@ def cmd_tour(args):
     for process in ("vp", "ve"):
         samples[process] = reverse_samplers(report, process, "eight_gaussians", paths, args.steps, args.seed, args.dtype)
     if plt is not None:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        from .plot import log_ticks
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
         for name, (n, rms, fit) in curves.items():
             axes[0].loglog(n, rms, "o-", label=f"{name}: order {fit.order:.2f}")
         axes[0].loglog(n, curves["DDPM -> VP"][1][0] * n[0] / n, "k--", lw=0.7, label="slope -1")
         axes[0].set(xlabel="steps N", ylabel="RMS of chain - SDE at T", title="chains converge to their SDEs")
         axes[0].legend(fontsize=8)
+        log_ticks(axes[0], xticks=n)
         study.plot(ax=axes[1])
         axes[1].set_title("EM strong error on one Brownian path (VP)")
         report.figure(fig, "convergence")
         gm = datasets.eight_gaussians()
-        for process, results in samples.items():
-            fig, axes = plt.subplots(2, (len(results) + 1) // 2, figsize=(3 * ((len(results) + 1) // 2), 6.2),
-                                     squeeze=False)
-            for a, (label, x) in zip(axes.ravel(), results.items()):
-                a.scatter(x[:3000, 0], x[:3000, 1], s=1, alpha=0.4)
-                a.scatter(gm.means[:, 0], gm.means[:, 1], marker="x", color="k", s=20)
-                a.set(title=label, xlim=(-3, 3), ylim=(-3, 3), aspect="equal")
-            for a in axes.ravel()[len(results):]:
-                a.axis("off")
-            fig.suptitle(f"reverse samplers on {process.upper()} (x: the mixture means)")
+        for process, (results, fresh) in samples.items():
+            fig = samples_figure(plt, process, results, fresh, gm.means, paths, args.steps)
             report.figure(fig, f"samples_{process}")
     report.say(f"done: tables and figures in {args.out}")
     return 0
@@ -196,18 +265,41 @@ def cmd_sample(args):
     kw = {"alpha": args.alpha} if args.alpha is not None else {}
     if args.corrector:
         kw["corrector"] = "langevin"
-    results = reverse_samplers(report, args.process, args.data, args.paths, args.steps, args.seed, args.dtype,
-                               methods=[(args.method, kw)])
+    results, fresh = reverse_samplers(report, args.process, args.data, args.paths, args.steps, args.seed,
+                                      args.dtype, methods=[(args.method, kw)])
     if plt is not None:
-        (label, x), = results.items()
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        (label, (x, dist)), = results.items()
+        lo, hi, outside = _frame(x, fresh)
+        title = (f"{args.process.upper()} {label}\n{args.steps} steps, {len(x):,} paths\n"
+                 f"{_distance_text(dist, x.shape[1])}\n{_outside_text(outside, len(x))}")
         if x.shape[1] == 1:
-            ax.hist(x[:, 0], bins=120, density=True)
-            ax.set(xlabel="x", ylabel="density")
+            fig, ax = plt.subplots(figsize=(5, 4.2), layout="constrained")
+            data = DATA[args.data]()
+            edges = np.linspace(lo[0], hi[0], 121)
+            ax.hist(fresh[:, 0], bins=edges, density=True, histtype="step", color="C2", label="data (fresh sample)")
+            # density=True over the frame only: scale by the share inside so both
+            # histograms estimate the same density
+            inside = x[(x[:, 0] >= lo[0]) & (x[:, 0] <= hi[0]), 0]
+            weights = np.full(inside.size, 1.0 / (len(x) * (edges[1] - edges[0])))
+            ax.hist(inside, bins=edges, weights=weights, histtype="step", color="C0", label="sampler")
+            grid = np.linspace(lo[0], hi[0], 400)
+            ax.plot(grid, np.exp(data.logpdf(grid)), "k--", lw=0.8, label="exact data density")
+            ax.set(xlabel="x", ylabel="density", xlim=(lo[0], hi[0]))
+            ax.set_ylim(top=1.3 * ax.get_ylim()[1])  # headroom for the legend
+            ax.legend(fontsize=8)
+            ax.set_title(title, fontsize=9)
         else:
-            ax.scatter(x[:5000, 0], x[:5000, 1], s=1, alpha=0.4)
-            ax.set(xlabel="x[0]", ylabel="x[1]", aspect="equal")
-        ax.set_title(f"{args.process} {label}, {args.steps} steps")
+            means = getattr(DATA[args.data](), "means", None)
+            fig, (a_data, ax) = plt.subplots(1, 2, figsize=(8.4, 4.6), sharex=True, sharey=True,
+                                             layout="constrained")
+            _scatter_panel(a_data, fresh, lo, hi, "data: a fresh sample\n(what the distance compares to)\n"
+                           "x: mixture means" if means is not None else "data: a fresh sample",
+                           means, n_show=5000, color="C2")
+            _scatter_panel(ax, x, lo, hi, title, means, n_show=5000)
+            for a in (a_data, ax):
+                a.set(xlabel="x[0]")
+            a_data.set(ylabel="x[1]")
+            fig.suptitle("5,000 points drawn per panel", fontsize=9)
         report.figure(fig, f"sample_{args.process}_{args.method}")
     return 0
 

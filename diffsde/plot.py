@@ -13,9 +13,52 @@ def _axes(ax, ncols=1, figsize=None):
     if ax is not None:
         return ax
     plt = require("matplotlib.pyplot", "diffsde.plot")
+    # constrained layout keeps tick and axis labels inside the figure when it
+    # is saved with a plain savefig (no bbox_inches="tight")
     if ncols == 1:
-        return plt.subplots(figsize=figsize)[1]
-    return plt.subplots(1, ncols, figsize=figsize or (4 * ncols, 3.6), squeeze=False)[1][0]
+        return plt.subplots(figsize=figsize, layout="constrained")[1]
+    return plt.subplots(1, ncols, figsize=figsize or (4 * ncols, 3.6), squeeze=False, layout="constrained")[1][0]
+
+
+def log_ticks(ax, xticks=None):
+    """Readable tick labels on the log axes of ``ax``.
+
+    Matplotlib labels minor ticks (2x10^1, 3x10^1, ...) whenever a log axis
+    shows fewer than two powers of ten, and those labels overlap. This
+    keeps minor ticks unlabelled, labels the major ticks, and on an axis
+    that shows fewer than two powers of ten puts majors at 1, 2 and 5 times
+    powers of ten (written with ``%g``) so that at least two ticks carry a
+    label.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+        Call after the data are drawn (the span is read from the view limits).
+    xticks : sequence of positive numbers, optional
+        Label the x axis exactly at these values (e.g. the step counts of a
+        convergence study), written with ``%g``.
+
+    Returns
+    -------
+    ax
+    """
+    from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, StrMethodFormatter
+
+    for axis, scale, limits in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+                                (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        if scale != "log":
+            continue
+        axis.set_minor_formatter(NullFormatter())
+        lo, hi = sorted(limits)
+        if lo > 0 and np.floor(np.log10(hi)) - np.ceil(np.log10(lo)) < 1:  # fewer than two powers of ten
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    if xticks is not None:
+        values = np.unique(np.asarray(xticks, dtype=float))
+        ax.xaxis.set_major_locator(FixedLocator(values))
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    return ax
 
 
 def _saved_index(tr, t):
@@ -35,7 +78,7 @@ def trajectories(tr, n_paths=50, quantiles=(0.05, 0.5, 0.95), coord=0, ax=None, 
     tr : Trajectory
         Saved at several times (``save_every``).
     n_paths : int
-        Paths drawn individually.
+        Paths drawn individually, evenly spaced over the batch.
     quantiles : tuple
         The fan spans the outer two; the middle ones are drawn as lines.
     coord : int
@@ -53,7 +96,10 @@ def trajectories(tr, n_paths=50, quantiles=(0.05, 0.5, 0.95), coord=0, ax=None, 
         ax.plot(tr.ts, row, color="C0", lw=1.5, label=f"{100 * level:g}% quantile")
     kwargs.setdefault("lw", 0.6)
     kwargs.setdefault("alpha", 0.6)
-    ax.plot(tr.ts, xs[:, :n_paths], color=kwargs.pop("color", "C1"), **kwargs)
+    # paths spread over the batch, not its first rows: a sorted x0 would
+    # otherwise show only the paths that start at one end
+    picks = np.unique(np.linspace(0, xs.shape[1] - 1, min(n_paths, xs.shape[1])).round().astype(int))
+    ax.plot(tr.ts, xs[:, picks], color=kwargs.pop("color", "C1"), **kwargs)
     ax.set(xlabel="t", ylabel=f"x[{coord}]" if tr.x.ndim > 1 else "x")
     if tr.ts[0] > tr.ts[-1]:
         ax.set_xlim(tr.ts[0], tr.ts[-1])  # reverse runs read right to left in t
@@ -103,6 +149,7 @@ def marginals(tr, times, exact=None, process=None, ax=None, bins=80, **kwargs):
                 grid = np.linspace(*np.quantile(sample, [0.0005, 0.9995]), 400)
                 ax.plot(grid, density(grid), "--", color=color, lw=1)
         ax.set(xlabel="x", ylabel="density")
+        ax.set_ylim(top=1.3 * ax.get_ylim()[1])  # headroom: the legend must not hide a mode
         ax.legend(fontsize=8, title="histogram; dashed: exact" if exact is not None else None)
         return ax
     if xs.ndim != 3 or xs.shape[2] != 2:
@@ -123,30 +170,69 @@ def marginals(tr, times, exact=None, process=None, ax=None, bins=80, **kwargs):
     return axes
 
 
-def convergence(study, ax=None, reference_orders=(1, 2), **kwargs):
+def convergence(study, ax=None, reference_orders=(1, 2), labels=None, **kwargs):
     """Log-log error against step count, with 2-standard-error bars, the
-    fitted line and dashed reference slopes. ``study`` may be a list."""
+    fitted line and dashed reference slopes.
+
+    Parameters
+    ----------
+    study : ConvergenceStudy or a list of them
+    ax : matplotlib Axes, optional
+        Calling again on the same axes adds the new studies; each reference
+        slope is drawn once per axes.
+    reference_orders : sequence of numbers
+        Slopes ``-order`` drawn through the first error of the first study
+        drawn on these axes.
+    labels : sequence of str, optional
+        One legend label per study (default: the study's kind); the fitted
+        order is appended to each.
+    **kwargs
+        Passed to ``Axes.errorbar`` for every study.
+
+    Returns
+    -------
+    ax
+    """
+    studies = list(study) if isinstance(study, (list, tuple)) else [study]
+    if labels is not None:
+        if isinstance(labels, str) or not hasattr(labels, "__len__"):
+            raise TypeError(f"labels must be a sequence of str, one per study; got {labels!r}")
+        if len(labels) != len(studies):
+            raise ValueError(f"labels has {len(labels)} entries for {len(studies)} "
+                             f"{'study' if len(studies) == 1 else 'studies'}; pass one label per study")
+        if "label" in kwargs:
+            raise TypeError("pass either label= (one study) or labels= (one per study), not both")
     ax = _axes(ax)
-    studies = study if isinstance(study, (list, tuple)) else [study]
-    for s in studies:
+    for i, s in enumerate(studies):
         n = np.asarray(s.steps, dtype=float)
         style = dict(kwargs)
         style.setdefault("marker", "o")
-        label = style.pop("label", f"{s.kind} error")
+        label = labels[i] if labels is not None else style.pop("label", f"{s.kind} error")
+        style.pop("label", None)
         line = ax.errorbar(n, s.errors, yerr=2 * np.asarray(s.stderr), capsize=3,
                            label=f"{label}: order {s.fit.order:.2f}", **style)
         ax.plot(n, s.fit.constant * n ** (-s.fit.order), color=line[0].get_color(), lw=0.8)
-    n = np.asarray(studies[0].steps, dtype=float)
-    e0 = studies[0].errors[0]
+    # the references hang from the first study ever drawn on these axes, so a
+    # second call does not stack a second set of slopes
+    anchor = getattr(ax, "_diffsde_reference_anchor", None)
+    if anchor is None:
+        anchor = ax._diffsde_reference_anchor = (np.asarray(studies[0].steps, dtype=float),
+                                                 float(studies[0].errors[0]))
+    n, e0 = anchor
+    drawn = {line.get_gid() for line in ax.lines}
     for order in reference_orders:
-        ax.plot(n, e0 * (n / n[0]) ** (-order), "k--", lw=0.6, alpha=0.6)
-        ax.annotate(f"slope -{order}", (n[-1], e0 * (n[-1] / n[0]) ** (-order)), fontsize=8)
+        gid = f"diffsde-reference-slope-{order:g}"
+        if gid in drawn:
+            continue
+        ax.plot(n, e0 * (n / n[0]) ** (-order), "k--", lw=0.6, alpha=0.6, gid=gid)
+        # right-aligned above the line's end, so the text stays inside the axes
+        ax.annotate(f"slope -{order:g}", (n[-1], e0 * (n[-1] / n[0]) ** (-order)), xytext=(0, 3),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=8)
     ax.set(xscale="log", yscale="log", xlabel="steps N", ylabel="error")
-    from matplotlib.ticker import FixedLocator, NullFormatter
-
-    ax.xaxis.set_major_locator(FixedLocator(n))
-    ax.set_xticklabels([f"{int(v)}" for v in n])
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    steps = np.unique(np.concatenate([np.asarray(s.steps, dtype=float) for s in studies]
+                                     + [np.asarray(getattr(ax, "_diffsde_steps", []), dtype=float)]))
+    ax._diffsde_steps = steps
+    log_ticks(ax, xticks=steps)
     ax.legend(fontsize=8)
     return ax
 

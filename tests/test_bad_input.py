@@ -25,7 +25,6 @@ NAN_X[3, 1] = np.nan
 SCORE = ds.LinearScore()
 
 #: Known failures, marked strict: remove a marker once its fix is merged.
-API = "issue 14 defect 9: the message does not name the argument; fixed on branch i14-api"
 
 
 def _readonly(shape):
@@ -202,14 +201,14 @@ CASES = [
     ("datasets.eight_gaussians std", lambda: ds.datasets.eight_gaussians(std=0.0), ValueError, "std must be > 0"),
     ("datasets.bimodal_1d weight", lambda: ds.datasets.bimodal_1d(weight=2.0), ValueError, r"weight must be in \[0, 1\]"),
     # ---- issue 14 defects 4, 6, 7, 9: the message names the argument --------------------
-    ("reverse alpha str", lambda: ds.reverse(VP, SCORE, X, 4, alpha="fast"), TypeError, "alpha must be a real number.*'fast'", API),
-    ("reverse alpha None", lambda: ds.reverse(VP, SCORE, X, 4, alpha=None), TypeError, "alpha must be a real number.*None", API),
-    ("reverse eta str", lambda: ds.reverse(VP, SCORE, X, 4, method="ddim", eta="x"), TypeError, "eta must be a real number.*'x'", API),
-    ("reverse t_start str", lambda: ds.reverse(VP, SCORE, X, 4, t_start="a"), TypeError, "t_start must be a real number.*'a'", API),
-    ("reverse ancestral beta_k >= 1", lambda: ds.reverse(ds.VPSDE(beta_max=2000.0), SCORE, X, 10, method="ancestral"), ValueError, "beta_k .*>= 1", API),
-    ("forward t0 None", lambda: ds.forward(VP, X, 4, t0=None), TypeError, "t0 must be a real number.*None", API),
-    ("SMLD sigma0 str", lambda: ds.SMLD([1.0], sigma0="a"), TypeError, "sigma0 must be a real number.*'a'", API),
-    ("log_likelihood delta 0", lambda: ds.log_likelihood(VP, lambda x, t: -x, X, 4, delta=0), ValueError, "delta must be finite and > 0", API),
+    ("reverse alpha str", lambda: ds.reverse(VP, SCORE, X, 4, alpha="fast"), TypeError, "alpha must be a real number.*'fast'"),
+    ("reverse alpha None", lambda: ds.reverse(VP, SCORE, X, 4, alpha=None), TypeError, "alpha must be a real number.*None"),
+    ("reverse eta str", lambda: ds.reverse(VP, SCORE, X, 4, method="ddim", eta="x"), TypeError, "eta must be a real number.*'x'"),
+    ("reverse t_start str", lambda: ds.reverse(VP, SCORE, X, 4, t_start="a"), TypeError, "t_start must be a real number.*'a'"),
+    ("reverse ancestral beta_k >= 1", lambda: ds.reverse(ds.VPSDE(beta_max=2000.0), SCORE, X, 10, method="ancestral"), ValueError, "beta_k .*>= 1"),
+    ("forward t0 None", lambda: ds.forward(VP, X, 4, t0=None), TypeError, "t0 must be a real number.*None"),
+    ("SMLD sigma0 str", lambda: ds.SMLD([1.0], sigma0="a"), TypeError, "sigma0 must be a real number.*'a'"),
+    ("log_likelihood delta 0", lambda: ds.log_likelihood(VP, lambda x, t: -x, X, 4, delta=0), ValueError, "delta must be finite and > 0"),
     ("forward rng negative", lambda: ds.forward(VP, X, 4, rng=-1), ValueError, "rng must be a non-negative int seed"),
     ("BrownianPath.increments T", lambda: ds.BrownianPath((3,), 3).increments(4, T=-1), ValueError, "T must be finite and > 0"),
     ("StepTable.concat empty", lambda: ds.StepTable.concat(), ValueError, "StepTable.concat needs at least one StepTable"),
