@@ -302,9 +302,9 @@ def test_repr_of_a_trajectory_with_nothing_saved():
 
 # ---- defect 11: the corrector table -------------------------------------------
 
-def _loop_corrector(grid, snr, n_steps):
+def _loop_corrector(grid, snr, n_steps, at_start):
     """The original construction, one StepTable per sub-step: the twin."""
-    k = grid.run_order()[:-1] - 1
+    k = grid.run_order() if at_start else grid.run_order()[:-1] - 1
     r = np.exp(grid.log_abar[k] - grid.log_abar[k - 1]) if grid.log_abar is not None else np.ones(k.size)
     return [ds.StepTable.langevin(r, snr, t=grid.t[k], m=grid.m[k], s=grid.s[k], interval=k, sub_step=sub)
             for sub in range(n_steps)]
@@ -313,7 +313,8 @@ def _loop_corrector(grid, snr, n_steps):
 @pytest.mark.parametrize("process", [ds.VPSDE(), ds.VESDE(), ds.SubVPSDE(),
                                      ds.DDPM.from_sde(ds.VPSDE(), 9, rule="exact")])
 @pytest.mark.parametrize("n_sub", [1, 2, 5])
-def test_vectorized_corrector_table_equals_the_per_sub_step_tables(process, n_sub):
+@pytest.mark.parametrize("at_start", [True, False])
+def test_vectorized_corrector_table_equals_the_per_sub_step_tables(process, n_sub, at_start):
     """Defect 11: the table built in one pass is the old one, column by column."""
     steps = None if isinstance(process, ds.DDPM) else 9
     grid = simulate._reverse_grid(process, steps, None, 0.0, None)
@@ -322,8 +323,12 @@ def test_vectorized_corrector_table_equals_the_per_sub_step_tables(process, n_su
         predictor = methods.reverse_em(law, 1.0)
     else:
         predictor = methods.reverse_diffusion(law)
-    new = ds.StepTable.interleave(predictor, *methods.langevin_corrector(law, 0.16, n_sub))
-    old = ds.StepTable.interleave(predictor, *_loop_corrector(law, 0.16, n_sub))
+    new = methods.langevin_corrector(law, 0.16, n_sub, at_start=at_start)
+    old = _loop_corrector(law, 0.16, n_sub, at_start)
+    if at_start:  # the corrector at t_k before the predictor step from t_k
+        new, old = ds.StepTable.interleave(*new, predictor), ds.StepTable.interleave(*old, predictor)
+    else:
+        new, old = ds.StepTable.interleave(predictor, *new), ds.StepTable.interleave(predictor, *old)
     for name in ("kind", "a", "b", "c", "t", "m", "s", "interval", "stream", "step"):
         assert getattr(new, name).dtype == getattr(old, name).dtype
         np.testing.assert_array_equal(getattr(new, name), getattr(old, name), err_msg=name)
@@ -335,20 +340,20 @@ def test_huge_corrector_is_refused_before_anything_is_built(monkeypatch):
     the bytes), against a fixed 'physical memory' here so the test does not
     depend on the machine."""
     monkeypatch.setattr(_steptable, "physical_memory_bytes", lambda: 10**6)
-    rows = 99 * 100
+    rows = 100 * 100
     need = rows * _steptable.BUILD_BYTES_PER_ROW
-    with pytest.raises(MemoryError, match=f"a Langevin corrector of 100 sub-steps after each of 99 steps makes "
+    with pytest.raises(MemoryError, match=f"a Langevin corrector of 100 sub-steps at each of 100 grid times makes "
                                           f"a step table of {rows:,} rows, which needs about {need:,} bytes"):
         ds.reverse(VP, _score(), _x0(), 100, corrector="langevin", n_corrector_steps=100)
 
 
 def test_a_million_corrector_sub_steps_fail_fast():
-    """Defect 11 as reported: 10**6 sub-steps after each of 999 steps need
+    """Defect 11 as reported: 10**6 sub-steps at each of 1000 grid times need
     about 2e11 bytes to build: refused at once on any machine with less."""
     limit = _steptable.physical_memory_bytes()
-    if limit is None or limit >= 999 * 10**6 * _steptable.BUILD_BYTES_PER_ROW:
+    if limit is None or limit >= 1000 * 10**6 * _steptable.BUILD_BYTES_PER_ROW:
         pytest.skip("this machine could hold the table")
-    with pytest.raises(MemoryError, match="999,000,000 rows"):
+    with pytest.raises(MemoryError, match="1,000,000,000 rows"):
         ds.reverse(VP, _score(), _x0(), corrector="langevin", n_corrector_steps=10**6)
 
 

@@ -264,6 +264,7 @@ case("ReverseSDE.diffusion", REV.diffusion, TIMES)
 case("DDPM", lambda b, T: ds.DDPM(b, T), BETAS, np.array(2.0))
 case("SMLD", lambda s, s0: ds.SMLD(s, s0), SIGMAS, np.array(0.05))
 case("DDPM.from_sde", lambda: ds.DDPM.from_sde(VP, 8, rule="exact"))
+case("DDPM.linear", lambda: ds.DDPM.linear(10, 1e-4, 0.02))
 case("SMLD.from_sde", lambda: ds.SMLD.from_sde(VE, np.int64(8)))
 for cname, chain in CHAINS.items():
     case(f"{cname}.marginal", chain.marginal, np.array([[0, 1], [3, 4]]))
@@ -364,6 +365,8 @@ case("plot.convergence", lambda n, e, se: plot.convergence(analysis.ConvergenceS
 case("plot.density_evolution", lambda x, ts, p, xs: plot.density_evolution(
          fokker_planck.FokkerPlanckSolution(x, ts, p), ds.Trajectory(xs[0], xs, ts, 0), n_overlays=2),
      GRID, T4, np.tile(P0, (4, 1)), Z1)
+case("plot.log_ticks", lambda ticks: plot.log_ticks(plot.convergence(STUDY), xticks=ticks),
+     np.array([16.0, 32.0, 64.0]))
 case("plot.compare_chain_sde", lambda x: plot.compare_chain_sde(DDPM4, x, n_paths=3), X1)
 
 
