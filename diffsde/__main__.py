@@ -150,7 +150,7 @@ def em_convergence(report, process, kind, direction, paths, seed, data_name="bim
     header = ["N", f"{kind} error", "std err"]
     rows = [[int(n), _fmt(e), _fmt(s)] for n, e, s in zip(study.steps, study.errors, study.stderr)]
     notes = _fit_notes(study.fit, f"{kind} order")
-    swapped = kind == "strong" and data.means.shape[0] > 1
+    swapped = kind == "strong" and direction == "reverse" and data.means.shape[0] > 1
     if swapped:
         # which mode each path ends nearest to, and how much of the mean-square error the swaps carry
         def mode(x):

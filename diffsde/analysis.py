@@ -5,11 +5,17 @@ difference from sampling noise.
 * :func:`strong_error` and :func:`weak_error` run a process at a ladder of
   step counts on **one** :class:`~diffsde.BrownianPath` against a reference
   at 16x the finest count on the same path, so the errors measure the
-  discretization, not the sampling; :func:`fit_order` fits the order.
-* :func:`wasserstein_1d`, :func:`ks_statistic`, :func:`sliced_wasserstein`
-  return a :class:`Distance` with ``floor``: the same statistic between two
-  samples of one law at these sizes (a permutation estimate), below which a
-  distance means nothing.
+  discretization, not the sampling; :func:`fit_order` fits the order with
+  its 95% interval, and warns (:class:`OrderFitWarning`) when there is none
+  (two points) or it is wide (half-width > :data:`WIDE_CI_HALF_WIDTH`).
+* :func:`wasserstein_1d` (exact empirical W_p for any sizes, p >= 1),
+  :func:`ks_statistic`, :func:`sliced_wasserstein` return a
+  :class:`Distance`: the value, and the same statistic between two samples
+  of one law at these sizes (random splits of the pooled samples) as a
+  median ``floor``, a 90% band ``[floor_low, floor_high]`` and a
+  permutation p-value, so that ``d.verdict()`` says "consistent" or
+  "distinguishable" at a stated level. :meth:`Distance.from_null` builds the
+  same from distances to fresh samples of a known law.
 * :func:`moment_errors`: sample moments against known ones, with standard
   errors.
 """
