@@ -1,7 +1,8 @@
 """python -m diffsde: the tour and its pieces.
 
     python -m diffsde [tour]   convergence of DDPM -> VP and SMLD -> VE, and every
-                               reverse sampler on a 2-D mixture; figures and tables
+                               reverse sampler on a 2-D mixture at a coarse and a
+                               fine step count, each tested against the data
     python -m diffsde sample   one sampler on one process, against the exact data
     python -m diffsde converge strong or weak order of Euler-Maruyama on one path
 
