@@ -102,8 +102,9 @@ def _fit_notes(fit, what):
     if fit.ci is None:
         return [f"Note ({what}): two step counts, so no confidence interval for the order."]
     if fit.wide:
-        return [f"Warning ({what}): the 95% CI of the order, [{fit.ci[0]:.3f}, {fit.ci[1]:.3f}], is wide (half-width above "
-                f"{analysis.WIDE_CI_HALF_WIDTH}): the errors do not follow one power law over these step counts."]
+        return [f"Warning ({what}): the 95% CI of the order, [{fit.ci[0]:.3f}, {fit.ci[1]:.3f}], is wide "
+                f"(half-width above {analysis.WIDE_CI_HALF_WIDTH}): the errors do not follow one power law over "
+                "these step counts."]
     return []
 
 
@@ -175,12 +176,12 @@ def em_convergence(report, process, kind, direction, paths, seed, data_name="bim
     if swapped and study.fit.order < 0.9:
         notes.append(
             f"Why the order is below 1: the reverse SDE pulls paths apart near the boundary between the modes "
-            f"(by a factor of about e^10 from T to t_end, on VE, VP and sub-VP alike), so a discretization error sends a few paths to the "
-            f"other mode, an error of the modes' separation. Their fraction falls like 1/N, which adds an N^(-1/2) "
-            f"term to the RMS error; they carry {min(shares):.0%} to {max(shares):.0%} of the mean-square error here. "
-            f"EM's strong order 1 returns only at far finer steps; with Gaussian data (a linear score, one mode) "
-            f"the same study measures order 1: python -m diffsde converge --kind strong --direction reverse "
-            f"--data gaussian_1d.")
+            f"(by a factor of about e^10 from T to t_end, on VE, VP and sub-VP alike), so a discretization error "
+            f"sends a few paths to the other mode, an error of the modes' separation. Their fraction falls like 1/N, "
+            f"which adds an N^(-1/2) term to the RMS error; they carry {min(shares):.0%} to {max(shares):.0%} of the "
+            f"mean-square error here. EM's strong order 1 returns only at far finer steps; with Gaussian data "
+            f"(a linear score, one mode) the same study measures order 1: python -m diffsde converge --kind strong "
+            f"--direction reverse --data gaussian_1d.")
     report.table(f"{kind}_{direction}_{process}", header, rows, title, notes)
     return study
 

@@ -92,8 +92,10 @@ def fit_order(steps, errors):
 
     The 95% confidence interval of p is p +- t_{0.975, k-2} se(slope) from
     the residuals of the k points (the textbook interval for a regression
-    slope); it assumes the errors follow one power law up to independent
-    noise, so a curved log-log plot (a pre-asymptotic regime) also widens it.
+    slope; beyond 30 degrees of freedom the 30-degree quantile 2.042, a
+    slightly conservative choice); it assumes the errors follow one power
+    law up to independent noise, so a curved log-log plot (a pre-asymptotic
+    regime) also widens it.
 
     Parameters
     ----------
@@ -131,9 +133,10 @@ def fit_order(steps, errors):
     fit = OrderFit(order=float(-slope), ci=(float(-slope - half), float(-slope + half)),
                    constant=math.exp(intercept), n_points=int(n.size))
     if fit.wide:
-        warnings.warn(f"order {fit.order:.3f} has a wide 95% CI [{fit.ci[0]:.3f}, {fit.ci[1]:.3f}] (half-width {half:.2f} > "
-                      f"{WIDE_CI_HALF_WIDTH}): the errors do not follow one power law over these step counts "
-                      "(too few points, noise, or a pre-asymptotic regime)", OrderFitWarning, stacklevel=2)
+        warnings.warn(f"order {fit.order:.3f} has a wide 95% CI [{fit.ci[0]:.3f}, {fit.ci[1]:.3f}] "
+                      f"(half-width {half:.2f} > {WIDE_CI_HALF_WIDTH}): the errors do not follow one power law "
+                      "over these step counts (too few points, noise, or a pre-asymptotic regime)",
+                      OrderFitWarning, stacklevel=2)
     return fit
 
 

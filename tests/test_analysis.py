@@ -165,7 +165,8 @@ def test_distance_from_a_null_sample_and_its_statements():
     null = np.arange(1.0, 100.0) / 100  # 0.01 .. 0.99
     d = analysis.Distance.from_null(0.5, null, (10, 20))
     assert d.floor == 0.5 and d.n_null == 99 and d.null == "law"
-    assert d.floor_low == pytest.approx(np.quantile(null, 0.05)) and d.floor_high == pytest.approx(np.quantile(null, 0.95))
+    assert d.floor_low == pytest.approx(np.quantile(null, 0.05))
+    assert d.floor_high == pytest.approx(np.quantile(null, 0.95))
     assert d.pvalue == (1 + 50) / 100 and d.consistent() and d.verdict() == "consistent at the 95% level (p = 0.51)"
     far = analysis.Distance.from_null(2.0, null)
     assert far.pvalue == 0.01 and not far.consistent(0.05) and far.consistent(0.005)
