@@ -546,15 +546,10 @@ def _ks(x, y):
     return float(np.max(np.abs(fx - fy)))
 
 
-<<<<<<< HEAD
-def ks_statistic(x, y, *, rng=0):
-    """The two-sample Kolmogorov-Smirnov statistic ``sup |F_x - F_y|``."""
-=======
 def ks_statistic(x, y, *, rng=0, n_permutations=99):
-    """The two-sample Kolmogorov-Smirnov statistic sup |F_x - F_y| with its
+    """The two-sample Kolmogorov-Smirnov statistic ``sup |F_x - F_y|`` with its
     permutation null (see :func:`wasserstein_1d` for ``rng`` and
     ``n_permutations``)."""
->>>>>>> i14-analysis
     x, y = _samples_1d(x, "x"), _samples_1d(y, "y")
     return _with_null(_ks, x, y, np.random.default_rng(rng), _n_permutations(n_permutations))
 
