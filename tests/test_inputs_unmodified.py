@@ -330,6 +330,13 @@ case("analysis.sliced_wasserstein", lambda x, y: analysis.sliced_wasserstein(x, 
 case("analysis.moment_errors", analysis.moment_errors, X, MEAN2, VAR2)
 case("analysis.OrderFit", lambda ci: repr(analysis.OrderFit(1.0, ci, 2.0)), np.array([0.9, 1.1]))
 case("analysis.Distance", lambda n: repr(analysis.Distance(0.1, 0.2, n)), np.array([6, 7]))
+NULL_DISTANCES = np.linspace(0.05, 0.3, 19)
+case("analysis.Distance.from_null", lambda v, n: analysis.Distance.from_null(0.1, v, n), NULL_DISTANCES,
+     np.array([6, 7]))
+case("analysis.Distance.consistent", lambda v: analysis.Distance.from_null(0.1, v).consistent(0.05), NULL_DISTANCES)
+case("analysis.Distance.verdict", lambda v: analysis.Distance.from_null(0.1, v).verdict(0.05), NULL_DISTANCES)
+case("analysis.OrderFit.ci_text", lambda n, e: analysis.fit_order(n, e).ci_text(), STEP_COUNTS, ERRORS)
+case("analysis.OrderFitWarning", lambda: analysis.OrderFitWarning("a message"))
 case("analysis.ConvergenceStudy", lambda n, e, se: repr(analysis.ConvergenceStudy("strong", n, e, se, 64,
                                                                                   STUDY.fit)),
      STEP_COUNTS, ERRORS, ERRORS / 10)
