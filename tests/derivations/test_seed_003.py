@@ -125,14 +125,28 @@ def test_step3_left_and_right_beta_evaluation_are_both_first_order():
         assert_variance(x_N, m * m * V0 + s * s)
 
 
+def vp_closed_form(t, beta_min=0.1, beta_max=20.0):
+    """(m(t), s(t)) of VP(0.1, 20) written out here: B = beta_min t + (beta_max - beta_min) t^2/2,
+    m = e^{-B/2}, s^2 = 1 - e^{-B} (Song et al. 2021, eq. 29), independent of the package."""
+    big_b = beta_min * t + 0.5 * (beta_max - beta_min) * t * t
+    return np.exp(-0.5 * big_b), np.sqrt(-np.expm1(-big_b))
+
+
 def test_step3_em_template_has_strong_order_one_forward():
     """EM on the VP SDE (additive noise): strong order 1 on one Brownian path
-    against 8192 steps, N = 32 .. 512."""
+    against 8192 steps, N = 32 .. 512. The order alone would also hold for a
+    consistent but wrong SDE (the reference is the same method refined), so
+    the 8192-step run must also land on the closed-form marginal."""
     x0 = MU + np.sqrt(V0) * ds.standard_normal(N_PATHS, rng=11)
     study = analysis.strong_error(VP, x0, LADDER, rng=12)
     assert study.reference_steps == 8192
     assert study.fit.order == pytest.approx(1.0, abs=0.15)
     assert np.all(study.errors > 5 * study.stderr)
+    big = MU + np.sqrt(V0) * ds.standard_normal(100_000, rng=19)
+    fine = ds.forward(VP, big, 8192, rng=20).x
+    m, s = vp_closed_form(VP.T)
+    assert_mean(fine, m * MU, np.sqrt(m * m * V0 + s * s))
+    assert_variance(fine, m * m * V0 + s * s)
 
 
 def test_step3_em_template_has_weak_order_one_forward():
@@ -163,6 +177,6 @@ def test_step5_reverse_em_has_strong_and_weak_order_one():
     assert np.all(weak.errors > 5 * weak.stderr)
     # and the reference itself lands on p_{t_end} (5 SE)
     tr = ds.reverse(VP, SCORE, x_T, 512, t_end=1e-2, rng=18)
-    m0, s0 = VP.marginal(1e-2)
+    m0, s0 = vp_closed_form(1e-2)
     assert_mean(tr.x, m0 * MU, np.sqrt(m0 * m0 * V0 + s0 * s0))
     assert_variance(tr.x, m0 * m0 * V0 + s0 * s0)

@@ -1,0 +1,206 @@
+#!/usr/bin/env python
+"""Mutation testing: does the suite notice a plausible bug in each method?
+
+Each entry of the catalogue below changes one thing a developer could get
+wrong without noticing (a sign, an index, a coefficient, a time, a stream, a
+series term). The script applies each mutation alone to a scratch copy of the
+tree, rebuilds the C core when a C file changed, runs the fast test subset and
+reports which mutations the suite killed (some test failed), which survived
+(every test passed: a gap in the suite) and which are stale (the text to
+mutate is no longer in the source exactly once: update the catalogue).
+
+    python tools/mutate.py                 # every mutation, fast subset
+    python tools/mutate.py --list          # the catalogue
+    python tools/mutate.py heun_corrector_time ddim_eta_squared
+    python tools/mutate.py --tests tests/test_method_twins.py
+
+Run it before resolving an issue that adds or changes a method, and add one
+mutation per new method (or row kind, or kernel) to the catalogue. It exits
+with status 1 when a mutation survives or is stale.
+"""
+import argparse
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST_TESTS = ["tests", "--ignore=tests/test_interrupt.py", "--ignore=tests/test_properties.py"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    old: str
+    new: str
+    why: str  # the bug it stands for
+
+
+CATALOGUE = [
+    # -- the seven mutations the first audit found surviving -------------------
+    Mutation("heun_corrector_time", "diffsde/methods.py",
+             "t_end=grid.t[k[:-1] - 1]", "t_end=grid.t[k[:-1]]",
+             "ode_heun's corrector stage evaluates a callable score at t_k instead of t_{k-1}"),
+    Mutation("heun_last_step_other_end", "diffsde/methods.py",
+             "last = grid.affine(k[-1:], a[-1:], b[-1:], 0.0)",
+             "last = grid.affine(k[-1:], a_end[-1:], b_end[-1:], 0.0)",
+             "ode_heun's final Euler step takes f and g at t_0 instead of t_1"),
+    Mutation("ddim_eta_squared", "diffsde/methods.py",
+             "sigma2 = eta**2 *", "sigma2 = eta *",
+             "DDIM's sigma_eta^2 uses eta instead of eta^2"),
+    Mutation("prior_from_step_stream", "diffsde/simulate.py",
+             "key, STREAM_INITIAL)", "key, 0)",
+             "reverse(shape=...) draws its prior start from the step-noise stream"),
+    Mutation("respace_floor", "diffsde/chains.py",
+             "np.round(np.arange(M + 1) * (N / M))", "np.floor(np.arange(M + 1) * (N / M))",
+             "respace keeps floor(jN/M) instead of the nearest index"),
+    Mutation("series_exp_two_terms_short", "csrc/fastmath.h",
+             "+ r * (1.0 / 479001600.0\n        + r * (1.0 / 6227020800.0)))))))))))));",
+             ")" * 11 + ";",
+             "the C exp of the mixture weights drops its r^12 and r^13 terms"),
+    Mutation("reverse_diffusion_vp_first_order_a", "diffsde/methods.py",
+             "2 - np.sqrt(1 - beta), beta, np.sqrt(beta)", "1 + beta / 2, beta, np.sqrt(beta)",
+             "DDPM/VP reverse_diffusion with a = 1 + beta/2 (first-order consistent) for 2 - sqrt(1 - beta)"),
+    # -- one or more per method, row kind and kernel -------------------------------
+    Mutation("forward_em_sqrt_h", "diffsde/methods.py",
+             "sde.diffusion(t) * np.sqrt(h), t=t)", "sde.diffusion(t) * h, t=t)",
+             "forward EM noise scaled by h instead of sqrt(h)"),
+    Mutation("reverse_em_alpha_factor", "diffsde/methods.py",
+             "0.5 * (1 + alpha**2) * g2 * h", "0.5 * (1 + alpha) * g2 * h",
+             "the alpha-family's score factor (1 + alpha)/2 instead of (1 + alpha^2)/2"),
+    Mutation("reverse_em_drift_sign", "diffsde/methods.py",
+             "return grid.affine(k, 1 - h * f,", "return grid.affine(k, 1 + h * f,",
+             "reverse EM adds the forward drift instead of subtracting it"),
+    Mutation("reverse_em_g_at_landing_time", "diffsde/methods.py",
+             "g2 = grid.sde.diffusion(grid.t[k]) ** 2", "g2 = grid.sde.diffusion(grid.t[k - 1]) ** 2",
+             "reverse EM takes g at t_{k-1} instead of the step's starting time t_k"),
+    Mutation("ancestral_vp_scale", "diffsde/methods.py",
+             "grid.affine(k, 1 / root, beta / root, np.sqrt(v))",
+             "grid.affine(k, 1 / root, beta, np.sqrt(v))",
+             "DDPM ancestral score coefficient beta instead of beta / sqrt(1 - beta)"),
+    Mutation("ancestral_posterior_index", "diffsde/methods.py",
+             "v = beta * -np.expm1(grid.log_abar[k - 1]) / -np.expm1(grid.log_abar[k])",
+             "v = beta * -np.expm1(grid.log_abar[k]) / -np.expm1(grid.log_abar[k])",
+             "posterior variance with abar_i where abar_{i-1} belongs"),
+    Mutation("ancestral_ve_variance", "diffsde/methods.py",
+             "np.sqrt(grid.sigma2[k - 1] * d / grid.sigma2[k])", "np.sqrt(d)",
+             "SMLD ancestral with the reverse-diffusion variance instead of the posterior one"),
+    Mutation("reverse_diffusion_ve_noise", "diffsde/methods.py",
+             "return grid.affine(k, 1.0, d, np.sqrt(d))", "return grid.affine(k, 1.0, d, d)",
+             "SMLD reverse_diffusion noise std d instead of sqrt(d)"),
+    Mutation("forward_exact_transition", "diffsde/sde.py",
+             "np.sqrt(np.maximum(s1 * s1 - (a * s0) ** 2, 0.0))",
+             "np.sqrt(np.maximum(s1 * s1 - (s0) ** 2, 0.0))",
+             "exact transition std without the a^2 factor"),
+    Mutation("langevin_r_one", "diffsde/methods.py",
+             "r = np.exp(grid.log_abar[k] - grid.log_abar[k - 1])", "r = np.ones(k.size)",
+             "the VP Langevin corrector's r = 1 - beta dropped"),
+    Mutation("langevin_step_factor", "csrc/step.c",
+             "double eps = 2.0 * r * (q * q);", "double eps = r * (q * q);",
+             "Langevin step r q^2 instead of 2 r q^2"),
+    Mutation("langevin_noise_factor", "csrc/step.c",
+             "tsd = (T)sqrt(2.0 * eps);", "tsd = (T)sqrt(eps);",
+             "Langevin noise sqrt(eps) instead of sqrt(2 eps)"),
+    Mutation("vp_marginal_std", "diffsde/sde.py",
+             "return np.exp(-0.5 * big_b), np.sqrt(-np.expm1(-big_b))",
+             "return np.exp(-0.5 * big_b), np.sqrt(-np.expm1(-0.5 * big_b))",
+             "VP marginal std sqrt(1 - e^{-B/2})"),
+    Mutation("subvp_diffusion", "diffsde/sde.py",
+             "np.sqrt(self.beta(t) * -np.expm1(-2 * big_b))", "np.sqrt(self.beta(t) * -np.expm1(-big_b))",
+             "sub-VP g^2 = beta (1 - e^{-B}) instead of beta (1 - e^{-2B})"),
+]
+
+
+def tracked_files(root):
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                         cwd=root, check=True, capture_output=True).stdout
+    return [p for p in out.decode().split("\0") if p and os.path.isfile(os.path.join(root, p))]
+
+
+def copy_tree(root, dest):
+    for rel in tracked_files(root):
+        target = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(os.path.join(root, rel), target)
+
+
+def build(tree):
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree,
+                          capture_output=True, text=True)
+    return proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def run_tests(tree, tests, timeout):
+    env = dict(os.environ, PYTHONPATH=tree)
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:nbmake",
+           "-o", "addopts=", *tests]
+    try:
+        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "killed", "timeout"
+    if proc.returncode == 0:
+        return "survived", ""
+    failed = [line.split(" ", 1)[1].split(" - ")[0] for line in proc.stdout.splitlines()
+              if line.startswith(("FAILED ", "ERROR "))]
+    return "killed", failed[0] if failed else f"exit {proc.returncode}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the catalogue and exit")
+    parser.add_argument("--tests", nargs="+", default=FAST_TESTS, help="pytest arguments (default: fast subset)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per mutation run")
+    args = parser.parse_args(argv)
+    by_name = {m.name: m for m in CATALOGUE}
+    unknown = [n for n in args.names if n not in by_name]
+    if unknown:
+        parser.error(f"unknown mutation(s) {unknown}; --list shows the catalogue")
+    chosen = [by_name[n] for n in args.names] or CATALOGUE
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:36s} {m.path:22s} {m.why}")
+        return 0
+
+    rows, start = [], time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="diffsde-mutate-") as tree:
+        copy_tree(ROOT, tree)
+        ok, log = build(tree)
+        if not ok:
+            print(log)
+            return 2
+        for m in chosen:
+            path = os.path.join(tree, m.path)
+            with open(path) as fh:
+                pristine = fh.read()
+            began = time.perf_counter()
+            if pristine.count(m.old) != 1:
+                status, detail = "stale", f"the text occurs {pristine.count(m.old)} times"
+            else:
+                with open(path, "w") as fh:
+                    fh.write(pristine.replace(m.old, m.new))
+                is_c = m.path.startswith("csrc/")
+                built, log = build(tree) if is_c else (True, "")
+                status, detail = run_tests(tree, args.tests, args.timeout) if built else ("invalid", "build failed")
+                with open(path, "w") as fh:
+                    fh.write(pristine)
+                if is_c:
+                    build(tree)
+            rows.append((m, status, detail, time.perf_counter() - began))
+            print(f"{status:9s} {m.name:36s} {time.perf_counter() - began:6.1f} s  {detail}", flush=True)
+
+    print(f"\n| mutation | bug | result | first failing test |\n|---|---|---|---|")
+    for m, status, detail, _ in rows:
+        print(f"| `{m.name}` | {m.why} | {status} | {detail} |")
+    counts = {s: sum(r[1] == s for r in rows) for s in ("killed", "survived", "stale", "invalid")}
+    print(f"\n{counts['killed']} killed, {counts['survived']} survived, {counts['stale']} stale, "
+          f"{counts['invalid']} invalid, in {time.perf_counter() - start:.0f} s")
+    return 1 if counts["survived"] or counts["stale"] or counts["invalid"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
