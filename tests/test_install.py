@@ -29,8 +29,17 @@ def _source_tree(tmp_path, core_bytes=None):
 
 
 def _import_error(cwd):
+    """Import diffsde in a fresh interpreter as a user would from ``cwd``
+    with diffsde installed elsewhere: the current directory first, then the
+    site-packages holding NumPy. ``-S`` keeps site-packages' .pth hooks out,
+    such as the finder of an editable install of this very checkout, which
+    would otherwise take the import wherever the current directory is."""
+    import numpy
+
+    site = os.path.dirname(os.path.dirname(numpy.__file__))
+    code = f"import sys; sys.path[:0] = ['', {site!r}]; import diffsde"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-c", "import diffsde"], cwd=cwd, env=env,
+    proc = subprocess.run([sys.executable, "-S", "-c", code], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0, "an unbuilt source tree imported without error"
     return proc.stderr
