@@ -164,6 +164,9 @@ def samples_figure(plt, process, results, data_x, means, paths, steps):
                    means, color="C2")
     for a, (label, (x, dist)) in zip(flat[1:], results.items()):
         title = f"{label}\n{_distance_text(dist, x.shape[1], projections=False)}"
+        if getattr(dist, "pvalue", None) is not None:
+            word = "consistent" if dist.consistent(LEVEL) else "distinguishable"
+            title += f"\np = {dist.pvalue:.2f}: {word}"
         outside = _frame_count(x, lo, hi)
         if outside:
             title += f"\n{_outside_text(outside, len(x))}"
@@ -171,10 +174,11 @@ def samples_figure(plt, process, results, data_x, means, paths, steps):
     for k, a in enumerate(flat[panels:], start=panels):
         a.axis("off")
         flat[k - cols].xaxis.set_tick_params(labelbottom=True)  # nothing below it carries the labels
-    fig.suptitle(f"reverse samplers on {process.upper()}: {paths:,} paths, {steps} steps, exact score; "
-                 f"x: mixture means, 3,000 points per panel\n"
+    fig.suptitle(f"reverse samplers on {process.upper()}: {paths:,} paths, {steps} steps, exact score\n"
+                 f"x: mixture means; 3,000 points per panel\n"
                  f"distance: sliced W2 ({PROJECTIONS} random projections) to a fresh data sample\n"
-                 f"floor: the same distance between two samples of one law", fontsize=10)
+                 f"floor: its median between samples of the data law itself\n"
+                 f"p: permutation p-value; consistent means p > {LEVEL:g}", fontsize=10)
     return fig
 
 
