@@ -34,9 +34,9 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/src"
 cd "$here"
-git ls-files -z | xargs -0 -I{} cp --parents {} "$work/src"
+git ls-files -z | xargs -0 -I{} cp -P --parents {} "$work/src"
 # Untracked but not ignored files (work in progress) go too.
-git ls-files -z --others --exclude-standard | xargs -0 -r -I{} cp --parents {} "$work/src"
+git ls-files -z --others --exclude-standard | xargs -0 -r -I{} cp -P --parents {} "$work/src"
 
 # count PATTERN OBJECT: instructions in OBJECT's disassembly naming PATTERN.
 count() { objdump -d --no-show-raw-insn "$2" | grep -c "$1" || true; }

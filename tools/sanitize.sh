@@ -9,9 +9,9 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$here"
-git ls-files -z | xargs -0 -I{} cp --parents {} "$work"
+git ls-files -z | xargs -0 -I{} cp -P --parents {} "$work"
 # Untracked but not ignored files (work in progress) go too.
-git ls-files -z --others --exclude-standard | xargs -0 -r -I{} cp --parents {} "$work"
+git ls-files -z --others --exclude-standard | xargs -0 -r -I{} cp -P --parents {} "$work"
 cd "$work"
 CC="${CC:-gcc}" DIFFSDE_SANITIZE=address,undefined python setup.py -q build_ext --inplace >build.log 2>&1 \
   || { cat build.log; exit 1; }
