@@ -21,5 +21,6 @@ export LD_PRELOAD="$("${CC:-gcc}" -print-file-name=libasan.so) $("${CC:-gcc}" -p
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 PYTHONPATH="$work" python -m pytest -q -p no:cacheprovider \
-  tests/test_engine.py tests/test_rng.py tests/test_interrupt.py tests/test_scores.py "$@"
+  tests/test_engine.py tests/test_engine_regressions.py tests/test_rng.py tests/test_interrupt.py \
+  tests/test_scores.py tests/test_scores_regressions.py "$@"
 echo "sanitize.sh: ASan + UBSan run passed"
