@@ -190,3 +190,16 @@ def test_a_whole_run_with_mixture_and_empirical_scores_equals_the_twins(dtype):
                                        score=lambda v, t_, m_, s_: twin(score, v, m_, s_))[-1]
         for path, got in on_every_simd_path(lambda: ds.run_steps(x, table, score=score, rng=9).x).items():
             np.testing.assert_array_equal(got, expected, err_msg=path)
+
+
+@pytest.mark.parametrize("key, stream, k, j0, n", [(0, 0, 0, 0, 1), (2**64 - 1, 1, 1, 1, 257),
+                                                  (123456789, 7, 2**32 - 1, 2**40 + 1, 64)])
+def test_uniforms_equal_their_twin_bit_for_bit(key, stream, k, j0, n):
+    """The float64 uniforms (mixture sampling, datasets) against a twin
+    built on the independent Philox of tests/reference_rng.py; odd j0 starts
+    in the middle of a Philox block."""
+    from diffsde import _core
+
+    got = np.empty(n)
+    _core.fill_uniform(got, key, stream, k, j0)
+    np.testing.assert_array_equal(got, reference.uniforms(key, stream, k, np.arange(j0, j0 + n, dtype=np.uint64)))
