@@ -90,7 +90,7 @@ def _mixture_diagonal(gm, rows, m, s, exp):
     return g / total[:, None]
 
 
-def _mixture_full(gm, rows, m, s):
+def _mixture_full(gm, rows, m, s, exp):
     """The row kernel for full covariances: y = U^T (m mu - x) / c, quad =
     sum_i y_i (U^T (m mu - x))_i, per = U y, libm exp of logit - best."""
     inv_c, mmu, lognorm = mixture_prepare(gm, m, s)
@@ -120,25 +120,26 @@ def _mixture_full(gm, rows, m, s):
     total = np.zeros(n)
     g = np.zeros((n, d))
     for k in range(K):
-        weight = libm_exp(logit[k] - best)
+        weight = exp(logit[k] - best)
         total = total + weight
         for j in range(d):
             g[:, j] = g[:, j] + weight * per[k, :, j]
     return g / total[:, None]
 
 
-def mixture_score(gm, x, m, s, *, exp=exp_nonpositive):
+def mixture_score(gm, x, m, s, *, exp=None):
     """Twin of the C score of ``gm`` (a GaussianMixture) at the states x
     (any shape ending in d, or a batch of scalars for d = 1; float64 or
     float32) for the marginal m x_0 + s z.
 
-    ``exp`` replaces the series exp of the isotropic/diagonal kernel (the
-    tests pass ``libm_exp`` to show the outputs depend on which exp runs)."""
+    ``exp`` replaces the kernel's exp (the series for isotropic/diagonal
+    covariances, libm's for full ones): the tests swap them to show that the
+    outputs depend on which exp runs."""
     rows, dtype, shape = _rows(x, gm.d)
     if gm.vectors is None:
-        g = _mixture_diagonal(gm, rows, float(m), float(s), exp)
+        g = _mixture_diagonal(gm, rows, float(m), float(s), exp or exp_nonpositive)
     else:
-        g = _mixture_full(gm, rows, float(m), float(s))
+        g = _mixture_full(gm, rows, float(m), float(s), exp or libm_exp)
     return g.astype(dtype).reshape(shape)
 
 

@@ -142,11 +142,19 @@ def test_the_mixture_weights_go_through_the_series_exp():
 
 def test_full_covariance_weights_use_libm_exp():
     """The full-covariance kernel (one row at a time, O(K d^2)) weighs its
-    components with the C library's exp, not the series: its output equals
-    the twin calling math.exp."""
-    gm = make_mixture("full", 3, 2, False, 11)
-    x = states(gm, 0.8, 0.6, 12)
-    np.testing.assert_array_equal(reference.score_in_c(gm, x, 0.8, 0.6), twins.mixture_score(gm, x, 0.8, 0.6))
+    components with the C library's exp, not the series: two rotated
+    components at -(1, 1)/2 and (1, 1)/2 with x between them (the score
+    cancels, so a 1-ulp change of a weight shows), where the C output equals
+    the twin calling math.exp and differs from the twin with the series exp
+    in many rows."""
+    cov = np.array([[1.0, 0.3], [0.3, 0.5]])
+    gm = ds.GaussianMixture([0.5, 0.5], [[-0.5, -0.5], [0.5, 0.5]], [cov, cov])
+    x = np.random.default_rng(13).uniform(-0.5, 0.5, (4000, 2))
+    libm = twins.mixture_score(gm, x, 1.0, 0.0)
+    series = twins.mixture_score(gm, x, 1.0, 0.0, exp=reference.exp_nonpositive)
+    assert np.count_nonzero(np.any(series != libm, axis=1)) >= 200
+    for path, got in on_every_simd_path(lambda: reference.score_in_c(gm, x, 1.0, 0.0)).items():
+        np.testing.assert_array_equal(got, libm, err_msg=path)
 
 
 @pytest.mark.parametrize("d", [1, 2, 5])
