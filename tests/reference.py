@@ -142,3 +142,17 @@ def exp_nonpositive(x):
         p = 1.0 / math.factorial(k) + r * p
     h = np.round(n * 0.5)
     return (p * np.ldexp(1.0, h.astype(np.int64))) * np.ldexp(1.0, (n - h).astype(np.int64))
+
+
+def uniforms(key, stream, k, j):
+    """Twin of csrc/rng.c's float64 uniforms: uniform j of (key, stream, k)
+    is word pair j % 2 of Philox block j // 2, (hi << 32 | lo) >> 11, times
+    2^-53 (exact: a 53-bit integer times a power of two)."""
+    from reference_rng import counters, key_words, philox4x32_10
+
+    j = np.asarray(j, np.uint64).reshape(-1)
+    w = philox4x32_10(counters(j // np.uint64(2), k, stream), key_words(key)).astype(np.uint64)
+    e = (j % np.uint64(2)).astype(np.intp)
+    rows = np.arange(len(j))
+    bits = ((w[rows, 2 * e + 1] << np.uint64(32)) | w[rows, 2 * e]) >> np.uint64(11)
+    return bits.astype(np.float64) * 2.0**-53

@@ -112,6 +112,29 @@ CATALOGUE = [
     Mutation("subvp_diffusion", "diffsde/sde.py",
              "np.sqrt(self.beta(t) * -np.expm1(-2 * big_b))", "np.sqrt(self.beta(t) * -np.expm1(-big_b))",
              "sub-VP g^2 = beta (1 - e^{-B}) instead of beta (1 - e^{-2B})"),
+    # -- the built-in score kernels (killed by tests/test_kernel_twins.py) -------
+    Mutation("full_cov_rotation_transposed", "csrc/scores.c",
+             "yi += U[j * d + i] * (mmu[j] - w->xd[j]);", "yi += U[i * d + j] * (mmu[j] - w->xd[j]);",
+             "full-covariance score rotates by U_k instead of U_k^T (a swapped index)"),
+    Mutation("mixture_logdet_dropped", "csrc/scores.c",
+             "half_logdet += 0.5 * (LOG_2PI + log(c));", "half_logdet += 0.5 * LOG_2PI;",
+             "mixture log-normalizer without the log det C_k term"),
+    Mutation("mixture_tile_half_dropped", "csrc/mixture_kernel.h",
+             "lk[r] = lognorm[k] - 0.5 * lk[r];", "lk[r] = lognorm[k] - lk[r];",
+             "vectorized mixture logits without the 1/2 of the quadratic form"),
+    Mutation("mixture_exp_floor_raised", "csrc/mixture_kernel.h",
+             "#define DSDE_EXP_FLOOR -750.0", "#define DSDE_EXP_FLOOR -700.0",
+             "mixture weights clamped at e^-700, above the subnormal range, instead of at e^-750"),
+    Mutation("uniform_word_order", "csrc/rng.c",
+             "((((uint64_t)w.v[2 * e + 1]) << 32) | w.v[2 * e]) >> 11;",
+             "((((uint64_t)w.v[2 * e]) << 32) | w.v[2 * e + 1]) >> 11;",
+             "float64 uniforms built with the Philox words swapped (low word on top)"),
+    Mutation("empirical_unweighted", "csrc/scores.c",
+             "ar[j] += weight * (m * yp[j] - xr[j]);", "ar[j] += (m * yp[j] - xr[j]);",
+             "empirical score sums m y_i - x without the softmax weight"),
+    Mutation("empirical_total_not_rescaled", "csrc/scores.c",
+             "total[r] *= shrink;", "total[r] *= 1.0;",
+             "empirical running log-sum-exp rescales the weighted sum but not the total"),
 ]
 
 
@@ -129,7 +152,10 @@ def copy_tree(root, dest):
 
 
 def build(tree):
-    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree,
+    # --force: setuptools rebuilds only when a source is newer than the
+    # module, compared in whole seconds, so a mutation written in the second
+    # the previous build finished would be tested against the previous build
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace", "--force"], cwd=tree,
                           capture_output=True, text=True)
     return proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -1,0 +1,175 @@
+"""NumPy twins of the built-in mixture and empirical scores (csrc/scores.c,
+csrc/mixture_kernel.h), bit for bit.
+
+Each twin repeats the kernel's double arithmetic operation by operation and
+in the kernel's order: vectorized over rows (every row is computed on its
+own in C, so a row's bits do not depend on the block, the tile or the SIMD
+lane it lands in) and looping over components, coordinates and points in
+the order of the C loops, so every sum is accumulated left to right as in C.
+The C core is compiled with -ffp-contract=off (no fused multiply-add), so a
+NumPy float64 add, mul or div is the same IEEE operation as the C one.
+
+The transcendental functions are the kernel's own:
+
+* the isotropic/diagonal mixture weights go through the series exp of
+  csrc/fastmath.h (``reference.exp_nonpositive``) after the kernel's clamp
+  at -750;
+* the log-determinant terms (every mixture), the full-covariance weights and
+  the empirical weights call the C library's ``log`` and ``exp``; the twins
+  call them through Python's ``math.log`` and ``math.exp``, which are those
+  same libm functions (not NumPy's ufuncs, whose SIMD loops may round
+  differently).
+
+float32 states are widened to double, scored in double and rounded once.
+"""
+import math
+
+import numpy as np
+
+from reference import exp_nonpositive
+
+LOG_2PI = 1.8378770664093454835606594728112  # the literal of csrc/scores.c
+EXP_FLOOR = -750.0  # DSDE_EXP_FLOOR of csrc/mixture_kernel.h
+
+_libm_exp = np.frompyfunc(math.exp, 1, 1)
+
+
+def libm_exp(v):
+    """The C library's exp, elementwise (math.exp calls it)."""
+    return np.asarray(_libm_exp(np.asarray(v, np.float64)), dtype=np.float64)
+
+
+def _rows(x, d):
+    x = np.asarray(x)
+    rows = x.reshape(-1, d).astype(np.float64)
+    return rows, x.dtype, x.shape
+
+
+def mixture_prepare(gm, m, s):
+    """inv_c = 1 / (m^2 lambda + s^2), m mu and the log-normalizers
+    log w_k - sum_j 1/2 (log 2 pi + log c_kj), as mixture_prepare does."""
+    lambdas = np.asarray(gm.lambdas, np.float64)
+    K, d = lambdas.shape
+    c = m * m * lambdas + s * s
+    inv_c = 1.0 / c
+    mmu = m * np.asarray(gm.means, np.float64)
+    lognorm = np.empty(K)
+    log_weights = gm._log_weights()  # the array handed to C
+    for k in range(K):
+        half_logdet = 0.0
+        for j in range(d):
+            half_logdet += 0.5 * (LOG_2PI + math.log(c[k, j]))
+        lognorm[k] = log_weights[k] - half_logdet
+    return inv_c, mmu, lognorm
+
+
+def _mixture_diagonal(gm, rows, m, s, exp):
+    """The tile kernel (isotropic and diagonal covariances)."""
+    inv_c, mmu, lognorm = mixture_prepare(gm, m, s)
+    K, d = inv_c.shape
+    n = rows.shape[0]
+    logit = np.empty((K, n))
+    best = np.full(n, -np.inf)
+    for k in range(K):
+        lk = np.zeros(n)
+        for j in range(d):
+            diff = mmu[k, j] - rows[:, j]
+            lk = lk + diff * (diff * inv_c[k, j])
+        lk = lognorm[k] - 0.5 * lk
+        best = np.where(lk > best, lk, best)
+        logit[k] = lk
+    total = np.zeros(n)
+    g = np.zeros((n, d))
+    for k in range(K):
+        v = logit[k] - best
+        v = np.where(v < EXP_FLOOR, EXP_FLOOR, v)
+        weight = exp(v)
+        total = total + weight
+        for j in range(d):
+            g[:, j] = g[:, j] + weight * ((mmu[k, j] - rows[:, j]) * inv_c[k, j])
+    return g / total[:, None]
+
+
+def _mixture_full(gm, rows, m, s, exp):
+    """The row kernel for full covariances: y = U^T (m mu - x) / c, quad =
+    sum_i y_i (U^T (m mu - x))_i, per = U y, libm exp of logit - best."""
+    inv_c, mmu, lognorm = mixture_prepare(gm, m, s)
+    U = np.asarray(gm.vectors, np.float64)
+    K, d = inv_c.shape
+    n = rows.shape[0]
+    logit = np.empty((K, n))
+    per = np.empty((K, n, d))
+    for k in range(K):
+        quad = np.zeros(n)
+        y = np.empty((n, d))
+        for i in range(d):
+            yi = np.zeros(n)
+            for j in range(d):
+                yi = yi + U[k, j, i] * (mmu[k, j] - rows[:, j])
+            y[:, i] = yi * inv_c[k, i]
+            quad = quad + yi * y[:, i]
+        for j in range(d):
+            pj = np.zeros(n)
+            for i in range(d):
+                pj = pj + U[k, j, i] * y[:, i]
+            per[k, :, j] = pj
+        logit[k] = lognorm[k] - 0.5 * quad
+    best = np.full(n, -np.inf)
+    for k in range(K):
+        best = np.where(logit[k] > best, logit[k], best)
+    total = np.zeros(n)
+    g = np.zeros((n, d))
+    for k in range(K):
+        weight = exp(logit[k] - best)
+        total = total + weight
+        for j in range(d):
+            g[:, j] = g[:, j] + weight * per[k, :, j]
+    return g / total[:, None]
+
+
+def mixture_score(gm, x, m, s, *, exp=None):
+    """Twin of the C score of ``gm`` (a GaussianMixture) at the states x
+    (any shape ending in d, or a batch of scalars for d = 1; float64 or
+    float32) for the marginal m x_0 + s z.
+
+    ``exp`` replaces the kernel's exp (the series for isotropic/diagonal
+    covariances, libm's for full ones): the tests swap them to show that the
+    outputs depend on which exp runs."""
+    rows, dtype, shape = _rows(x, gm.d)
+    if gm.vectors is None:
+        g = _mixture_diagonal(gm, rows, float(m), float(s), exp or exp_nonpositive)
+    else:
+        g = _mixture_full(gm, rows, float(m), float(s), exp or libm_exp)
+    return g.astype(dtype).reshape(shape)
+
+
+def empirical_score(data, x, m, s):
+    """Twin of the C empirical score (``data`` an EmpiricalData): per row a
+    running log-sum-exp over the points in order, rescaled by the libm
+    exp(best - l) whenever a larger logit arrives."""
+    m, s = float(m), float(s)
+    rows, dtype, shape = _rows(x, data.d)
+    points = np.asarray(data.points, np.float64)
+    n, d = rows.shape[0], data.d
+    inv_two_s2 = 0.5 / (s * s)
+    best = np.full(n, -np.inf)
+    total = np.zeros(n)
+    acc = np.zeros((n, d))
+    for yp in points:
+        dist = np.zeros(n)
+        for j in range(d):
+            diff = rows[:, j] - m * yp[j]
+            dist = dist + diff * diff
+        lg = -dist * inv_two_s2
+        up = lg > best
+        if up.any():
+            shrink = libm_exp(best[up] - lg[up])
+            total[up] = total[up] * shrink
+            acc[up] = acc[up] * shrink[:, None]
+            best[up] = lg[up]
+        weight = libm_exp(lg - best)
+        total = total + weight
+        for j in range(d):
+            acc[:, j] = acc[:, j] + weight * (m * yp[j] - rows[:, j])
+    g = acc / ((total * s) * s)[:, None]
+    return g.astype(dtype).reshape(shape)
