@@ -27,39 +27,31 @@ ISA_FLAGS = {
 }
 
 
-def compiler_accepts(compiler, flags):
-    """True when `compiler` compiles and links an OpenMP program with `flags`."""
+def compiles(compiler, source, flags, link=False):
+    """True when `compiler` compiles `source` with `flags` (and links it, if asked)."""
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as fh:
-            fh.write("#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n")
+            fh.write(source)
         try:
             objs = compiler.compile([src], output_dir=tmp, extra_postargs=flags)
-            compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=flags)
+            if link:
+                compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=flags)
         except Exception:
             return False
     return True
 
 
-def targets_x86_64(compiler, flags):
-    """True when `compiler` with `flags` generates x86-64 code."""
-    with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "arch.c")
-        with open(src, "w") as fh:
-            fh.write("#ifndef __x86_64__\n#error not x86-64\n#endif\nint dsde_probe;\n")
-        try:
-            compiler.compile([src], output_dir=tmp, extra_postargs=flags)
-        except Exception:
-            return False
-    return True
+OPENMP_PROBE = "#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n"
+X86_64_PROBE = "#ifndef __x86_64__\n#error not x86-64\n#endif\nint dsde_probe;\n"
 
 
 class BuildExt(build_ext):
     def build_extensions(self):
         if self.compiler.compiler_type == "msvc":
             raise RuntimeError("diffsde builds with gcc or clang (C99, OpenMP optional)")
-        openmp = os.environ.get("DIFFSDE_OPENMP", "1") != "0" and compiler_accepts(
-            self.compiler, ["-fopenmp"]
+        openmp = os.environ.get("DIFFSDE_OPENMP", "1") != "0" and compiles(
+            self.compiler, OPENMP_PROBE, ["-fopenmp"], link=True
         )
         if not openmp:
             print("diffsde: building without OpenMP (serial engine)", file=sys.stderr)
@@ -71,7 +63,7 @@ class BuildExt(build_ext):
                          "-fno-omit-frame-pointer", "-g", "-O1"]
                 ext.extra_compile_args += flags
                 ext.extra_link_args += flags
-        isa_flags = ISA_FLAGS if targets_x86_64(self.compiler, BASE_FLAGS) else {}
+        isa_flags = ISA_FLAGS if compiles(self.compiler, X86_64_PROBE, BASE_FLAGS) else {}
         # distutils compiles each source through _compile(); wrapping it is
         # the one place where flags can differ per file.
         compile_one = self.compiler._compile
