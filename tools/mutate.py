@@ -28,7 +28,10 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAST_TESTS = ["tests", "--ignore=tests/test_interrupt.py", "--ignore=tests/test_properties.py"]
+# The twins first: with -x a killed mutation stops at its first failure, and
+# most die there within seconds (pytest collects each file once).
+FAST_TESTS = ["tests/test_method_twins.py", "tests/test_kernel_twins.py", "tests",
+              "--ignore=tests/test_interrupt.py", "--ignore=tests/test_properties.py"]
 
 
 @dataclasses.dataclass(frozen=True)
