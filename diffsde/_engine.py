@@ -22,6 +22,11 @@ from ._threads import get_num_threads, threads_for
 #: Target number of state elements per block: the block, its noise, score
 #: and Heun buffers stay in the L2 cache while every step runs over it.
 BLOCK_ELEMENTS = 4096
+#: Below this many state elements a run with a Python score is serial. The
+#: callback runs on one thread while the others wait, and it costs about as
+#: much as the step itself, so a second thread saves little; measured with
+#: benchmarks/callback.py on 2 cores, 2 threads break even from about 2**17.
+CALLBACK_SERIAL_BELOW = 2**17
 #: The largest block_rows C accepts (an int64).
 MAX_BLOCK_ROWS = 2**63 - 1
 
@@ -335,6 +340,8 @@ def execute(plan, key):
 
     bar = _progress_bar(table.n_steps) if plan.progress else None
     threads = threads_for(batch * dim, table.n_rows)
+    if callback is not None and batch * dim < CALLBACK_SERIAL_BELOW:
+        threads = 1
     bad_row = -1
     try:
         for r0, r1, n_steps in _step_chunks(table, plan.progress):
