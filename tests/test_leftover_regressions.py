@@ -153,3 +153,65 @@ def test_threaded_callback_errors_and_nonfinite_values_stop_the_run(threads, mon
         ds.reverse(chain, blowing_up, x, rng=0)
     with pytest.warns(RuntimeWarning, match="non-finite at step"):
         ds.reverse(chain, blowing_up, x, rng=0, nonfinite="warn")
+
+
+# ---- 2. messages that name the argument, no silently ignored option ----------
+
+X4 = np.linspace(-1.0, 1.0, 4)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: ds.forward(VP, X4, 4, save_every=np.float64(-2.0)), TypeError,
+     "save_every must be an int >= 1; got -2.0$"),
+    (lambda: ds.forward(VP, X4, 4, save_every=np.int64(0)), ValueError, "save_every must be an int >= 1; got 0$"),
+    (lambda: ds.forward(VP, X4, 4, dtype="x"), TypeError,
+     r"dtype must be float32 or float64 \(np.float32, np.float64, 'float32' or 'float64'\); got 'x'$"),
+    (lambda: ds.reverse(VP, lambda x, t: -x, X4, 4, dtype="x"), TypeError, "^dtype must be float32 or float64"),
+    (lambda: ds.standard_normal(3, dtype="x"), TypeError, "^dtype must be float32 or float64"),
+    (lambda: ds.forward(VP, X4, 4, progress="x"), TypeError, "^progress must be True or False .*; got 'x'$"),
+    (lambda: ds.forward(VP, X4, 4, progress=None), TypeError, "^progress must be True or False .*; got None$"),
+    (lambda: ds.reverse(VP, lambda x, t: -x, X4, 4, progress=1), TypeError, "^progress must be True or False"),
+    (lambda: ds.reverse(VP, lambda x, t: -x, X4, 4, snr=0.2), ValueError,
+     r"^snr=0.2 applies to corrector='langevin' only; got corrector=None with method='em' on VPSDE$"),
+    (lambda: ds.reverse(VP, lambda x, t: -x, X4, 4, method="ode_heun", n_corrector_steps=np.int64(3)), ValueError,
+     r"^n_corrector_steps=3 applies to corrector='langevin' only; got corrector=None with method='ode_heun'"),
+    (lambda: ds.reverse(VP, lambda x, t: -x, X4, 4, snr=0.16), ValueError, "snr=0.16 applies to corrector='langevin'"),
+    (lambda: ds.forward(VP, X4, 4, save_at=np.array([1, 9])), ValueError,
+     r"save_at grid indices must lie in \[0, 4\]; got 9$"),
+    (lambda: ds.run_steps(X4, ds.StepTable.affine(0.5, 0.0, 0.1), nonfinite=np.float64(1.0)), ValueError,
+     r"nonfinite must be one of .*; got 1.0$"),
+])
+def test_messages_name_the_argument_without_numpy_reprs(call, error, message):
+    with pytest.raises(error, match=message) as info:
+        call()
+    assert "np.float64(" not in str(info.value) and "np.int64(" not in str(info.value)
+
+
+def test_corrector_defaults_are_snr_016_and_one_step():
+    """None means the documented defaults: the same run as spelling them out."""
+    score = ds.LinearScore(0.5, 2.0)
+    x = np.linspace(-3.0, 3.0, 64)
+    default = ds.reverse(VP, score, x, 6, corrector="langevin", rng=2)
+    spelled = ds.reverse(VP, score, x, 6, corrector="langevin", snr=0.16, n_corrector_steps=1, rng=2)
+    np.testing.assert_array_equal(default.x, spelled.x)
+    assert default.nfe == 2 * 6
+    other = ds.reverse(VP, score, x, 6, corrector="langevin", snr=0.3, rng=2)
+    assert not np.array_equal(other.x, default.x)
+
+
+@pytest.mark.parametrize("data", [ds.datasets.bimodal_1d(), ds.datasets.eight_gaussians()])
+def test_reverse_sde_drift_of_a_bound_mixture_at_per_row_times(data):
+    """ReverseSDE.drift(x, t) with t of shape (batch,) raised ('only
+    0-dimensional arrays can be converted', later 't must be a real number');
+    row i must get the drift at its own time t_i."""
+    rev = ds.ReverseSDE(VP, data.score(VP), alpha=0.5)
+    d = data.d
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, d)) if d > 1 else rng.standard_normal(7)
+    t = np.array([0.1, 0.5, 0.1, 0.9, 0.3, 0.5, 1.0])
+    drift = rev.drift(x, t)
+    assert drift.shape == x.shape
+    for i in range(len(t)):
+        np.testing.assert_allclose(drift[i], rev.drift(x[i:i + 1], t[i])[0], rtol=1e-13, atol=1e-300)
+    with pytest.raises(ValueError, match=r"t must be a scalar or have shape \(batch,\) = \(7,\); got shape \(3,\)"):
+        rev.drift(x, t[:3])
