@@ -97,3 +97,20 @@ def test_the_install_commands_are_the_same_everywhere(page):
     `pip install -e ...`: from a clone's root only the editable install
     imports the compiled package."""
     assert _install_commands(ROOT / page) == INSTALL_COMMANDS
+
+
+def test_the_readme_lists_every_extra_and_the_build_tools():
+    """Every extra of pyproject.toml (but the umbrella "all") has a row in the
+    README's build section, and the section names the clang check (with the
+    OpenMP runtime clang needs) and the docs build."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Building from source"):]
+    rows = set(re.findall(r"^\| `([\w-]+)` \|", section, flags=re.M))
+    assert rows == set(extras) - {"all"}
+    for needed in ("tools/clang_check.sh", "libomp-dev", "tools/build_docs.sh"):
+        assert needed in section, needed
+    for tool in re.findall(r"\btools/[\w.]+\.sh\b", readme):
+        assert (ROOT / tool).exists(), tool
