@@ -215,3 +215,27 @@ def test_reverse_sde_drift_of_a_bound_mixture_at_per_row_times(data):
         np.testing.assert_allclose(drift[i], rev.drift(x[i:i + 1], t[i])[0], rtol=1e-13, atol=1e-300)
     with pytest.raises(ValueError, match=r"t must be a scalar or have shape \(batch,\) = \(7,\); got shape \(3,\)"):
         rev.drift(x, t[:3])
+
+
+# ---- 5. the converge figure says which data and t_end it used -----------------
+
+@pytest.mark.parametrize("direction, data, span", [
+    ("reverse", "gaussian_1d", "exact score, T = 1 down to t_end = 0.05"),
+    ("forward", "bimodal_1d", "t = 0 to T = 1"),
+])
+def test_converge_figure_title_states_data_and_time_span(direction, data, span, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from diffsde import __main__ as cli
+
+    titles = []
+
+    def keep_title(self, fig, name):
+        titles.append((name, fig.axes[0].get_title()))
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+
+    monkeypatch.setattr(cli.Report, "figure", keep_title)
+    assert cli.main(["converge", "--kind", "weak", "--direction", direction, "--data", data, "--t-end", "0.05",
+                     "--paths", "200", "--quiet", "--out", str(tmp_path)]) == 0
+    assert titles == [(f"weak_{direction}_vp",
+                       f"weak error of Euler-Maruyama, {direction} VP, 200 paths\ndata {data}, {span}")]
