@@ -422,6 +422,16 @@ def cmd_sample(args):
     return 0
 
 
+def converge_figure_title(args):
+    """The setting of a converge run, as its table states it: the data, the
+    time span (t_end for reverse runs) and the paths."""
+    T = PROCESSES[args.process]().T
+    span = (f"t = 0 to T = {T:g}" if args.direction == "forward" else
+            f"exact score, T = {T:g} down to t_end = {args.t_end:g}")
+    return (f"{args.kind} error of Euler-Maruyama, {args.direction} {args.process.upper()}, "
+            f"{args.paths:,} paths\ndata {args.data}, {span}")
+
+
 def cmd_converge(args):
     report = Report(args.out, args.quiet)
     open(os.path.join(args.out, "summary.md"), "w").close()
@@ -431,7 +441,7 @@ def cmd_converge(args):
     if plt is not None:
         fig, ax = plt.subplots(figsize=(5, 4))
         study.plot(ax=ax)
-        ax.set_title(f"{args.kind} error, {args.direction} {args.process.upper()}")
+        ax.set_title(converge_figure_title(args), fontsize=9)
         report.figure(fig, f"{args.kind}_{args.direction}_{args.process}")
     return 0
 

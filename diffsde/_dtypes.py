@@ -12,7 +12,12 @@ SUPPORTED = (np.dtype(np.float32), np.dtype(np.float64))
 
 def resolve_dtype(dtype, name="dtype"):
     """Return float32 or float64 for a requested ``dtype``, else TypeError."""
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except (TypeError, ValueError):
+        # NumPy's own message ("data type 'x' not understood") names no argument
+        raise TypeError(f"{name} must be float32 or float64 (np.float32, np.float64, 'float32' "
+                        f"or 'float64'); got {dtype!r}") from None
     if dtype.kind == "f" and dtype.itemsize in (4, 8):
         return dtype.newbyteorder("=")
     raise TypeError(f"{name} must be float32 or float64; got {dtype}")

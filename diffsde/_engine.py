@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
+from ._checks import shown
 from ._dtypes import working_dtype
 from ._memory import check_fits
 from ._rng import key_from_rng
@@ -22,6 +23,11 @@ from ._threads import get_num_threads, threads_for
 #: Target number of state elements per block: the block, its noise, score
 #: and Heun buffers stay in the L2 cache while every step runs over it.
 BLOCK_ELEMENTS = 4096
+#: Below this many state elements a run with a Python score is serial. The
+#: callback runs on one thread while the others wait, and it costs about as
+#: much as the step itself, so a second thread saves little; measured with
+#: benchmarks/callback.py on 2 cores, 2 threads break even from about 2**17.
+CALLBACK_SERIAL_BELOW = 2**17
 #: The largest block_rows C accepts (an int64).
 MAX_BLOCK_ROWS = 2**63 - 1
 
@@ -234,8 +240,11 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
     if table.n_steps == 0:
         raise ValueError("the step table has no steps; a run needs at least one")
     x, dtype = as_state(x, dtype, name)
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True or False (a progress bar: tqdm when installed, "
+                        f"else a line on stderr); got {shown(progress)}")
     if nonfinite not in _NONFINITE:
-        raise ValueError(f"nonfinite must be one of {_NONFINITE}; got {nonfinite!r}")
+        raise ValueError(f"nonfinite must be one of {_NONFINITE}; got {shown(nonfinite)}")
     if nonfinite == "raise" and x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x))[0]
         raise ValueError(f"{name} contains a non-finite value {x[tuple(bad)]} at index {tuple(bad.tolist())} "
@@ -252,8 +261,7 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
           or not 1 <= block_rows <= MAX_BLOCK_ROWS):
         # C holds block_rows in an int64; any value above the batch size
         # means one block of the whole batch.
-        shown = int(block_rows) if isinstance(block_rows, np.integer) else block_rows
-        raise ValueError(f"block_rows must be an int >= 1 and <= 2**63 - 1; got {shown!r}")
+        raise ValueError(f"block_rows must be an int >= 1 and <= 2**63 - 1; got {shown(block_rows)}")
     buffers = 1 + len(saved) + (score_kind == _SCORE_PYTHON)
     workspace = workspace_bytes(table, score_kind, score_params, shape[0], dim, dtype.itemsize,
                                 int(block_rows))
@@ -335,6 +343,8 @@ def execute(plan, key):
 
     bar = _progress_bar(table.n_steps) if plan.progress else None
     threads = threads_for(batch * dim, table.n_rows)
+    if callback is not None and batch * dim < CALLBACK_SERIAL_BELOW:
+        threads = 1
     bad_row = -1
     try:
         for r0, r1, n_steps in _step_chunks(table, plan.progress):

@@ -91,7 +91,7 @@ def standard_normal(shape=None, rng=None, dtype=np.float64, out=None):
     -------
     ndarray
     """
-    dtype = resolve_dtype(np.dtype(dtype), "dtype")
+    dtype = resolve_dtype(dtype, "dtype")
     if shape is None:
         if out is None:
             raise TypeError("standard_normal needs shape or out")

@@ -256,10 +256,28 @@ class ReverseSDE:
         self.T = sde.T
 
     def drift(self, x, t):
-        """f(x, t) - (1 + alpha^2)/2 g(t)^2 score(x, t)."""
+        """f(x, t) - (1 + alpha^2)/2 g(t)^2 score(x, t).
+
+        ``t`` is one time, or one per row (shape ``(batch,)``). The exact
+        score of known data (``data.score(sde)``) takes one time per call: at
+        per-row times it is evaluated once per distinct time, on the rows at
+        that time. Any other callable receives ``t`` as given.
+        """
         x = np.asarray(x)
         g2 = along_batch(self.sde.diffusion(t) ** 2, x)
-        return self.sde.drift(x, t) - 0.5 * (1 + self.alpha**2) * g2 * np.asarray(self.score(x, t))
+        return self.sde.drift(x, t) - 0.5 * (1 + self.alpha**2) * g2 * self._score(x, t)
+
+    def _score(self, x, t):
+        from .scores import BoundScore
+
+        if np.ndim(t) == 0 or not isinstance(self.score, BoundScore):
+            return np.asarray(self.score(x, t))
+        t = np.asarray(t, dtype=np.float64)  # (batch,): along_batch checked it
+        out = np.empty(x.shape, dtype=np.float64)
+        for u in np.unique(t):
+            rows = t == u
+            out[rows] = self.score(x[rows], float(u))
+        return out
 
     def diffusion(self, t):
         """alpha g(t)."""

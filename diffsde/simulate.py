@@ -141,15 +141,15 @@ def save_steps(grid, save_every=None, save_at=None, reverse=False):
     if save_every is not None and save_at is not None:
         raise ValueError("pass save_every or save_at, not both")
     if save_every is not None:
-        if isinstance(save_every, bool) or not isinstance(save_every, numbers.Integral) or save_every < 1:
-            raise ValueError(f"save_every must be an int >= 1; got {save_every!r}")
-        return np.unique(np.r_[np.arange(0, n + 1, int(save_every)), n])
+        save_every = integer(save_every, "save_every", 1)
+        return np.unique(np.r_[np.arange(0, n + 1, save_every), n])
     if save_at is None:
         return np.array([0, n])
     at = np.atleast_1d(np.asarray(save_at))
     if at.dtype.kind in "iu":
         if np.any((at < 0) | (at > n)):
-            raise ValueError(f"save_at grid indices must lie in [0, {n}]; got {save_at!r}")
+            bad = int(at[(at < 0) | (at > n)][0])
+            raise ValueError(f"save_at grid indices must lie in [0, {n}]; got {bad}")
         return np.unique(n - at if reverse else at)
     if at.dtype.kind != "f":
         raise TypeError(f"save_at must be grid indices (ints) or grid times (floats); got {at.dtype}")
@@ -343,6 +343,11 @@ def _grid_law(process, grid, method=None):
     return methods.ReverseGrid(grid, m, s, process, sigma2=process.sigma(grid) ** 2)
 
 
+#: The Langevin corrector's signal-to-noise ratio when ``snr`` is not given
+#: (the value of score_sde's CIFAR-10 configurations).
+SNR_DEFAULT = 0.16
+
+
 def _reverse_options(family, method, alpha, variance, eta, last_step_noise, corrector, snr,
                      n_corrector_steps, corrector_at_start):
     """Check the method options; an option given to a method it does not
@@ -378,6 +383,17 @@ def _reverse_options(family, method, alpha, variance, eta, last_step_noise, corr
     return alpha, eta, snr
 
 
+def _corrector_defaults(family, method, corrector, snr, n_corrector_steps):
+    """(snr, n_corrector_steps) with None meaning the defaults; either one
+    given without a corrector raises, naming it and the method."""
+    if corrector is None:
+        for name, value in (("snr", snr), ("n_corrector_steps", n_corrector_steps)):
+            if value is not None:
+                raise ValueError(f"{name}={shown(value)} applies to corrector='langevin' only; got "
+                                 f"corrector=None with method={method!r} on {_FAMILY_NAMES[family]}")
+    return (SNR_DEFAULT if snr is None else snr), (1 if n_corrector_steps is None else n_corrector_steps)
+
+
 _FAMILY_NAMES = {"vp": "VPSDE", "ve": "VESDE", "subvp": "SubVPSDE", "ddpm": "DDPM", "smld": "SMLD"}
 
 
@@ -395,7 +411,7 @@ def _reverse_table(method, law, alpha, variance, eta, last_step_noise=False):
 
 def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alpha=1.0,
             t_start=None, t_end=0.0, ts=None, variance="beta", eta=0.0, last_step_noise=False,
-            corrector=None, snr=0.16, n_corrector_steps=1, corrector_at_start=True, rng=None, noise=None, save_every=None, save_at=None, dtype=None,
+            corrector=None, snr=None, n_corrector_steps=None, corrector_at_start=True, rng=None, noise=None, save_every=None, save_at=None, dtype=None,
             nonfinite="raise", out=None, progress=False):
     r"""Sample backwards in time with a score, from ``t_start`` down to ``t_end``.
 
@@ -476,6 +492,12 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         is meant for high-dimensional states (images: d in the thousands):
         for d of a few, ``|z| / |s|`` of one row fluctuates wildly and the
         corrector scatters samples (see the tour's 2-D mixture).
+    snr : float > 0, optional
+        The corrector's signal-to-noise ratio; default (None) 0.16.
+        ``corrector='langevin'`` only: given without it, ValueError.
+    n_corrector_steps : int >= 1, optional
+        Langevin sub-steps per predictor step; default (None) 1.
+        ``corrector='langevin'`` only: given without it, ValueError.
     corrector_at_start : bool
         True (default, score_sde): a corrector at t_start before the first
         predictor step; False: correctors only after predictor steps,
@@ -491,6 +513,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     """
     family = _reverse_family(process)
     method = _method_for(family, method)
+    snr, n_corrector_steps = _corrector_defaults(family, method, corrector, snr, n_corrector_steps)
     alpha, eta, snr = _reverse_options(family, method, alpha, variance, eta, last_step_noise, corrector,
                                        snr, n_corrector_steps, corrector_at_start)
     if score is None:

@@ -24,7 +24,8 @@ OUTSIDE = re.compile("|".join([
 
 def _sources():
     patterns = ["diffsde/*.py", "csrc/*.c", "csrc/*.h", "tests/**/*.py", "benchmarks/*.py",
-                "tools/*", "README.md", "docs/*.md", "docs/derivations/*.md", "docs/conf.py"]
+                "tools/*", "README.md", "docs/*.md", "docs/derivations/*.md", "docs/conf.py",
+                "notebooks/*.ipynb"]
     files = sorted({p for pattern in patterns for p in ROOT.glob(pattern) if p.is_file()})
     assert len(files) > 40, files  # the globs found the tree
     return files
@@ -68,3 +69,48 @@ def test_each_derivation_page_names_its_slips_tests_and_notebook(number):
     assert cited <= defined, sorted(cited - defined)
     notebooks = re.findall(r"\.\./notebooks/(\w+)>", page)
     assert notebooks and all((ROOT / "notebooks" / f"{n}.ipynb").exists() for n in notebooks)
+
+
+def test_the_notebooks_are_checked_too():
+    """The notebooks cite derivation pages: they were left out of the checks."""
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert len(notebooks) >= 6
+    assert set(notebooks) <= set(_sources())
+
+
+#: The README's two commands, run from the root of a clone.
+INSTALL_COMMANDS = ['pip install -e ".[examples]" && python -m diffsde',
+                    'pip install -e ".[test]" && pytest --durations=20']
+
+
+def _install_commands(path):
+    """The lines of a file's bash blocks that install and then run."""
+    text = path.read_text(encoding="utf-8")
+    blocks = re.findall(r"^```bash\n(.*?)^```", text, flags=re.M | re.S)
+    lines = [line.split("#")[0].strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if line.startswith("pip install") and "&&" in line]
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/index.md"])
+def test_the_install_commands_are_the_same_everywhere(page):
+    """docs/index.md said `pip install ".[examples]"` while the README says
+    `pip install -e ...`: from a clone's root only the editable install
+    imports the compiled package."""
+    assert _install_commands(ROOT / page) == INSTALL_COMMANDS
+
+
+def test_the_readme_lists_every_extra_and_the_build_tools():
+    """Every extra of pyproject.toml (but the umbrella "all") has a row in the
+    README's build section, and the section names the clang check (with the
+    OpenMP runtime clang needs) and the docs build."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Building from source"):]
+    rows = set(re.findall(r"^\| `([\w-]+)` \|", section, flags=re.M))
+    assert rows == set(extras) - {"all"}
+    for needed in ("tools/clang_check.sh", "libomp-dev", "tools/build_docs.sh"):
+        assert needed in section, needed
+    for tool in re.findall(r"\btools/[\w.]+\.sh\b", readme):
+        assert (ROOT / tool).exists(), tool

@@ -21,6 +21,7 @@ def parallel(monkeypatch):
     """Make even small runs use threads, so the parallel paths are tested."""
     monkeypatch.setattr(_threads, "SERIAL_BELOW", 0)
     monkeypatch.setattr(_threads, "SERIAL_BELOW_WORK", 0)
+    monkeypatch.setattr("diffsde._engine.CALLBACK_SERIAL_BELOW", 0)
 
 
 def linear_twin(mean, var0):

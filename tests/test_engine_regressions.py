@@ -190,6 +190,7 @@ def test_block_rows_at_the_int64_limit_runs():
 def parallel_runs(monkeypatch):
     monkeypatch.setattr(_threads, "SERIAL_BELOW", 0)
     monkeypatch.setattr(_threads, "SERIAL_BELOW_WORK", 0)
+    monkeypatch.setattr("diffsde._engine.CALLBACK_SERIAL_BELOW", 0)
 
 
 # ---- defect 6: the StepTable constructor --------------------------------------
