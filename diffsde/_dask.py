@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from ._dtypes import working_dtype
-from ._engine import check_row_offset, execute, prepare
+from ._engine import _SCORE_PYTHON, check_row_offset, execute, prepare
 from ._optional import EXTRAS, require
 from ._rng import STREAM_INITIAL, fill_normal
 
@@ -48,23 +48,29 @@ def _scheduler_pickles():
     return get is not None and get not in (dask.threaded.get, dask.local.get_sync)
 
 
-def _check_picklable(score):
-    """A score shipped to worker processes must pickle; dask serializes with
-    cloudpickle (which handles lambdas and closures), so that is the test."""
+def _dumps(value):
+    """Pickle as dask does for tasks (cloudpickle: lambdas and closures too),
+    with protocol 4 (see :class:`_Shipped`)."""
     try:
         import cloudpickle
-        dumps = cloudpickle.dumps
+        return cloudpickle.dumps(value, protocol=4)
     except ImportError:  # dask depends on cloudpickle; plain pickle is stricter
-        dumps = pickle.dumps
+        return pickle.dumps(value, protocol=4)
+
+
+_UNPICKLABLE_HELP = ("Use a built-in score (GaussianMixture, EmpiricalData, LinearScore), a picklable "
+                     "callable (a module-level function or an object without locks, open files or "
+                     "generators), or the threaded scheduler (dask.config.set(scheduler='threads'))")
+
+
+def _check_picklable(score):
+    """A score shipped to worker processes must pickle."""
     try:
-        dumps(score)
+        _dumps(score)
     except Exception as exc:
         raise TypeError(
             f"the score {score!r} cannot be pickled ({type(exc).__name__}: {exc}), so it cannot be "
-            f"sent to the worker processes of the active dask scheduler. Use a built-in score "
-            f"(GaussianMixture, EmpiricalData, LinearScore), a picklable callable (a module-level "
-            f"function or an object without locks, open files or generators), or the threaded "
-            f"scheduler (dask.config.set(scheduler='threads'))") from exc
+            f"sent to the worker processes of the active dask scheduler. {_UNPICKLABLE_HELP}") from exc
 
 
 def _batch_chunked(x, name):
@@ -131,11 +137,14 @@ class _Shipped:
 
     def __reduce__(self):
         try:
-            import cloudpickle
-            dumps = cloudpickle.dumps
-        except ImportError:
-            dumps = pickle.dumps
-        return _unpack_shipped, (dumps(self.value, protocol=4),)
+            blob = _dumps(self.value)
+        except Exception as exc:
+            # the run was built while a threaded scheduler was active, and is
+            # computed on one that pickles
+            raise TypeError(f"the score {self.value[1]!r} cannot be pickled ({type(exc).__name__}: "
+                            f"{exc}), so it cannot be sent to the worker processes of the active "
+                            f"dask scheduler. {_UNPICKLABLE_HELP}") from exc
+        return _unpack_shipped, (blob,)
 
 
 def _unpack_shipped(blob):
@@ -201,7 +210,7 @@ def run(x, table, saved, *, key, score=None, noise=None, dtype=None, nonfinite="
     # validate everything but the rows once, here, on a one-row probe
     probe = np.zeros((min(shape[0], 1),) + tuple(shape[1:]), dtype=dtype)
     plan = prepare(probe, table, score=score, save=saved, dtype=dtype, nonfinite=nonfinite, name=name)
-    if plan.score_kind == 2 and _scheduler_pickles():  # a Python callable
+    if plan.score_kind == _SCORE_PYTHON and _scheduler_pickles():
         _check_picklable(score)
 
     if x is None:

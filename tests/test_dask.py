@@ -1,5 +1,6 @@
 """ds.forward / ds.reverse on dask arrays: bit for bit the in-memory run, on
 the threaded scheduler and on a LocalCluster of two worker processes."""
+import re
 import sys
 import threading
 import time
@@ -153,6 +154,20 @@ def test_an_unpicklable_score_is_refused_before_the_cluster_sees_it(client):
             ds.reverse(VP, LockedScore(), x, steps=3, rng=1)
 
 
+def test_an_unpicklable_score_built_on_threads_and_sent_to_the_cluster_says_why(client):
+    x = da.from_array(_x0(100, 2), chunks=40)
+    with dask.config.set(scheduler="threads"):
+        lazy = ds.reverse(VP, LockedScore(), x, steps=3, rng=1)
+    # distributed wraps it in its own "Could not serialize" error: ours is in the chain
+    with pytest.raises(Exception) as info:
+        dask.compute(lazy.x, scheduler=client)
+    chain, exc = [], info.value
+    while exc is not None:
+        chain.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__ or exc.__context__
+    assert any(re.match(r"TypeError: the score .*LockedScore.* cannot be pickled", c) for c in chain), chain
+
+
 def test_an_unpicklable_score_runs_on_threads():
     x0 = _x0(100, 2)
     ref = ds.reverse(VP, LockedScore(), x0, steps=3, rng=1)
@@ -197,7 +212,6 @@ def test_the_moments_of_a_batch_larger_than_the_workers_stream_on_the_cluster(cl
 
 def _docs_examples():
     import pathlib
-    import re
     text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "dask.md").read_text(encoding="utf-8")
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
