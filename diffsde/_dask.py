@@ -166,9 +166,11 @@ def _in_block(exc, index, r0, r1):
     return exc
 
 
-def _run_block(x, *noise, spec, block_info=None):
-    """One block of rows: ``x`` of shape (1, rows, *event); returns the saved
+def _run_block(x, *rest, block_info=None):
+    """One block of rows: ``x`` of shape (1, rows, *event), then the block's
+    noise if any, then the run's :class:`_Shipped` spec; returns the saved
     states, shape (n_saved, rows, *event)."""
+    *noise, spec = rest
     info = block_info[0]
     (r0, r1) = info["array-location"][1]
     index = info["chunk-location"][1]
@@ -188,6 +190,7 @@ def run(x, table, saved, *, key, score=None, noise=None, dtype=None, nonfinite="
     ``x`` is the dask state, or None with ``shape``, ``chunks`` and
     ``prior_scale`` to draw the prior block by block.
     """
+    import dask
     import dask.array as da
 
     if out is not None:
@@ -234,10 +237,12 @@ def run(x, table, saved, *, key, score=None, noise=None, dtype=None, nonfinite="
     n_steps = table.n_steps
     run_saved = np.union1d(saved, [n_steps]).astype(np.int64)
     out_chunks = ((len(run_saved),), rows) + tuple((n,) for n in shape[1:])
-    spec = _Shipped((table, score, run_saved, dtype, nonfinite, key, name))
-    states = da.map_blocks(_run_block, *args, chunks=out_chunks, dtype=dtype,
-                           meta=np.empty((0,) * len(out_chunks), dtype), spec=spec,
-                           token="diffsde-run")
+    # one graph key for the table and score, which every block depends on:
+    # a worker receives it once, however many blocks it runs (an
+    # EmpiricalData score can hold a large data set)
+    spec = dask.delayed(_Shipped((table, score, run_saved, dtype, nonfinite, key, name)), pure=False)
+    states = da.map_blocks(_run_block, *args, spec, chunks=out_chunks, dtype=dtype,
+                           meta=np.empty((0,) * len(out_chunks), dtype), token="diffsde-run")
     final = states[-1]
     if len(run_saved) == len(saved):
         xs = states

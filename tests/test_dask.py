@@ -147,6 +147,20 @@ def test_a_block_that_becomes_non_finite_names_its_block_step_and_time(scheduler
         ds.forward(VP, da.from_array(x0, chunks=CHUNK), steps=3).x.compute()
 
 
+def test_nonfinite_warn_and_ignore_run_every_block_as_in_memory():
+    x0 = _x0(seed=3)
+    x0[7000, 1] = 100.0
+    with pytest.warns(RuntimeWarning, match="non-finite at step 0 of 10"):
+        ref = ds.reverse(VP, Exploding(), x0, steps=10, rng=1, nonfinite="warn")
+    with dask.config.set(scheduler="threads"):
+        lazy = ds.reverse(VP, Exploding(), da.from_array(x0, chunks=CHUNK), steps=10, rng=1, nonfinite="warn")
+        with pytest.warns(RuntimeWarning, match="non-finite at step 0 of 10"):
+            _equal(lazy, ref)
+        _equal(ds.reverse(VP, Exploding(), da.from_array(x0, chunks=CHUNK), steps=10, rng=1,
+                          nonfinite="ignore"), ref)
+    assert not np.all(np.isfinite(ref.x[6002:9003])) and np.all(np.isfinite(ref.x[:6002]))
+
+
 def test_an_unpicklable_score_is_refused_before_the_cluster_sees_it(client):
     x = da.from_array(_x0(100, 2), chunks=40)
     with dask.config.set(scheduler=client):
