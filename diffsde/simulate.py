@@ -26,9 +26,10 @@ class Trajectory:
     Attributes
     ----------
     x : ndarray
-        The final state.
+        The final state (a dask array, computed lazily, for a run on a dask
+        array: docs/dask.md).
     xs : ndarray, shape ``(n_saved, *x.shape)``
-        Saved states, in run order.
+        Saved states, in run order (a dask array likewise).
     ts : ndarray, shape (n_saved,)
         The time of each saved state (chain grid times t_i = i T / N for chains).
     nfe : int

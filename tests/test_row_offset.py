@@ -45,6 +45,16 @@ def test_event_axes_count_in_the_element_offset():
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
+def test_offsets_hold_with_a_progress_bar_and_any_block_size(capsys):
+    table = mixed_table()
+    x = np.random.default_rng(9).standard_normal((60, 3))
+    score = ds.LinearScore(0.1, 2.0)
+    whole = ds.run_steps(x, table, score=score, rng=6).x
+    parts = [ds.run_steps(x[a:b], table, score=score, rng=6, row_offset=a, progress=True, block_rows=4).x
+             for a, b in ((0, 23), (23, 60))]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
 def test_user_noise_rows_go_with_their_state_rows():
     table = mixed_table()
     x = np.random.default_rng(7).standard_normal((50, 3))
