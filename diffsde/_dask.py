@@ -190,8 +190,8 @@ def run(x, table, saved, *, key, score=None, noise=None, dtype=None, nonfinite="
     ``x`` is the dask state, or None with ``shape``, ``chunks`` and
     ``prior_scale`` to draw the prior block by block.
     """
-    import dask
-    import dask.array as da
+    da = require("dask.array", "a run on a dask array (or reverse with chunks=)")
+    dask = require("dask", "a run on a dask array (or reverse with chunks=)")
 
     if out is not None:
         raise TypeError("out applies to NumPy runs only; a dask run returns dask arrays "

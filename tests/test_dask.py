@@ -207,6 +207,12 @@ def test_options_that_cannot_apply_to_a_lazy_run_raise():
         ds.forward(VP, x, steps=3, noise=np.zeros((3, 99, 2)))
 
 
+def test_without_dask_the_prior_path_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "dask.array", None)
+    with pytest.raises(ImportError, match=r'needs dask, which is not installed; .*pip install "diffsde\[dask\]"'):
+        ds.reverse(VP, ds.LinearScore(), shape=(10, 2), chunks=5, steps=3)
+
+
 def test_the_moments_of_a_batch_larger_than_the_workers_stream_on_the_cluster(client):
     """2 GiB of float64 state on two workers of 512 MiB: the forward run from
     0 with the exact transition ends at N(0, s(T)^2), and dask's mean/var
