@@ -112,7 +112,7 @@ workspace_new(const dsde_run *run, const dsde_table *tb, size_t *bytes)
                 dsde_normal_fill_##SUFFIX(dsde_key_from_u64(run->key),         \
                                           (uint32_t)tb->stream[r],             \
                                           (uint32_t)tb->interval[r],           \
-                                          (uint64_t)(i0 * dim), n,             \
+                                          ((uint64_t)i0 + run->row_offset) * (uint64_t)dim, n, \
                                           (T *)ws->z);                         \
                 z = (const T *)ws->z;                                          \
             }                                                                  \

@@ -44,6 +44,9 @@ typedef struct {
     int stop_on_nonfinite;
     int num_threads;
     int64_t block_rows;
+    /* global index of batch row 0: row i draws the normals of row
+     * row_offset + i, so a slice of rows computes as in the whole batch */
+    uint64_t row_offset;
     /* result: the first table row after which the state had a non-finite
      * element, or -1 */
     int64_t first_nonfinite_row;

@@ -118,7 +118,7 @@ bad:
 static const char run_doc[] =
     "run(x, kind, interval, stream, a, b, c, t, m, s, key, noise, score_kind,\n"
     "    score_params, callback, scratch, save_rows, snapshots, check_finite,\n"
-    "    stop_on_nonfinite, num_threads, block_rows) -> first_nonfinite_row\n\n"
+    "    stop_on_nonfinite, num_threads, block_rows, row_offset=0) -> first_nonfinite_row\n\n"
     "Private: use diffsde.run_steps.";
 
 static PyObject *
@@ -128,13 +128,14 @@ core_run(PyObject *self, PyObject *args, PyObject *kwds)
                              "m", "s", "key", "noise", "score_kind", "score_params",
                              "callback", "scratch", "save_rows", "snapshots",
                              "check_finite", "stop_on_nonfinite", "num_threads",
-                             "block_rows", NULL};
+                             "block_rows", "row_offset", NULL};
     PyObject *x_obj, *kind_obj, *interval_obj, *stream_obj, *col_obj[6];
     PyObject *noise_obj, *params_obj, *callback, *scratch_obj;
     PyObject *save_obj, *snap_obj;
     unsigned long long key;
     int score_kind, check_finite, stop_on_nonfinite, num_threads;
     long long block_rows;
+    unsigned long long row_offset = 0;
     dsde_run run;
     dsde_table table;
     void *table_copy = NULL;
@@ -143,11 +144,11 @@ core_run(PyObject *self, PyObject *args, PyObject *kwds)
     (void)self;
 
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "OOOOOOOOOOKOiOOOOOppiL:run", kwlist, &x_obj, &kind_obj,
+            args, kwds, "OOOOOOOOOOKOiOOOOOppiL|K:run", kwlist, &x_obj, &kind_obj,
             &interval_obj, &stream_obj, &col_obj[0], &col_obj[1], &col_obj[2],
             &col_obj[3], &col_obj[4], &col_obj[5], &key, &noise_obj, &score_kind,
             &params_obj, &callback, &scratch_obj, &save_obj, &snap_obj,
-            &check_finite, &stop_on_nonfinite, &num_threads, &block_rows))
+            &check_finite, &stop_on_nonfinite, &num_threads, &block_rows, &row_offset))
         return NULL;
 
     memset(&run, 0, sizeof(run));
@@ -325,6 +326,7 @@ core_run(PyObject *self, PyObject *args, PyObject *kwds)
     run.stop_on_nonfinite = stop_on_nonfinite;
     run.num_threads = num_threads;
     run.block_rows = block_rows;
+    run.row_offset = row_offset;
     if (dsde_drive(&run, &table) < 0)
         goto error;
     result = PyLong_FromLongLong(run.first_nonfinite_row);

@@ -314,11 +314,30 @@ def _reads_during_run(out, plan):
     return any(arr is not None and np.may_share_memory(out, arr) for arr in inputs)
 
 
-def execute(plan, key):
-    """Run a prepared plan with a 64-bit key; returns a :class:`RunResult`."""
+def check_row_offset(row_offset, batch, dim):
+    """``row_offset`` as an int; the element counters of the rows it reaches
+    must fit the generator's 64-bit counter (csrc/rng.h)."""
+    if (isinstance(row_offset, (bool, np.bool_)) or not isinstance(row_offset, (int, np.integer))
+            or row_offset < 0):
+        shown = int(row_offset) if isinstance(row_offset, np.integer) else row_offset
+        raise ValueError(f"row_offset must be an int >= 0; got {shown!r}")
+    row_offset = int(row_offset)
+    if (row_offset + batch) * max(dim, 1) > 2**64:
+        raise ValueError(f"row_offset = {row_offset} puts the last element of the batch past the "
+                         f"generator's 2**64 elements per (stream, interval)")
+    return row_offset
+
+
+def execute(plan, key, row_offset=0):
+    """Run a prepared plan with a 64-bit key; returns a :class:`RunResult`.
+
+    ``row_offset``: the global index of the plan's first batch row (see
+    :func:`run_steps`).
+    """
     table, x, dtype = plan.table, plan.x, plan.dtype
     shape = x.shape
     batch, dim = shape[0], math.prod(shape[1:])
+    row_offset = check_row_offset(row_offset, batch, dim)
     out = plan.out
     in_place = (out is not None and out.flags.c_contiguous and out.flags.aligned and out.dtype.isnative
                 and not _reads_during_run(out, plan))
@@ -358,6 +377,7 @@ def execute(plan, key):
                 work, *cols, key, plan.noise, plan.score_kind, plan.score_params, callback,
                 scratch, plan.save_rows[first:last] - r0, snapshots[first:last],
                 plan.nonfinite != "ignore", plan.nonfinite == "raise", threads, plan.block_rows,
+                row_offset=row_offset,
             )
             if bar is not None:
                 bar.update(n_steps)
@@ -408,7 +428,7 @@ def _progress_bar(total):
 
 
 def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=None,
-              nonfinite="raise", out=None, progress=False, block_rows=None):
+              nonfinite="raise", out=None, progress=False, block_rows=None, row_offset=0):
     r"""Run every row of a :class:`StepTable` on a batch, in C.
 
     Each row applies one stage (see :class:`StepTable`), e.g. the affine
@@ -455,6 +475,16 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
     block_rows : int in [1, 2**63 - 1], optional
         Batch rows per block of work (tuning and tests only; never changes
         results). Values above the batch size mean one block.
+    row_offset : int >= 0
+        The global index of ``x``'s first row in a larger batch: row ``i``
+        draws the normals of row ``row_offset + i`` (elements
+        ``(row_offset + i) * dim + col``, for step noise, corrector noise and
+        every other stream). A batch cut into row ranges ``x[r0:r1]``, each
+        run with ``row_offset=r0`` (and the same ``rng`` and the rows
+        ``noise[:, r0:r1]`` of a ``noise`` array), concatenates to the whole
+        run bit for bit, provided a callable score computes each row
+        independently of the others. This is how the dask path
+        (docs/dask.md) splits a run over workers.
 
     Returns
     -------
@@ -462,4 +492,4 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
     """
     plan = prepare(x, table, score=score, noise=noise, save=save, dtype=dtype,
                    nonfinite=nonfinite, out=out, progress=progress, block_rows=block_rows)
-    return execute(plan, key_from_rng(rng))
+    return execute(plan, key_from_rng(rng), row_offset)

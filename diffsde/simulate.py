@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import methods
+from . import _dask, methods
 from ._engine import as_state, execute, prepare
 from ._checks import integer, real_scalar, shown
 from ._memory import check_fits
@@ -26,9 +26,10 @@ class Trajectory:
     Attributes
     ----------
     x : ndarray
-        The final state.
+        The final state (a dask array, computed lazily, for a run on a dask
+        array: docs/dask.md).
     xs : ndarray, shape ``(n_saved, *x.shape)``
-        Saved states, in run order.
+        Saved states, in run order (a dask array likewise).
     ts : ndarray, shape (n_saved,)
         The time of each saved state (chain grid times t_i = i T / N for chains).
     nfe : int
@@ -206,8 +207,11 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     Parameters
     ----------
     process : VPSDE, VESDE, SubVPSDE, DDPM or SMLD
-    x0 : array_like, shape ``(batch, *event)``
-        The state at ``t0`` (never modified).
+    x0 : array_like or dask.array.Array, shape ``(batch, *event)``
+        The state at ``t0`` (never modified). A dask array makes the run
+        lazy: ``x`` and ``xs`` of the result are dask arrays computed block
+        by block of batch rows on the active scheduler, equal bit for bit to
+        the NumPy run (docs/dask.md).
     steps : int, optional
         SDEs: number of equal steps on [t0, t1] (default 1000). Chains: None
         or N (for fewer steps use ``chain.respace(M)``).
@@ -234,7 +238,9 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     Trajectory
     """
     method = _method(process, method, FORWARD_METHODS)
-    x0, _ = as_state(x0, dtype, "x0")
+    lazy = _dask.is_dask_array(x0)
+    if not lazy:
+        x0, _ = as_state(x0, dtype, "x0")
     grid = _forward_grid(process, steps, t0, t1, ts)
     if isinstance(process, Chain):
         table = {"chain": lambda: methods.forward_chain(process),
@@ -243,6 +249,10 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     else:
         table = {"em": methods.forward_em, "exact": methods.forward_exact}[method](process, grid)
     saved = save_steps(grid, save_every, save_at)
+    if lazy:
+        x, xs = _dask.run(x0, table, saved, key=key_from_rng(rng), noise=_noise(noise, grid, x0.shape, table),
+                          dtype=dtype, nonfinite=nonfinite, out=out, progress=progress, name="x0")
+        return Trajectory(x=x, xs=xs, ts=grid[saved], nfe=0)
     plan = prepare(x0, table, noise=_noise(noise, grid, x0.shape, table), save=saved, dtype=dtype,
                    nonfinite=nonfinite, out=out, progress=progress, name="x0")
     result = execute(plan, key_from_rng(rng))
@@ -411,8 +421,8 @@ def _reverse_table(method, law, alpha, variance, eta, last_step_noise=False):
 
 def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alpha=1.0,
             t_start=None, t_end=0.0, ts=None, variance="beta", eta=0.0, last_step_noise=False,
-            corrector=None, snr=None, n_corrector_steps=None, corrector_at_start=True, rng=None, noise=None, save_every=None, save_at=None, dtype=None,
-            nonfinite="raise", out=None, progress=False):
+            corrector=None, snr=None, n_corrector_steps=None, corrector_at_start=True, rng=None, noise=None,
+            save_every=None, save_at=None, dtype=None, nonfinite="raise", out=None, progress=False, chunks=None):
     r"""Sample backwards in time with a score, from ``t_start`` down to ``t_end``.
 
     ==============  ==================================================================
@@ -462,9 +472,10 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     score : callable score(x, t) or a built-in score (``ds.LinearScore``)
         The score of the process's marginal p_t; for a chain, t = t_i and a
         built-in score uses ``chain.marginal(i)``.
-    x : array_like, shape ``(batch, *event)``, optional
+    x : array_like or dask.array.Array, shape ``(batch, *event)``, optional
         The state at ``t_start``; ``None`` draws it from N(0, s(t_start)^2 I)
-        (stream 1 of the run's key) with ``shape``.
+        (stream 1 of the run's key) with ``shape``. A dask array makes the
+        run lazy, as for :func:`forward`.
     steps : int, optional
         SDEs: equal steps on [t_end, t_start] (default 1000). Chains: None or N.
     alpha : float >= 0
@@ -505,6 +516,11 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     rng, noise, save_every, save_at, dtype, nonfinite, out, progress
         As for :func:`forward`; ``save_at`` takes grid indices k (time t_k)
         or grid times, and ``noise[k - 1]`` drives the step from t_k.
+    chunks : int or tuple of ints, optional
+        With ``x=None``: draw the prior and run lazily as a dask array of
+        ``shape`` in blocks of ``chunks`` batch rows (an int) or of the given
+        block sizes, never holding the whole batch in one process
+        (docs/dask.md).
 
     Returns
     -------
@@ -527,9 +543,26 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         table = (StepTable.interleave(*correctors, table) if corrector_at_start
                  else StepTable.interleave(table, *correctors))
 
-    x, shape = _reverse_start(x, shape, dtype)
+    lazy = _dask.is_dask_array(x)
+    if lazy:
+        if shape is not None and tuple(np.atleast_1d(shape)) != x.shape:
+            raise ValueError(f"shape {shape} does not match x.shape {x.shape}; pass one of them")
+        if chunks is not None:
+            raise ValueError("chunks applies to the prior drawn from shape; rechunk x instead")
+        shape = x.shape
+    else:
+        x, shape = _reverse_start(x, shape, dtype)
+        lazy = chunks is not None
+        if lazy and x is not None:
+            raise ValueError("chunks applies to the prior drawn from shape (x=None); for a NumPy x "
+                             "pass dask.array.from_array(x, chunks=...) instead")
     saved = save_steps(grid, save_every, save_at, reverse=True)
     noise = _noise(noise, grid, shape, table)  # interval k - 1: the path's increment over [t_{k-1}, t_k]
+    if lazy:
+        x, xs = _dask.run(x, table, saved, key=key_from_rng(rng), score=_bind(score, process), noise=noise,
+                          dtype=dtype, nonfinite=nonfinite, out=out, progress=progress,
+                          prior_scale=law.s[-1], chunks=chunks, shape=shape)
+        return Trajectory(x=x, xs=xs, ts=grid[::-1][saved], nfe=table.nfe)
     probe = np.broadcast_to(np.zeros((), dtype=x.dtype if x is not None else np.float64), shape)
     plan = prepare(x if x is not None else probe, table, score=_bind(score, process), noise=noise,
                    save=saved, dtype=dtype, nonfinite=nonfinite, out=out, progress=progress)
