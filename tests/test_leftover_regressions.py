@@ -65,9 +65,9 @@ def _recorded_threads(monkeypatch):
     seen = []
     run = _core.run
 
-    def recording(*args):
-        seen.append(args[-2])  # run(..., threads, block_rows)
-        return run(*args)
+    def recording(*args, **kwargs):
+        seen.append(args[-2])  # run(..., threads, block_rows, *, row_offset)
+        return run(*args, **kwargs)
 
     monkeypatch.setattr(_core, "run", recording)
     return seen
