@@ -523,3 +523,27 @@ def test_langevin_sub_steps_equal_the_paper_on_the_same_normals():
             e = 2 * rk * (snr * np.linalg.norm(z, axis=1) / np.linalg.norm(s, axis=1)) ** 2
             x = x + e[:, None] * s + np.sqrt(2 * e)[:, None] * z
     np.testing.assert_allclose(got, x, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("at_start", [True, False])
+def test_langevin_corrector_runs_at_the_paper_times(at_start):
+    """A score that records t shows where each corrector sub-step runs: with
+    ``corrector_at_start`` (score_sde's PC sampler, Song et al. 2021,
+    Algorithm 1) at t_k before the predictor step from t_k, k = N..1; without,
+    after each predictor step at the time it landed on, t_{N-1}..t_1
+    (never at t_0 = t_end)."""
+    law, seen = vp_law(), []
+
+    def score(x, t):
+        seen.append(t)
+        return gaussian_score(law)(x, t)
+
+    x, _ = start_and_noise(law)
+    ds.reverse(ds.VPSDE(0.1, 20.0), score, x, steps=4, method="reverse_diffusion", corrector="langevin",
+               n_corrector_steps=2, corrector_at_start=at_start, rng=1)
+    grid = np.arange(5) / 4
+    if at_start:  # (corrector, corrector, predictor) at each t_k
+        expected = [t for k in (4, 3, 2, 1) for t in [grid[k]] * 3]
+    else:  # predictor at t_k, then the corrector at the landing time t_{k-1} (not at t_0)
+        expected = [grid[4]] + [t for k in (3, 2, 1) for t in [grid[k]] * 3]
+    assert seen == pytest.approx(expected, abs=1e-15)
