@@ -28,11 +28,20 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The method twins first: they pin every method's formula and kill most
-# mutations in seconds; pytest then skips them in "tests" (duplicates are
-# collected once), so the set of tests is the whole fast subset either way.
-FAST_TESTS = ["tests/test_method_twins.py", "tests", "--ignore=tests/test_interrupt.py",
-              "--ignore=tests/test_properties.py"]
+SLOW_TESTS = ("tests/test_interrupt.py", "tests/test_properties.py")
+FIRST_TESTS = ("tests/test_method_twins.py",)
+
+
+def fast_tests():
+    """The fast subset (every test file but SLOW_TESTS), FIRST_TESTS first: the
+    method twins pin every formula and kill most mutations in seconds, and
+    pytest runs the files in the order given (with -x it stops at the first
+    failure)."""
+    found = sorted(os.path.relpath(os.path.join(folder, name), ROOT)
+                   for folder, _, names in os.walk(os.path.join(ROOT, "tests"))
+                   for name in names if name.startswith("test_") and name.endswith(".py"))
+    rest = [p for p in found if p not in FIRST_TESTS + SLOW_TESTS]
+    return [p for p in FIRST_TESTS if p in found] + rest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,7 +220,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
     parser.add_argument("--list", action="store_true", help="print the catalogue and exit")
-    parser.add_argument("--tests", nargs="+", default=FAST_TESTS, help="pytest arguments (default: fast subset)")
+    parser.add_argument("--tests", nargs="+", default=None,
+                        help="pytest arguments (default: the fast subset, every test file but "
+                             + ", ".join(SLOW_TESTS) + ")")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mutation run")
     args = parser.parse_args(argv)
     by_name = {m.name: m for m in CATALOGUE}
@@ -243,7 +254,7 @@ def main(argv=None):
                     fh.write(pristine.replace(m.old, m.new))
                 is_c = m.path.startswith("csrc/")
                 built, log = build(tree) if is_c else (True, "")
-                status, detail = run_tests(tree, args.tests, args.timeout) if built else ("invalid", "build failed")
+                status, detail = run_tests(tree, args.tests or fast_tests(), args.timeout) if built else ("invalid", "build failed")
                 with open(path, "w") as fh:
                     fh.write(pristine)
                 if is_c:
