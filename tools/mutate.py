@@ -235,6 +235,7 @@ def main(argv=None):
             print(f"{m.name:36s} {m.path:22s} {m.why}")
         return 0
 
+    tests = args.tests or fast_tests()
     rows, start = [], time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="diffsde-mutate-") as tree:
         copy_tree(ROOT, tree)
@@ -254,7 +255,7 @@ def main(argv=None):
                     fh.write(pristine.replace(m.old, m.new))
                 is_c = m.path.startswith("csrc/")
                 built, log = build(tree) if is_c else (True, "")
-                status, detail = run_tests(tree, args.tests or fast_tests(), args.timeout) if built else ("invalid", "build failed")
+                status, detail = run_tests(tree, tests, args.timeout) if built else ("invalid", "build failed")
                 with open(path, "w") as fh:
                     fh.write(pristine)
                 if is_c:
