@@ -196,7 +196,10 @@ def copy_tree(root, dest):
 
 
 def build(tree):
-    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree,
+    # --force: build_ext decides by modification times, and a C file mutated
+    # within the second of the previous build (the in-place copy of the
+    # extension keeps whole-second times) would silently keep the old binary
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace", "--force"], cwd=tree,
                           capture_output=True, text=True)
     return proc.returncode == 0, proc.stdout + proc.stderr
 
