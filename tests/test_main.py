@@ -25,8 +25,12 @@ def test_tour_writes_tables_with_fitted_orders(tmp_path, capsys):
         samplers = read_csv(out / f"samplers_{process}.csv")
         assert len(samplers) > 8
         for row in samplers[1:]:
-            if row[1] == "200":  # at the fine step count every method lands near the same-law band
-                assert float(row[2]) < 2 * float(row[4].strip("[]").split(",")[1])
+            if row[1] == "200":
+                # at the fine step count every method is (up to a small bias) one more draw of the
+                # same-law distances: within 5 of their standard deviations above their median, the
+                # standard deviation read off the 90% band as (high - low) / (2 * 1.645)
+                low, high = (float(v) for v in row[4].strip("[]").split(","))
+                assert float(row[2]) < float(row[3]) + 5 * (high - low) / (2 * 1.645)
     summary = (out / "summary.md").read_text()
     assert "order" in summary and "| em | 15 |" in summary
     try:

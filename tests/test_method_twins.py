@@ -13,6 +13,12 @@ Closed forms (B(t) = beta_min t + (beta_max - beta_min) t^2 / 2):
   sub-VP  m = exp(-B/2), s = 1 - exp(-B),        f = -beta/2, g^2 = beta (1 - exp(-2B))
   VE      m = 1, s^2 = sigma^2 - sigma_min^2,    f = 0,       g^2 = 2 sigma^2 log(sigma_max/sigma_min)
 with sigma(t) = sigma_min (sigma_max/sigma_min)^t (Song et al. 2021, appendix B).
+
+The chains DDPM and SMLD get the same treatment on their own grid, their
+betas and sigmas computed here from their definitions (linear, Riemann and
+geometric schedules): ancestral (both variances, with and without noise on the
+last step), reverse_diffusion and ddim from the papers, em and ode_heun on
+``chain.as_sde()``, and the forward ``chain`` and ``exact`` steps.
 """
 from dataclasses import dataclass
 
@@ -121,6 +127,21 @@ def twin_ddim(law, score, x, t, tp, z, eta):
     return np.sqrt(a_prev) * x0 + np.sqrt(1 - a_prev - sigma**2) * eps + sigma * z
 
 
+def twin_ancestral_vp(law, score, x, t, tp, z, variance, silent):
+    """Ho et al. (2020), Algorithm 2 (eq. 11 with eps = -sqrt(1 - abar) s) and
+    eq. 7's posterior variance; ``silent``: no noise on this step."""
+    beta = 1 - abar(law, t) / abar(law, tp)
+    v = beta if variance == "beta" else beta * (1 - abar(law, tp)) / (1 - abar(law, t))
+    return (x + beta * score(x, t)) / np.sqrt(1 - beta) + (0.0 if silent else np.sqrt(v)) * z
+
+
+def twin_ancestral_ve(law, score, x, t, tp, z, silent):
+    """The posterior of the VE chain, s_{k-1}^2 (s_k^2 - s_{k-1}^2) / s_k^2 with s_k^2 = sigma_k^2 - sigma_0^2."""
+    d = law.s(t) ** 2 - law.s(tp) ** 2
+    v = law.s(tp) ** 2 * d / law.s(t) ** 2
+    return x + d * score(x, t) + (0.0 if silent else np.sqrt(v)) * z
+
+
 def run_twin(law, step, x, noise, grid):
     x = x.copy()
     for k in range(len(grid) - 1, 0, -1):
@@ -140,6 +161,14 @@ REVERSE_CASES = [
      lambda L, S, x, t, tp, z, last: twin_reverse_diffusion_ve(L, S, x, t, tp, z)),
     *[("vp", "ddim", {"eta": e}, lambda L, S, x, t, tp, z, last, e=e: twin_ddim(L, S, x, t, tp, z, e))
       for e in (0.0, 0.5, 1.0)],
+    # on an SDE, ancestral runs on the chain with the SDE's marginals on the grid:
+    # abar_k = m(t_k)^2 for VP, s_k^2 = sigma(t_k)^2 - sigma_min^2 for VE
+    *[("vp", "ancestral", {"variance": v, "last_step_noise": n},
+       lambda L, S, x, t, tp, z, last, v=v, n=n: twin_ancestral_vp(L, S, x, t, tp, z, v, last and not n))
+      for v in ("beta", "posterior") for n in (False, True)],
+    *[("ve", "ancestral", {"last_step_noise": n},
+       lambda L, S, x, t, tp, z, last, n=n: twin_ancestral_ve(L, S, x, t, tp, z, last and not n))
+      for n in (False, True)],
 ]
 
 
@@ -170,6 +199,214 @@ def test_heun_corrector_stage_uses_the_landing_time():
     grid = np.arange(5) / 4
     # predictor at t_k, corrector at t_{k-1} for k = 4, 3, 2; the last step is Euler at t_1
     assert seen == pytest.approx([grid[4], grid[3], grid[3], grid[2], grid[2], grid[1], grid[1]], abs=1e-15)
+
+
+# ---- the chains: DDPM and SMLD on their own grid t_i = i T / N ------------------
+#
+# Each chain's schedule is computed here from its definition (and checked
+# against the chain's public betas / sigmas / sigma0); the twins then use only
+# these arrays. em and ode_heun on a chain discretize chain.as_sde(), whose
+# schedule is piecewise constant: beta(t) = N beta_i / T (DDPM) and
+# g(t)^2 = N (sigma_i^2 - sigma_{i-1}^2) / T (SMLD) on (t_{i-1}, t_i], so at a
+# grid point t_i the value is that of the interval to its left, i (and at
+# t_0 that of interval 1).
+
+CHAIN_T = 2.0  # a span other than 1, so N / T and T / N cannot be confused
+
+
+@dataclass
+class ChainLaw:
+    """A chain's schedule on i = 0..N, from its definition."""
+
+    name: str
+    make: object
+    betas: np.ndarray = None  # DDPM: beta_1..beta_N
+    sigmas: np.ndarray = None  # SMLD: sigma_0..sigma_N (sigma_0 the level of x_0)
+    T: float = CHAIN_T
+
+    @property
+    def N(self):
+        return len(self.betas) if self.betas is not None else len(self.sigmas) - 1
+
+    @property
+    def abar(self):
+        """abar_i = prod_{j <= i} (1 - beta_j), abar_0 = 1 (Ho et al. 2020, eq. 4)."""
+        return np.r_[1.0, np.cumprod(1 - self.betas)]
+
+    def index(self, t):
+        return int(round(t * self.N / self.T))
+
+    def marginal(self, i):
+        """(m_i, s_i): DDPM (sqrt(abar_i), sqrt(1 - abar_i)); SMLD (1, sqrt(sigma_i^2 - sigma_0^2))."""
+        if self.betas is not None:
+            return np.sqrt(self.abar[i]), np.sqrt(1 - self.abar[i])
+        return 1.0, np.sqrt(self.sigmas[i] ** 2 - self.sigmas[0] ** 2)
+
+    def sde_law(self):
+        """m, s, f, g^2 of chain.as_sde() at grid times (the value of the interval left of t_i)."""
+        left = lambda t: max(self.index(t), 1)  # noqa: E731
+        if self.betas is not None:
+            rate = lambda t: self.betas[left(t) - 1] * self.N / self.T  # noqa: E731
+            return Law(self.name, m=lambda t: self.marginal(self.index(t))[0],
+                       s=lambda t: self.marginal(self.index(t))[1], f=lambda t: -rate(t) / 2, g2=rate, T=self.T)
+        sig2 = self.sigmas ** 2
+        return Law(self.name, m=lambda t: 1.0, s=lambda t: self.marginal(self.index(t))[1], f=lambda t: 0.0,
+                   g2=lambda t: (sig2[left(t)] - sig2[left(t) - 1]) * self.N / self.T, T=self.T)
+
+
+def _linear_betas(n, start, end):
+    """Ho et al.'s linear schedule: beta_i = start + (i - 1)/(N - 1) (end - start)."""
+    return start + np.arange(n) / (n - 1) * (end - start)
+
+
+def _geometric_sigmas(n, lo, hi, T):
+    """sigma(t_i) = lo (hi/lo)^{t_i / T}, i = 0..N (Song & Ermon 2019's geometric levels)."""
+    return lo * (hi / lo) ** (np.arange(n + 1) / n)
+
+
+CHAINS = {
+    "ddpm-linear": ChainLaw("ddpm-linear", lambda: ds.DDPM.linear(STEPS, 0.01, 0.5, T=CHAIN_T),
+                            betas=_linear_betas(STEPS, 0.01, 0.5)),
+    # from_sde(rule="linear"): beta_min T / N ... beta_max T / N evenly spaced
+    "ddpm-vp-linear": ChainLaw("ddpm-vp-linear",
+                               lambda: ds.DDPM.from_sde(ds.VPSDE(0.1, 5.0, T=CHAIN_T), STEPS, rule="linear"),
+                               betas=_linear_betas(STEPS, 0.1 * CHAIN_T / STEPS, 5.0 * CHAIN_T / STEPS)),
+    # from_sde(rule="riemann"): beta_i = beta(t_i) T / N
+    "ddpm-vp-riemann": ChainLaw("ddpm-vp-riemann",
+                                lambda: ds.DDPM.from_sde(ds.VPSDE(0.1, 5.0, T=CHAIN_T), STEPS),
+                                betas=(0.1 + (5.0 - 0.1) * np.arange(1, STEPS + 1) / STEPS) * CHAIN_T / STEPS),
+    # SMLD.from_sde: sigma_i = sigma(t_i), so sigma_0 = sigma_min > 0
+    "smld-ve": ChainLaw("smld-ve", lambda: ds.SMLD.from_sde(ds.VESDE(0.01, 50.0, T=CHAIN_T), STEPS),
+                        sigmas=_geometric_sigmas(STEPS, 0.01, 50.0, CHAIN_T)),
+    # clean data: sigma_0 = 0
+    "smld-clean": ChainLaw("smld-clean",
+                           lambda: ds.SMLD(_geometric_sigmas(STEPS, 0.05, 20.0, CHAIN_T)[1:], 0.0, T=CHAIN_T),
+                           sigmas=np.r_[0.0, _geometric_sigmas(STEPS, 0.05, 20.0, CHAIN_T)[1:]]),
+}
+
+
+@pytest.mark.parametrize("name", CHAINS)
+def test_chain_schedules_equal_their_definitions(name):
+    law = CHAINS[name]
+    chain = law.make()
+    assert chain.N == STEPS and chain.T == CHAIN_T
+    if law.betas is not None:
+        np.testing.assert_allclose(chain.betas, law.betas, rtol=1e-14)
+    else:
+        np.testing.assert_allclose(np.r_[chain.sigma0, chain.sigmas], law.sigmas, rtol=1e-14, atol=0)
+
+
+def chain_score(law):
+    """The exact score of N(DATA_MEAN, DATA_VAR) through the chain to x_i, as a callable of (x, t_i)."""
+    def score(x, t):
+        m, s = law.marginal(law.index(t))
+        return -(x - m * DATA_MEAN) / (m * m * DATA_VAR + s * s)
+    return score
+
+
+def twin_chain_ancestral(law, score, x, i, z, variance, noisy_last):
+    """Ho et al. (2020), Algorithm 2: x_{i-1} = (x_i + beta_i s) / sqrt(1 - beta_i) + sigma_i z
+    (their eps-form with eps = -sqrt(1 - abar_i) s), sigma_i^2 = beta_i or
+    beta~_i = beta_i (1 - abar_{i-1}) / (1 - abar_i) (eq. 7), z = 0 at i = 1.
+    SMLD: the VE chain's posterior q(x_{i-1} | x_i, x_0) (Song et al. 2021, appendix),
+    variance (sigma_{i-1}^2 - sigma_0^2)(sigma_i^2 - sigma_{i-1}^2) / (sigma_i^2 - sigma_0^2)."""
+    s = score(x, i * law.T / law.N)
+    if law.betas is not None:
+        beta, ab = law.betas[i - 1], law.abar
+        v = beta if variance == "beta" else beta * (1 - ab[i - 1]) / (1 - ab[i])
+        mean = (x + beta * s) / np.sqrt(1 - beta)
+    else:
+        sig2 = law.sigmas ** 2
+        d = sig2[i] - sig2[i - 1]
+        v = (sig2[i - 1] - sig2[0]) * d / (sig2[i] - sig2[0])
+        mean = x + d * s
+    return mean + (np.sqrt(v) if i > 1 or noisy_last else 0.0) * z
+
+
+def twin_chain_reverse_diffusion(law, score, x, i, z):
+    """Song et al. (2021), appendix (reverse-diffusion predictor): DDPM
+    (2 - sqrt(1 - beta_i)) x + beta_i s + sqrt(beta_i) z; SMLD x + d s + sqrt(d) z, d = sigma_i^2 - sigma_{i-1}^2."""
+    s = score(x, i * law.T / law.N)
+    if law.betas is not None:
+        beta = law.betas[i - 1]
+        return (2 - np.sqrt(1 - beta)) * x + beta * s + np.sqrt(beta) * z
+    d = law.sigmas[i] ** 2 - law.sigmas[i - 1] ** 2
+    return x + d * s + np.sqrt(d) * z
+
+
+def twin_chain_ddim(law, score, x, i, z, eta):
+    """Song, Meng & Ermon (2021), eq. 12 on the chain's abar, eps = -sqrt(1 - abar_i) s."""
+    a_now, a_prev = law.abar[i], law.abar[i - 1]
+    eps = -np.sqrt(1 - a_now) * score(x, i * law.T / law.N)
+    x0 = (x - np.sqrt(1 - a_now) * eps) / np.sqrt(a_now)
+    sigma = eta * np.sqrt((1 - a_prev) / (1 - a_now)) * np.sqrt(1 - a_now / a_prev)
+    return np.sqrt(a_prev) * x0 + np.sqrt(1 - a_prev - sigma**2) * eps + sigma * z
+
+
+DDPMS = [n for n in CHAINS if n.startswith("ddpm")]
+SMLDS = [n for n in CHAINS if n.startswith("smld")]
+CHAIN_CASES = [
+    # (chain, method, options, twin step(law, score, x, i, z))
+    *[(c, "ancestral", {"variance": v, "last_step_noise": n},
+       lambda L, S, x, i, z, v=v, n=n: twin_chain_ancestral(L, S, x, i, z, v, n))
+      for c in DDPMS for v in ("beta", "posterior") for n in (False, True)],
+    *[(c, "ancestral", {"last_step_noise": n},
+       lambda L, S, x, i, z, n=n: twin_chain_ancestral(L, S, x, i, z, None, n))
+      for c in SMLDS for n in (False, True)],
+    *[(c, "reverse_diffusion", {}, twin_chain_reverse_diffusion) for c in CHAINS],
+    *[(c, "ddim", {"eta": e}, lambda L, S, x, i, z, e=e: twin_chain_ddim(L, S, x, i, z, e))
+      for c in DDPMS for e in (0.0, 0.5, 1.0)],
+    # em and ode_heun on chain.as_sde(), with the SDE twins above
+    *[(c, "em", {"alpha": a},
+       lambda L, S, x, i, z, a=a: twin_em(L.sde_law(), S, x, i * L.T / L.N, (i - 1) * L.T / L.N, z, a))
+      for c in CHAINS for a in (0.0, 1.0, 2.0)],
+    *[(c, "ode_heun", {},
+       lambda L, S, x, i, z: twin_heun(L.sde_law(), S, x, i * L.T / L.N, (i - 1) * L.T / L.N, z, i == 1))
+      for c in CHAINS],
+]
+
+
+@pytest.mark.parametrize("chain_name, method, options, step", CHAIN_CASES,
+                         ids=[f"{c}-{m}-{o}" for c, m, o, _ in CHAIN_CASES])
+def test_chain_reverse_equals_twin_from_the_paper(chain_name, method, options, step):
+    law = CHAINS[chain_name]
+    score = chain_score(law)
+    rng = np.random.default_rng(7)
+    m_end, s_end = law.marginal(law.N)
+    x = m_end * DATA_MEAN + np.sqrt(m_end**2 * DATA_VAR + s_end**2) * rng.standard_normal(BATCH)
+    noise = rng.standard_normal((STEPS, BATCH))
+    expected = x.copy()
+    for i in range(law.N, 0, -1):  # step i: x_i -> x_{i-1} on noise interval i - 1
+        expected = step(law, score, expected, i, noise[i - 1])
+    got = ds.reverse(law.make(), score, x, method=method, noise=noise, **options).x
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", CHAINS)
+def test_chain_forward_chain_and_exact_equal_twins(name):
+    """chain: Ho et al. (2020) eq. 2, x_i = sqrt(1 - beta_i) x_{i-1} + sqrt(beta_i) z, and
+    Song & Ermon (2019), x_i = x_{i-1} + sqrt(sigma_i^2 - sigma_{i-1}^2) z; exact: the
+    transition between the marginals, a = m_i / m_{i-1}, c = sqrt(s_i^2 - a^2 s_{i-1}^2)
+    (written from the marginals, a different formula with the same value)."""
+    law = CHAINS[name]
+    rng = np.random.default_rng(9)
+    x0 = DATA_MEAN + np.sqrt(DATA_VAR) * rng.standard_normal(BATCH)
+    noise = rng.standard_normal((STEPS, BATCH))
+    chain_twin, exact_twin = x0.copy(), x0.copy()
+    for i in range(1, law.N + 1):  # step i on noise interval i - 1
+        if law.betas is not None:
+            beta = law.betas[i - 1]
+            chain_twin = np.sqrt(1 - beta) * chain_twin + np.sqrt(beta) * noise[i - 1]
+        else:
+            chain_twin = chain_twin + np.sqrt(law.sigmas[i] ** 2 - law.sigmas[i - 1] ** 2) * noise[i - 1]
+        (m0, s0), (m1, s1) = law.marginal(i - 1), law.marginal(i)
+        a = m1 / m0
+        exact_twin = a * exact_twin + np.sqrt(s1**2 - a * a * s0**2) * noise[i - 1]
+    chain = law.make()
+    np.testing.assert_allclose(ds.forward(chain, x0, method="chain", noise=noise).x, chain_twin,
+                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(ds.forward(chain, x0, method="exact", noise=noise).x, exact_twin,
+                               rtol=RTOL, atol=ATOL)
 
 
 # ---- forward twins ----------------------------------------------------------
@@ -286,3 +523,27 @@ def test_langevin_sub_steps_equal_the_paper_on_the_same_normals():
             e = 2 * rk * (snr * np.linalg.norm(z, axis=1) / np.linalg.norm(s, axis=1)) ** 2
             x = x + e[:, None] * s + np.sqrt(2 * e)[:, None] * z
     np.testing.assert_allclose(got, x, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("at_start", [True, False])
+def test_langevin_corrector_runs_at_the_paper_times(at_start):
+    """A score that records t shows where each corrector sub-step runs: with
+    ``corrector_at_start`` (score_sde's PC sampler, Song et al. 2021,
+    Algorithm 1) at t_k before the predictor step from t_k, k = N..1; without,
+    after each predictor step at the time it landed on, t_{N-1}..t_1
+    (never at t_0 = t_end)."""
+    law, seen = vp_law(), []
+
+    def score(x, t):
+        seen.append(t)
+        return gaussian_score(law)(x, t)
+
+    x, _ = start_and_noise(law)
+    ds.reverse(ds.VPSDE(0.1, 20.0), score, x, steps=4, method="reverse_diffusion", corrector="langevin",
+               n_corrector_steps=2, corrector_at_start=at_start, rng=1)
+    grid = np.arange(5) / 4
+    if at_start:  # (corrector, corrector, predictor) at each t_k
+        expected = [t for k in (4, 3, 2, 1) for t in [grid[k]] * 3]
+    else:  # predictor at t_k, then the corrector at the landing time t_{k-1} (not at t_0)
+        expected = [grid[4]] + [t for k in (3, 2, 1) for t in [grid[k]] * 3]
+    assert seen == pytest.approx(expected, abs=1e-15)

@@ -28,10 +28,20 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The twins first: with -x a killed mutation stops at its first failure, and
-# most die there within seconds (pytest collects each file once).
-FAST_TESTS = ["tests/test_method_twins.py", "tests/test_kernel_twins.py", "tests",
-              "--ignore=tests/test_interrupt.py", "--ignore=tests/test_properties.py"]
+SLOW_TESTS = ("tests/test_interrupt.py", "tests/test_properties.py")
+FIRST_TESTS = ("tests/test_method_twins.py", "tests/test_kernel_twins.py")
+
+
+def fast_tests():
+    """The fast subset (every test file but SLOW_TESTS), FIRST_TESTS first: the
+    method twins pin every formula and kill most mutations in seconds, and
+    pytest runs the files in the order given (with -x it stops at the first
+    failure)."""
+    found = sorted(os.path.relpath(os.path.join(folder, name), ROOT)
+                   for folder, _, names in os.walk(os.path.join(ROOT, "tests"))
+                   for name in names if name.startswith("test_") and name.endswith(".py"))
+    rest = [p for p in found if p not in FIRST_TESTS + SLOW_TESTS]
+    return [p for p in FIRST_TESTS if p in found] + rest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,15 +92,15 @@ CATALOGUE = [
              "g2 = grid.sde.diffusion(grid.t[k]) ** 2", "g2 = grid.sde.diffusion(grid.t[k - 1]) ** 2",
              "reverse EM takes g at t_{k-1} instead of the step's starting time t_k"),
     Mutation("ancestral_vp_scale", "diffsde/methods.py",
-             "grid.affine(k, 1 / root, beta / root, np.sqrt(v))",
-             "grid.affine(k, 1 / root, beta, np.sqrt(v))",
+             "a, b = 1 / root, beta / root",
+             "a, b = 1 / root, beta",
              "DDPM ancestral score coefficient beta instead of beta / sqrt(1 - beta)"),
     Mutation("ancestral_posterior_index", "diffsde/methods.py",
              "v = beta * -np.expm1(grid.log_abar[k - 1]) / -np.expm1(grid.log_abar[k])",
              "v = beta * -np.expm1(grid.log_abar[k]) / -np.expm1(grid.log_abar[k])",
              "posterior variance with abar_i where abar_{i-1} belongs"),
     Mutation("ancestral_ve_variance", "diffsde/methods.py",
-             "np.sqrt(grid.sigma2[k - 1] * d / grid.sigma2[k])", "np.sqrt(d)",
+             "v = grid.s[k - 1] ** 2 * d / grid.s[k] ** 2", "v = d",
              "SMLD ancestral with the reverse-diffusion variance instead of the posterior one"),
     Mutation("reverse_diffusion_ve_noise", "diffsde/methods.py",
              "return grid.affine(k, 1.0, d, np.sqrt(d))", "return grid.affine(k, 1.0, d, d)",
@@ -138,6 +148,60 @@ CATALOGUE = [
     Mutation("empirical_total_not_rescaled", "csrc/scores.c",
              "total[r] *= shrink;", "total[r] *= 1.0;",
              "empirical running log-sum-exp rescales the weighted sum but not the total"),
+    # -- the chain methods, chain schedules and options (killed by the method twins) --
+    Mutation("ancestral_last_step_noise_ignored", "diffsde/methods.py",
+             "    if not last_step_noise:\n", "    if True:\n",
+             "ancestral drops the last step's noise even with last_step_noise=True"),
+    Mutation("smld_posterior_absolute_sigma", "diffsde/methods.py",
+             "v = grid.s[k - 1] ** 2 * d / grid.s[k] ** 2", "v = grid.sigma2[k - 1] * d / grid.sigma2[k]",
+             "SMLD ancestral variance from the absolute sigma_{i-1}^2 / sigma_i^2, wrong when sigma_0 > 0"),
+    Mutation("ddim_a_coefficient", "diffsde/methods.py",
+             "a = np.exp(0.5 * (grid.log_abar[k - 1] - grid.log_abar[k]))",
+             "a = np.exp(grid.log_abar[k - 1] - grid.log_abar[k])",
+             "DDIM's x coefficient abar_{i-1}/abar_i instead of its square root"),
+    Mutation("ddim_direction_without_sigma", "diffsde/methods.py",
+             "np.sqrt(np.maximum(one_minus_prev - sigma2, 0.0) * one_minus_now)",
+             "np.sqrt(np.maximum(one_minus_prev, 0.0) * one_minus_now)",
+             "DDIM's direction term sqrt(1 - abar_{i-1}) eps without the - sigma_eta^2"),
+    Mutation("heun_score_weight", "diffsde/methods.py",
+             "return 1 - h * sde.drift_coefficient(t), 0.5 * h * sde.diffusion(t) ** 2",
+             "return 1 - h * sde.drift_coefficient(t), h * sde.diffusion(t) ** 2",
+             "ode_heun's ODE with g^2 s instead of g^2 s / 2 (the reverse SDE's drift)"),
+    Mutation("langevin_after_step_at_start_time", "diffsde/methods.py",
+             "else grid.run_order()[:-1] - 1", "else grid.run_order()[:-1]",
+             "corrector_at_start=False corrects at the step's starting time, not where it landed"),
+    Mutation("vp_chain_law_abar0", "diffsde/simulate.py",
+             "log_abar = -big_b[0] + np.r_[", "log_abar = np.r_[",
+             "chain methods on a VP SDE with t_end > 0 take abar_0 = 1 instead of e^{-B(t_end)}"),
+    Mutation("as_sde_right_interval", "diffsde/schedules.py",
+             "np.ceil(np.asarray(t) * (n / T) - 1e-9)", "np.ceil(np.asarray(t) * (n / T) + 1e-9)",
+             "a chain's as_sde takes the interval right of a grid point (beta_{k+1} at t_k)"),
+    Mutation("ddpm_forward_chain_first_order", "diffsde/chains.py",
+             "return np.sqrt(1 - self.betas), np.sqrt(self.betas)",
+             "return 1 - self.betas / 2, np.sqrt(self.betas)",
+             "DDPM's forward chain step with 1 - beta/2 for sqrt(1 - beta)"),
+    Mutation("smld_forward_chain_sigma_diff", "diffsde/chains.py",
+             "return np.ones(self.N), np.sqrt(np.diff(self._full**2))",
+             "return np.ones(self.N), np.diff(self._full)",
+             "SMLD's forward chain noise sigma_i - sigma_{i-1} instead of sqrt(sigma_i^2 - sigma_{i-1}^2)"),
+    Mutation("ddpm_linear_off_by_one", "diffsde/chains.py",
+             "return cls(np.linspace(beta_start, beta_end, N), T)",
+             "return cls(np.linspace(beta_start, beta_end, N + 1)[1:], T)",
+             "DDPM.linear drops beta_start (N + 1 points, the first removed)"),
+    Mutation("ddpm_rule_linear_left_riemann", "diffsde/chains.py",
+             "betas = np.linspace(sched.beta_min * vp.T / N, sched.beta_max * vp.T / N, N)",
+             "betas = vp.beta(grid[:-1]) * (vp.T / N)",
+             "from_sde(rule='linear') as the left Riemann sum (beta_N = beta(t_{N-1}) T/N)"),
+    Mutation("ddpm_rule_riemann_left", "diffsde/chains.py",
+             "betas = vp.beta(grid[1:]) * (vp.T / N)", "betas = vp.beta(grid[:-1]) * (vp.T / N)",
+             "from_sde(rule='riemann') with beta(t_{i-1}) instead of beta(t_i)"),
+    Mutation("ddpm_rule_exact_first_order", "diffsde/chains.py",
+             "betas = -np.expm1(-np.diff(vp.integrated_beta(grid)))",
+             "betas = np.diff(vp.integrated_beta(grid))",
+             "from_sde(rule='exact') with beta_i = B(t_i) - B(t_{i-1}) instead of 1 - e^{-(...)}"),
+    Mutation("smld_from_sde_clean_sigma0", "diffsde/chains.py",
+             "return cls(sig[1:], sig[0], ve.T)", "return cls(sig[1:], 0.0, ve.T)",
+             "SMLD.from_sde starts from clean data (sigma_0 = 0) instead of sigma_min"),
 ]
 
 
@@ -182,7 +246,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
     parser.add_argument("--list", action="store_true", help="print the catalogue and exit")
-    parser.add_argument("--tests", nargs="+", default=FAST_TESTS, help="pytest arguments (default: fast subset)")
+    parser.add_argument("--tests", nargs="+", default=None,
+                        help="pytest arguments (default: the fast subset, every test file but "
+                             + ", ".join(SLOW_TESTS) + ")")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mutation run")
     args = parser.parse_args(argv)
     by_name = {m.name: m for m in CATALOGUE}
@@ -195,6 +261,7 @@ def main(argv=None):
             print(f"{m.name:36s} {m.path:22s} {m.why}")
         return 0
 
+    tests = args.tests or fast_tests()
     rows, start = [], time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="diffsde-mutate-") as tree:
         copy_tree(ROOT, tree)
@@ -214,7 +281,7 @@ def main(argv=None):
                     fh.write(pristine.replace(m.old, m.new))
                 is_c = m.path.startswith("csrc/")
                 built, log = build(tree) if is_c else (True, "")
-                status, detail = run_tests(tree, args.tests, args.timeout) if built else ("invalid", "build failed")
+                status, detail = run_tests(tree, tests, args.timeout) if built else ("invalid", "build failed")
                 with open(path, "w") as fh:
                     fh.write(pristine)
                 if is_c:
