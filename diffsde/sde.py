@@ -715,7 +715,7 @@ class RectifiedFlow(AffineSDE):
     ``default_t_start = 1 - 1e-3`` unless given ``t_start``: there
     m = 1e-3, so starting from N(0, s^2 I) misplaces the data's part of
     x_t by 1e-3 x_0, while f = -1000 keeps the first steps of a run of
-    1000 steps stable (h |f| about 1). ``prior_sample`` and
+    1000 steps stable (the step times -f is about 1). ``prior_sample`` and
     ``prior_logp`` use N(0, I), the exact law at t = 1.
     """
 

@@ -443,8 +443,8 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
                     ``ancestral``, ``ddim``
     VESDE           ``em``, ``ode_heun``, ``reverse_diffusion``, ``ancestral``
     SubVPSDE        ``em``, ``ode_heun``
-    other AffineSDE ``em``, ``ode_heun`` (EDM, RectifiedFlow, ``AffineSDE(mean, std)``
-                    or a subclass: docs/processes.md)
+    others          ``em``, ``ode_heun``: EDM, RectifiedFlow and any other AffineSDE
+                    (``AffineSDE(mean, std)`` or a subclass: docs/processes.md)
     DDPM            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``
     SMLD            ``ancestral``, ``reverse_diffusion``, ``em``, ``ode_heun``
     ==============  ==================================================================
