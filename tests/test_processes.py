@@ -251,3 +251,44 @@ def test_docs_processes_example_runs():
     assert blocks
     for block in blocks:
         exec(compile(block, "docs/processes.md", "exec"), {})
+
+
+def test_the_issue_example_runs_on_a_user_subclass():
+    """A user's own process used to be refused with 'process must be a VPSDE,
+    VESDE, SubVPSDE, DDPM or SMLD; got EDMLike'; now it runs, and the built-in
+    scores bind to it through its marginal."""
+
+    class EDMLike(ds.AffineSDE):
+        def __init__(self):
+            super().__init__(T=10.0)
+
+        def mean(self, t):
+            return np.ones_like(t)
+
+        def std(self, t):
+            return t
+
+    data = ds.datasets.eight_gaussians()
+    proc = EDMLike()
+    tr = ds.reverse(proc, data, shape=(200, 2), steps=64, method="ode_heun", rng=0)
+    assert tr.x.shape == (200, 2) and np.all(np.isfinite(tr.x))
+    emp = ds.EmpiricalData(np.array([[0.0, 1.0], [2.0, -1.0]]))
+    tr = ds.reverse(proc, emp, shape=(50, 2), steps=64, rng=0)
+    assert np.all(np.isfinite(tr.x))
+    # the numerical f and g^2 are EDM's closed forms
+    t = np.linspace(0.0, 10.0, 41)
+    np.testing.assert_allclose(proc.diffusion(t) ** 2, 2 * t, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(proc.drift_coefficient(t), 0.0)
+
+
+def test_user_process_inverse_maps_match_the_cosine_closed_form():
+    proc = CosineVP()
+    t = np.linspace(0.01, proc.T, 50)
+    sigma = proc.sigma_of_t(t)
+    # m = 1 / sqrt(1 + sigma^2) = cos(theta) / cos(theta_0)
+    theta = np.arccos(np.cos(proc._theta(0.0)) / np.sqrt(1 + sigma**2))
+    closed = theta * 2 / np.pi * (1 + proc.c) - proc.c
+    np.testing.assert_allclose(proc.t_of_sigma(sigma), closed, rtol=1e-12)
+    np.testing.assert_allclose(proc.t_of_lambda(-np.log(sigma)), closed, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"sigma must lie in \[0, "):
+        proc.t_of_sigma(1e6)
