@@ -33,6 +33,8 @@ from .schedules import CosineBeta, GeometricSigma, LinearBeta, PiecewiseBeta, Pi
 DERIVATIVE_STEP = 0.02
 DERIVATIVE_SHRINK = 1.4
 DERIVATIVE_LEVELS = 12
+#: Times differentiated at once (the tableau's memory is ~25 arrays of this size).
+DERIVATIVE_BLOCK = 2**16
 #: Bisection steps of the numerical inverses t(sigma) and t(lambda): enough
 #: to pin t to rounding in [0, T] (2**-60 of T).
 INVERSE_ITERATIONS = 60
@@ -69,6 +71,11 @@ def derivative(fn, t, T):
     are not differentiable and get no such accuracy.
     """
     t = np.asarray(t, dtype=np.float64)
+    if t.size > DERIVATIVE_BLOCK:
+        # the tableau holds about 25 arrays of t's size: bound its memory
+        flat = t.ravel()
+        return np.concatenate([derivative(fn, flat[i:i + DERIVATIVE_BLOCK], T)
+                               for i in range(0, flat.size, DERIVATIVE_BLOCK)]).reshape(t.shape)
     scalar = t.ndim == 0
     t = np.atleast_1d(t)
     h = DERIVATIVE_STEP * T

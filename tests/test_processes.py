@@ -292,3 +292,16 @@ def test_user_process_inverse_maps_match_the_cosine_closed_form():
     np.testing.assert_allclose(proc.t_of_lambda(-np.log(sigma)), closed, rtol=1e-12)
     with pytest.raises(ValueError, match=r"sigma must lie in \[0, "):
         proc.t_of_sigma(1e6)
+
+
+def test_numerical_derivatives_do_not_depend_on_the_block_size(monkeypatch):
+    """Long grids are differentiated in blocks (bounded memory); each time's
+    estimate is chosen per element, so blocks change no bit."""
+    from diffsde import sde as sde_module
+
+    aff = by_hand(ds.SubVPSDE())
+    t = np.linspace(0.0, 1.0, 1001)
+    whole = aff.diffusion(t)
+    monkeypatch.setattr(sde_module, "DERIVATIVE_BLOCK", 7)
+    np.testing.assert_array_equal(aff.diffusion(t), whole)
+    np.testing.assert_array_equal(aff.dvar(t.reshape(7, 143)), aff.dvar(t).reshape(7, 143))
