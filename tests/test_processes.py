@@ -305,3 +305,23 @@ def test_numerical_derivatives_do_not_depend_on_the_block_size(monkeypatch):
     monkeypatch.setattr(sde_module, "DERIVATIVE_BLOCK", 7)
     np.testing.assert_array_equal(aff.diffusion(t), whole)
     np.testing.assert_array_equal(aff.dvar(t.reshape(7, 143)), aff.dvar(t).reshape(7, 143))
+
+
+def test_likelihood_fokker_planck_and_analysis_take_any_affine_sde():
+    """The consumers of the protocol see the same numbers from VPSDE and from
+    an AffineSDE of its (m, s)."""
+    from diffsde import fokker_planck
+
+    aff = by_hand(VP)
+    x = GM.sample(5, rng=0)
+    np.testing.assert_allclose(ds.log_likelihood(aff, GM.score(aff), x, steps=200),
+                               ds.log_likelihood(VP, GM.score(VP), x, steps=200), rtol=1e-9)
+    grid = np.linspace(-5.0, 5.0, 201)
+    p0 = np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi)
+    ours = fokker_planck.solve_forward(aff, p0, grid, steps=100)
+    theirs = fokker_planck.solve_forward(VP, p0, grid, steps=100)
+    np.testing.assert_allclose(ours.p, theirs.p, rtol=1e-9, atol=1e-14)
+    x0 = np.random.default_rng(1).standard_normal(200)
+    study_aff = analysis.strong_error(aff, x0, [4, 8, 16], rng=0)
+    study_vp = analysis.strong_error(VP, x0, [4, 8, 16], rng=0)
+    np.testing.assert_allclose(study_aff.errors, study_vp.errors, rtol=1e-8)
