@@ -145,8 +145,12 @@ class AffineSDE:
         with complex numbers or outside [0, T]); m > 0 on [0, T) (m(T) = 0 is
         allowed), s >= 0, and the path must be a diffusion: g^2 >= 0.
         A subclass may instead override the methods :meth:`mean` and
-        :meth:`std` (and pass nothing here).
-    T : float > 0
+        :meth:`std`, or :meth:`marginal` returning (m, s) (and pass nothing
+        here); it may override :meth:`drift_coefficient` and
+        :meth:`diffusion` with closed forms, as the built-ins do.
+    T : float > 0, optional
+        The end of the time span; default 1, or the class attribute ``T`` of
+        a subclass that sets one.
     dmean, dvar : callable, optional
         dm/dt and d(s^2)/dt. When not given they are computed numerically
         (:func:`derivative`: Ridders-extrapolated differences, one-sided at
@@ -171,16 +175,20 @@ class AffineSDE:
     _mean_fn = _std_fn = _dmean_fn = _dvar_fn = None
     _name = None
 
-    def __init__(self, mean=None, std=None, T=1.0, *, dmean=None, dvar=None, name=None):
+    def __init__(self, mean=None, std=None, T=None, *, dmean=None, dvar=None, name=None):
         for label, fn in (("mean", mean), ("std", std), ("dmean", dmean), ("dvar", dvar)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{label} must be a callable of t (or None); got {shown(fn)}")
-        if mean is None and type(self).mean is AffineSDE.mean:
+        # a subclass may define mean(t) and std(t), or marginal(t) returning both
+        own_marginal = type(self).marginal is not AffineSDE.marginal
+        if mean is None and type(self).mean is AffineSDE.mean and not own_marginal:
             raise TypeError("AffineSDE needs mean, a callable m(t) (or a subclass defining mean(t))")
-        if std is None and type(self).std is AffineSDE.std:
+        if std is None and type(self).std is AffineSDE.std and not own_marginal:
             raise TypeError("AffineSDE needs std, a callable s(t) (or a subclass defining std(t))")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None; got {shown(name)}")
+        if T is None:
+            T = getattr(type(self), "T", 1.0)
         self.T = real_scalar(T, "T", "positive")
         self._mean_fn, self._std_fn, self._dmean_fn, self._dvar_fn = mean, std, dmean, dvar
         self._name = name

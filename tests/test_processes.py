@@ -325,3 +325,33 @@ def test_likelihood_fokker_planck_and_analysis_take_any_affine_sde():
     study_aff = analysis.strong_error(aff, x0, [4, 8, 16], rng=0)
     study_vp = analysis.strong_error(VP, x0, [4, 8, 16], rng=0)
     np.testing.assert_allclose(study_aff.errors, study_vp.errors, rtol=1e-8)
+
+
+def test_a_subclass_defining_marginal_drift_and_diffusion_runs():
+    """The issue's example: a subclass that defines marginal(t),
+    drift_coefficient(t) and diffusion(t) in closed form (EDM's), with or
+    without calling AffineSDE.__init__, runs reverse like the built-in EDM."""
+
+    class MyEDM(ds.sde.SDE):
+        T = 80.0
+
+        def marginal(self, t):
+            t = np.asarray(self._check_t(t), dtype=np.float64)
+            return np.ones_like(t)[()], t[()]
+
+        def drift_coefficient(self, t):
+            return 0.0 * np.asarray(self._check_t(t))
+
+        def diffusion(self, t):
+            return np.sqrt(2 * np.asarray(self._check_t(t)))
+
+    class MyEDMInit(MyEDM):
+        def __init__(self):
+            super().__init__(T=80.0)
+
+    gm = ds.datasets.bimodal_1d()
+    ref = ds.reverse(ds.EDM(), gm, None, 50, shape=(16, 1), rng=3, method="ode_heun")
+    for proc in (MyEDM(), MyEDMInit()):
+        tr = ds.reverse(proc, gm, None, 50, shape=(16, 1), rng=3, method="ode_heun")
+        np.testing.assert_array_equal(tr.x, ref.x)
+        np.testing.assert_allclose(proc.t_of_sigma([1.0, 40.0]), [1.0, 40.0], rtol=1e-12)
