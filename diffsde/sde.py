@@ -19,6 +19,7 @@ with B(t) = int_0^t beta. The VE marginal is exact for the SDE started at
 t = 0; score_sde uses sigma(t) instead, which counts sigma(0) twice.
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -145,7 +146,7 @@ class AffineSDE:
         with complex numbers or outside [0, T]); m > 0 on [0, T) (m(T) = 0 is
         allowed), s >= 0, and the path must be a diffusion: g^2 >= 0.
         A subclass may instead override the methods :meth:`mean` and
-        :meth:`std`, or :meth:`marginal` returning (m, s) (and pass nothing
+        :meth:`std`, or :meth:`marginal_coefficients` returning (m, s) (and pass nothing
         here); it may override :meth:`drift_coefficient` and
         :meth:`diffusion` with closed forms, as the built-ins do.
     T : float > 0, optional
@@ -180,7 +181,8 @@ class AffineSDE:
             if fn is not None and not callable(fn):
                 raise TypeError(f"{label} must be a callable of t (or None); got {shown(fn)}")
         # a subclass may define mean(t) and std(t), or marginal(t) returning both
-        own_marginal = type(self).marginal is not AffineSDE.marginal
+        own_marginal = (type(self).marginal is not AffineSDE.marginal
+                        or type(self).marginal_coefficients is not AffineSDE.marginal_coefficients)
         if mean is None and type(self).mean is AffineSDE.mean and not own_marginal:
             raise TypeError("AffineSDE needs mean, a callable m(t) (or a subclass defining mean(t))")
         if std is None and type(self).std is AffineSDE.std and not own_marginal:
@@ -197,7 +199,7 @@ class AffineSDE:
     def _check_path(self):
         """m, s finite on a grid of [0, T], m > 0 before T, s >= 0, g^2 >= 0."""
         grid = np.linspace(0.0, self.T, 257)
-        m, s = self.marginal(grid)
+        m, s = self.marginal_coefficients(grid)
         for label, v in (("mean", m), ("std", s)):
             bad = np.flatnonzero(~np.isfinite(v))
             if bad.size:
@@ -216,19 +218,29 @@ class AffineSDE:
     def mean(self, t):
         """m(t), the signal coefficient."""
         if self._mean_fn is None:
-            return self.marginal(t)[0]
+            return self.marginal_coefficients(t)[0]
         return self._mean_fn(t)
 
     def std(self, t):
         """s(t), the noise coefficient."""
         if self._std_fn is None:
-            return self.marginal(t)[1]
+            return self.marginal_coefficients(t)[1]
         return self._std_fn(t)
 
-    def marginal(self, t):
-        """(m, s): x_t = m x_0 + s z exactly."""
+    def marginal_coefficients(self, t):
+        """(m(t), s(t)) at time t: x_t = m x_0 + s z exactly."""
+        if type(self).marginal is not AffineSDE.marginal:
+            # a subclass written against the old name defines marginal(t)
+            return type(self).marginal(self, t)
         t = self._check_t(t)
         return (_real_values(self.mean(t), t, "mean(t)"), _real_values(self.std(t), t, "std(t)"))
+
+    def marginal(self, t):
+        """Deprecated alias of :meth:`marginal_coefficients` (DeprecationWarning)."""
+        warnings.warn("SDE.marginal(t) is deprecated: use marginal_coefficients(t), which names what it "
+                      "returns (chains: marginal_coefficients(i); data: marginal_law(process, t))",
+                      DeprecationWarning, stacklevel=2)
+        return self.marginal_coefficients(t)
 
     def dmean(self, t):
         """dm/dt (given, or numerical: :func:`derivative`)."""
@@ -249,7 +261,7 @@ class AffineSDE:
         """f(t) = m'(t) / m(t), with drift(x, t) = f(t) x."""
         t = self._check_t(t)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return self.dmean(t) / self.marginal(t)[0]
+            return self.dmean(t) / self.marginal_coefficients(t)[0]
 
     def diffusion(self, t):
         r"""g(t) = sqrt(d s^2/dt - 2 f s^2).
@@ -260,7 +272,7 @@ class AffineSDE:
         allows), ValueError.
         """
         t = self._check_t(t)
-        m, s = self.marginal(t)
+        m, s = self.marginal_coefficients(t)
         f = self.drift_coefficient(t)
         dv = self.dvar(t)
         with np.errstate(invalid="ignore"):
@@ -280,13 +292,13 @@ class AffineSDE:
     # -- noise level and log-SNR ----------------------------------------------
     def sigma_of_t(self, t):
         """The noise level sigma(t) = s(t) / m(t) (infinite where m = 0)."""
-        m, s = self.marginal(t)
+        m, s = self.marginal_coefficients(t)
         with np.errstate(divide="ignore"):
             return np.divide(s, m)[()]
 
     def lambda_of_t(self, t):
         r"""The half-log-SNR :math:`\lambda(t) = \log(m/s) = -\log \sigma(t)`."""
-        m, s = self.marginal(t)
+        m, s = self.marginal_coefficients(t)
         with np.errstate(divide="ignore"):
             return (np.log(m) - np.log(s))[()]
 
@@ -361,8 +373,8 @@ class AffineSDE:
 
         .. math:: a = m(t')/m(t), \quad c = \sqrt{s(t')^2 - a^2 s(t)^2}
         """
-        m0, s0 = self.marginal(t)
-        m1, s1 = self.marginal(t_next)
+        m0, s0 = self.marginal_coefficients(t)
+        m1, s1 = self.marginal_coefficients(t_next)
         a = m1 / m0
         return a, np.sqrt(np.maximum(s1 * s1 - (a * s0) ** 2, 0.0))
 
@@ -373,14 +385,14 @@ class AffineSDE:
         """
         x0 = np.asarray(x0)
         dtype = working_dtype(x0.dtype, None, "x0")
-        m, s = self.marginal(times(t, self.T))
+        m, s = self.marginal_coefficients(times(t, self.T))
         m, s = along_batch(m, x0), along_batch(s, x0)
         z = fill_normal(np.empty(x0.shape, dtype=dtype), key_from_rng(rng), STREAM_INITIAL)
         return (m * x0 + s * z).astype(dtype, copy=False)
 
     def prior_std(self):
         """s(T): the prior is N(0, s(T)^2 I)."""
-        return float(self.marginal(self.T)[1])
+        return float(self.marginal_coefficients(self.T)[1])
 
     def prior_sample(self, shape, rng=None, dtype=np.float64):
         """Samples of the prior N(0, s(T)^2 I), from stream 1."""
@@ -466,7 +478,7 @@ class VPSDE(SDE):
     def diffusion(self, t):
         return np.sqrt(self.beta(t))
 
-    def marginal(self, t):
+    def marginal_coefficients(self, t):
         big_b = self.integrated_beta(t)
         return np.exp(-0.5 * big_b), np.sqrt(-np.expm1(-big_b))
 
@@ -514,7 +526,7 @@ class SubVPSDE(VPSDE):
         big_b = self.integrated_beta(t)
         return np.sqrt(self.beta(t) * -np.expm1(-2 * big_b))
 
-    def marginal(self, t):
+    def marginal_coefficients(self, t):
         big_b = self.integrated_beta(t)
         return np.exp(-0.5 * big_b), -np.expm1(-big_b)
 
@@ -590,7 +602,7 @@ class VESDE(SDE):
         t = np.minimum(self.T * np.log1p((sigma / sch.sigma_min) ** 2) / (2 * sch._log_ratio), self.T)
         return t[()] if isinstance(t, np.ndarray) else float(t)
 
-    def marginal(self, t):
+    def marginal_coefficients(self, t):
         added = self.schedule.variance_added(self._check_t(t))
         return np.ones_like(added)[()], np.sqrt(added)
 
@@ -691,7 +703,7 @@ class EDM(AffineSDE):
                              f"sigma_max={self.sigma_max!r}")
         self.T = self.sigma_max
 
-    def marginal(self, t):
+    def marginal_coefficients(self, t):
         t = np.asarray(self._check_t(t), dtype=np.float64)
         return np.ones_like(t)[()], t.copy()[()]
 
@@ -740,7 +752,7 @@ class RectifiedFlow(AffineSDE):
     def __init__(self):
         self.T = 1.0
 
-    def marginal(self, t):
+    def marginal_coefficients(self, t):
         t = np.asarray(self._check_t(t), dtype=np.float64)
         return (1.0 - t)[()], t.copy()[()]
 

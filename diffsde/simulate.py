@@ -345,12 +345,12 @@ def _vp_chain_law(process, grid, method):
 def _grid_law(process, grid, method=None):
     """What the methods need on the grid (methods.ReverseGrid)."""
     if isinstance(process, Chain):
-        m, s = process.marginal(np.arange(process.N + 1))
+        m, s = process.marginal_coefficients(np.arange(process.N + 1))
         m = np.broadcast_to(m, s.shape).astype(np.float64)
         if isinstance(process, DDPM):
             return methods.ReverseGrid(grid, m, s, process.as_sde(), log_abar=process._log_alpha_bar)
         return methods.ReverseGrid(grid, m, s, process.as_sde(), sigma2=process._full**2)
-    m, s = process.marginal(grid)
+    m, s = process.marginal_coefficients(grid)
     m = np.broadcast_to(m, s.shape).astype(np.float64)
     family = _reverse_family(process)
     if family == "vp":
@@ -484,7 +484,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     process : AffineSDE (VPSDE, VESDE, SubVPSDE, EDM, RectifiedFlow, yours), DDPM or SMLD
     score : callable score(x, t) or a built-in score (``ds.LinearScore``)
         The score of the process's marginal p_t; for a chain, t = t_i and a
-        built-in score uses ``chain.marginal(i)``.
+        built-in score uses ``chain.marginal_coefficients(i)``.
     x : array_like or dask.array.Array, shape ``(batch, *event)``, optional
         The state at ``t_start``; ``None`` draws it from N(0, s(t_start)^2 I)
         (stream 1 of the run's key) with ``shape``. A dask array makes the

@@ -17,7 +17,7 @@ def by_hand(sde, derivatives=False):
     """An AffineSDE from a built-in's own m and s (and, optionally, its
     closed-form dm/dt and d s^2/dt)."""
     extra = dict(dmean=sde.dmean, dvar=sde.dvar) if derivatives else {}
-    return ds.AffineSDE(lambda t: sde.marginal(t)[0], lambda t: sde.marginal(t)[1], sde.T, **extra)
+    return ds.AffineSDE(lambda t: sde.marginal_coefficients(t)[0], lambda t: sde.marginal_coefficients(t)[1], sde.T, **extra)
 
 
 BUILT_INS = {
@@ -59,7 +59,7 @@ def test_numerical_derivatives_match_the_closed_forms(name):
     sde, t = BUILT_INS[name], TIMES[name]
     aff = by_hand(sde)
     dmean, dvar, f, g2 = closed_forms(sde, t)
-    _, s = sde.marginal(t)
+    _, s = sde.marginal_coefficients(t)
     np.testing.assert_allclose(aff.dmean(t), dmean, rtol=1e-10, atol=0)
     assert np.all(np.abs(aff.dvar(t) - dvar) <= 1e-10 * (np.abs(dvar) + s * s / sde.T)
                   + 1e-14 * np.max(np.abs(dvar)))
@@ -74,7 +74,7 @@ def test_numerical_derivatives_match_the_closed_forms(name):
 @pytest.mark.parametrize("name", BUILT_INS)
 def test_sigma_and_lambda_and_their_inverses(name):
     sde, t = BUILT_INS[name], np.linspace(0.0, BUILT_INS[name].T, 101)[1:]
-    m, s = sde.marginal(t)
+    m, s = sde.marginal_coefficients(t)
     np.testing.assert_allclose(sde.sigma_of_t(t), s / m, rtol=1e-15)
     np.testing.assert_allclose(sde.lambda_of_t(t), np.log(m / s), rtol=1e-13)
     aff = by_hand(sde)
@@ -87,7 +87,7 @@ def test_sigma_and_lambda_and_their_inverses(name):
 def test_edm_and_rectified_flow_closed_forms():
     edm = ds.EDM()
     t = np.linspace(0.0, 80.0, 81)
-    m, s = edm.marginal(t)
+    m, s = edm.marginal_coefficients(t)
     assert edm.T == 80.0 and edm.prior_std() == 80.0
     np.testing.assert_array_equal(m, 1.0)
     np.testing.assert_array_equal(s, t)
@@ -101,7 +101,7 @@ def test_edm_and_rectified_flow_closed_forms():
 
     rf = ds.RectifiedFlow()
     u = np.linspace(0.0, 0.99, 100)
-    m, s = rf.marginal(u)
+    m, s = rf.marginal_coefficients(u)
     np.testing.assert_allclose(m, 1 - u)
     np.testing.assert_allclose(s, u)
     np.testing.assert_allclose(rf.drift_coefficient(u), -1 / (1 - u), rtol=1e-15)
@@ -123,7 +123,7 @@ def test_rectified_flow_reverse_starts_below_its_singular_end():
     big = ds.reverse(rf, ds.LinearScore(0.5, 0.25), None, 1, shape=(20000, 1), rng=1, method="em", alpha=0.0,
                      save_at=[1])
     start = big.xs[0]
-    assert abs(start.std() - rf.marginal(rf.default_t_start)[1]) < 5 * 0.999 / np.sqrt(2 * 20000)
+    assert abs(start.std() - rf.marginal_coefficients(rf.default_t_start)[1]) < 5 * 0.999 / np.sqrt(2 * 20000)
 
 
 # ---- the invariant: VPSDE's own (m, s) reproduce VPSDE -------------------------------
@@ -189,7 +189,7 @@ def _exact_mean_path(proc, x_start, t_start, alpha):
     score of N(DATA_MEAN, DATA_VAR): dmu/dt = f mu - (1 + alpha^2)/2 g^2 (m mu_0 - mu)/(m^2 v_0 + s^2)."""
 
     def rhs(t, mu):
-        m, s = proc.marginal(t)
+        m, s = proc.marginal_coefficients(t)
         f, g2 = proc.drift_coefficient(t), proc.diffusion(t) ** 2
         return f * mu - 0.5 * (1 + alpha**2) * g2 * (m * DATA_MEAN - mu) / (m * m * DATA_VAR + s * s)
 
@@ -215,7 +215,7 @@ def test_user_process_runs_every_applicable_method():
     # forward exact samples the marginal: mean m x0 and variance s^2 at T
     x0 = np.full((40000, 1), 0.7)
     tr = ds.forward(proc, x0, 4, method="exact", rng=2)
-    m, s = proc.marginal(proc.T)
+    m, s = proc.marginal_coefficients(proc.T)
     n = x0.shape[0]
     assert abs(tr.x.mean() - m * 0.7) < 5 * s / np.sqrt(n)
     assert abs(tr.x.var() / s**2 - 1) < 5 * np.sqrt(2 / n)
@@ -355,3 +355,31 @@ def test_a_subclass_defining_marginal_drift_and_diffusion_runs():
         tr = ds.reverse(proc, gm, None, 50, shape=(16, 1), rng=3, method="ode_heun")
         np.testing.assert_array_equal(tr.x, ref.x)
         np.testing.assert_allclose(proc.t_of_sigma([1.0, 40.0]), [1.0, 40.0], rtol=1e-12)
+
+
+def test_marginal_names_say_what_they_take_and_the_old_ones_warn():
+    """SDE.marginal_coefficients(t), Chain.marginal_coefficients(i) and GaussianMixture.marginal_coefficients(process, t)
+    shared one name; the new names are marginal_coefficients(t),
+    marginal_coefficients(i) and marginal_law(process, t), and the old ones
+    are deprecated aliases returning the same values."""
+    ddpm = ds.DDPM.from_sde(VP, 8, rule="exact")
+    t = np.linspace(0.0, 1.0, 5)
+    for proc, arg in ((VP, t), (ds.EDM(), t), (by_hand(VP), t), (ddpm, np.arange(9)), (ds.SMLD([1.0, 2.0]), 2)):
+        new = proc.marginal_coefficients(arg)
+        with pytest.warns(DeprecationWarning, match="marginal_coefficients"):
+            old = proc.marginal(arg)
+        np.testing.assert_array_equal(new[0], old[0])
+        np.testing.assert_array_equal(new[1], old[1])
+    law = GM.marginal_law(VP, 0.5)
+    with pytest.warns(DeprecationWarning, match="marginal_law"):
+        old = GM.marginal(VP, 0.5)
+    np.testing.assert_array_equal(law.covs, old.covs)
+    np.testing.assert_array_equal(law.means, old.means)
+    # the package itself calls only the new names: a run warns nothing
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        ds.reverse(VP, GM, None, 8, shape=(4, 1), rng=0, corrector="langevin")
+        ds.reverse(ddpm, GM, None, shape=(4, 1), rng=0)
+        ds.reverse(ddpm, ds.score_from_eps(lambda x, t: 0 * x, ddpm), None, shape=(4, 1), rng=0)
+        ds.forward(ds.EDM(), np.zeros((4, 1)), 8, rng=0)
