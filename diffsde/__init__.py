@@ -22,17 +22,20 @@ from .brownian import BrownianPath
 from .likelihood import log_likelihood
 from .chains import DDPM, SMLD
 from .scores import EmpiricalData, GaussianMixture, LinearScore, score_from_eps
-from .sde import VESDE, VPSDE, ReverseSDE, SubVPSDE
+from .sde import EDM, VESDE, VPSDE, AffineSDE, RectifiedFlow, ReverseSDE, SubVPSDE
 from .simulate import Trajectory, forward, reverse
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AffineSDE",
     "BrownianPath",
     "DDPM",
+    "EDM",
     "EmpiricalData",
     "GaussianMixture",
     "LinearScore",
+    "RectifiedFlow",
     "ReverseSDE",
     "RunResult",
     "SMLD",

@@ -213,7 +213,7 @@ def em_convergence(report, process, kind, direction, paths, seed, data_name="bim
     ladder = np.array([32, 64, 128, 256, 512])
     reference = 16 * int(ladder[-1])
     kw = {} if direction == "forward" else {"score": data.score(sde), "direction": "reverse", "t_end": t_end}
-    x0 = data.sample(paths, rng=seed) if direction == "forward" else data.marginal(sde, sde.T).sample(paths, rng=seed)
+    x0 = data.sample(paths, rng=seed) if direction == "forward" else data.marginal_law(sde, sde.T).sample(paths, rng=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", analysis.OrderFitWarning)
         if kind == "strong":
@@ -295,7 +295,7 @@ def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, meth
     counts, each tested against the data: distance, same-law band, p-value and verdict."""
     sde = PROCESSES[process]()
     data = DATA[data_name]()
-    x_T = data.marginal(sde, sde.T).sample(paths, rng=seed).astype(dtype)
+    x_T = data.marginal_law(sde, sde.T).sample(paths, rng=seed).astype(dtype)
     fresh = data.sample(paths, rng=seed + 1).reshape(paths, -1)
     null = _same_law_distances(data_name, data, fresh, seed)
     step_list = [steps] if np.ndim(steps) == 0 else list(steps)

@@ -13,6 +13,7 @@ i - 1, the interval forward Euler-Maruyama step k = i - 1 uses, so a chain
 and its SDE limit run on the same draws.
 """
 import abc
+import warnings
 
 import numpy as np
 
@@ -47,8 +48,14 @@ class Chain(abc.ABC):
         return np.arange(self.N + 1) * (self.T / self.N)
 
     @abc.abstractmethod
+    def marginal_coefficients(self, i):
+        """(m_i, s_i) at grid index i, with x_i = m_i x_0 + s_i z."""
+
     def marginal(self, i):
-        """(m_i, s_i) with x_i = m_i x_0 + s_i z."""
+        """Deprecated alias of :meth:`marginal_coefficients` (DeprecationWarning)."""
+        warnings.warn("Chain.marginal(i) is deprecated: use marginal_coefficients(i), which names what it "
+                      "returns", DeprecationWarning, stacklevel=2)
+        return self.marginal_coefficients(i)
 
     @abc.abstractmethod
     def step_coefficients(self):
@@ -65,7 +72,7 @@ class Chain(abc.ABC):
     def transition(self):
         r"""Exact transitions between consecutive marginals, i = 1..N:
         a_i = m_i / m_{i-1}, c_i = sqrt(s_i^2 - a_i^2 s_{i-1}^2)."""
-        m, s = self.marginal(np.arange(self.N + 1))
+        m, s = self.marginal_coefficients(np.arange(self.N + 1))
         a = m[1:] / m[:-1]
         return a, np.sqrt(np.maximum(s[1:] ** 2 - (a * s[:-1]) ** 2, 0.0))
 
@@ -183,7 +190,7 @@ class DDPM(Chain):
         """abar_i = prod_{j<=i} (1 - beta_j), i = 0..N (abar_0 = 1)."""
         return np.exp(self._log_alpha_bar)
 
-    def marginal(self, i):
+    def marginal_coefficients(self, i):
         """(sqrt(abar_i), sqrt(1 - abar_i)), computed in log space."""
         log_ab = self._log_alpha_bar[_index(i, self.N)]
         return np.exp(0.5 * log_ab), np.sqrt(-np.expm1(log_ab))
@@ -273,7 +280,7 @@ class SMLD(Chain):
         sig = ve.sigma(np.arange(N + 1) * (ve.T / N))
         return cls(sig[1:], sig[0], ve.T)
 
-    def marginal(self, i):
+    def marginal_coefficients(self, i):
         """(1, sqrt(sigma_i^2 - sigma_0^2))."""
         s = np.sqrt(self._variance_added[_index(i, self.N)])
         return np.ones_like(s)[()], s

@@ -68,8 +68,8 @@ class ReverseGrid:
 
     t : grid times t_0 < ... < t_N
     m, s : the marginal x_t = m x_0 + s z at each grid time (the built-in
-        scores' (m, s) columns): ``sde.marginal(t_k)`` for an SDE,
-        ``chain.marginal(k)`` for a chain
+        scores' (m, s) columns): ``sde.marginal_coefficients(t_k)`` for an SDE,
+        ``chain.marginal_coefficients(k)`` for a chain
     sde : the SDE Euler-Maruyama and Heun discretize (``chain.as_sde()``
         for a chain)
     log_abar : log abar_k, for DDPM-type methods (VP: 2 log m(t_k))

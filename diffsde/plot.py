@@ -114,7 +114,7 @@ def _exact_density(exact, process, t):
     if hasattr(exact, "marginal") and hasattr(exact, "logpdf"):
         if process is None:
             raise ValueError("pass process= with a GaussianMixture as exact")
-        marg = exact.marginal(process, t)
+        marg = exact.marginal_law(process, t)
         return lambda x: np.exp(marg.logpdf(x))
     if callable(exact):
         return lambda x: exact(x, t)

@@ -7,6 +7,7 @@ time, and the C driver evaluates the score of p_t without returning to Python.
 as ``score(x, t)`` and is recognised by ``ds.reverse`` as a fused C score.
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -104,12 +105,7 @@ def _as_rows(x, d, name="x"):
 
 def _marginal_coefficients(process, t):
     """(m, s) of the process at time t (an SDE) or index t (a chain)."""
-    from .chains import Chain
-
-    if isinstance(process, Chain):
-        m, s = process.marginal(t)
-    else:
-        m, s = process.marginal(t)
+    m, s = process.marginal_coefficients(t)
     return float(m), float(s)
 
 
@@ -183,7 +179,7 @@ class LinearScore:
 class EpsScore:
     r"""The score of a noise-prediction model: :math:`s(x, t) = -\varepsilon(x, t) / s(t)`.
 
-    ``s(t)`` is the marginal std of the process (``sde.marginal(t)[1]``; for a
+    ``s(t)`` is the marginal std of the process (``sde.marginal_coefficients(t)[1]``; for a
     chain, :math:`\sqrt{1 - \bar\alpha_i}` at i = t N / T). Made by
     :func:`score_from_eps`.
     """
@@ -204,8 +200,8 @@ class EpsScore:
         t = _scalar_time(t, self.process)
         if self._is_chain:
             i = int(round(t * self.process.N / self.process.T))
-            return float(self.process.marginal(i)[1])
-        return float(self.process.marginal(t)[1])
+            return float(self.process.marginal_coefficients(i)[1])
+        return float(self.process.marginal_coefficients(t)[1])
 
     def __call__(self, x, t):
         std = self.std(t)
@@ -239,7 +235,7 @@ class BoundScore:
 
     Callable as ``score(x, t)`` (NumPy, in double precision); ``ds.reverse``
     runs it inside the C step instead, with (m, s) from the process. For a
-    chain, t is the grid time t_i and (m, s) = ``chain.marginal(i)``.
+    chain, t is the grid time t_i and (m, s) = ``chain.marginal_coefficients(i)``.
     """
 
     def __init__(self, data, process):
@@ -401,11 +397,17 @@ class GaussianMixture:
         """log p(x), shape (n,)."""
         return _logsumexp(self.component_logpdf(x), axis=1)
 
-    def marginal(self, process, t):
-        """The mixture x_t follows: means m mu_k, covariances m^2 Sigma_k + s^2 I
-        (t a time for an SDE, an index i for a chain)."""
+    def marginal_law(self, process, t):
+        """The mixture x_t follows under ``process``: means m mu_k, covariances
+        m^2 Sigma_k + s^2 I (t a time for an SDE, an index i for a chain)."""
         m, s = _marginal_coefficients(process, t)
         return self.with_marginal(m, s)
+
+    def marginal(self, process, t):
+        """Deprecated alias of :meth:`marginal_law` (DeprecationWarning)."""
+        warnings.warn("GaussianMixture.marginal(process, t) is deprecated: use marginal_law(process, t), "
+                      "which names what it returns", DeprecationWarning, stacklevel=2)
+        return self.marginal_law(process, t)
 
     def with_marginal(self, m, s):
         """The law of m x_0 + s z for x_0 from this mixture."""

@@ -14,7 +14,7 @@ from ._steptable import StepTable
 from .brownian import BrownianPath
 from .chains import DDPM, SMLD, Chain
 from .scores import BoundScore, EmpiricalData, GaussianMixture
-from .sde import SDE, VESDE, VPSDE, SubVPSDE
+from .sde import AffineSDE
 
 DEFAULT_SDE_STEPS = 1000
 
@@ -55,12 +55,16 @@ FORWARD_METHODS = {
 }
 
 
+_PROCESS_TYPES = ("a VPSDE, VESDE, SubVPSDE, EDM, RectifiedFlow, another AffineSDE (AffineSDE(mean, std) "
+                   "or a subclass), DDPM or SMLD")
+
+
 def _process_kind(process):
-    if isinstance(process, SDE):
+    if isinstance(process, AffineSDE):
         return "sde"
     if isinstance(process, Chain):
         return "chain"
-    raise TypeError(f"process must be a VPSDE, VESDE, SubVPSDE, DDPM or SMLD; got {type(process).__name__}")
+    raise TypeError(f"process must be {_PROCESS_TYPES}; got {type(process).__name__}")
 
 
 def _method(process, method, table):
@@ -195,9 +199,12 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     ==============  ====================================================
     process         methods (default first)
     ==============  ====================================================
-    VP, VE, sub-VP  ``em`` (Euler-Maruyama), ``exact``
+    any AffineSDE   ``em`` (Euler-Maruyama), ``exact``
     DDPM, SMLD      ``chain``, ``exact``, ``em`` (on ``as_sde()``, same grid)
     ==============  ====================================================
+
+    Any AffineSDE: VPSDE, SubVPSDE, VESDE, EDM, RectifiedFlow, or a user's
+    ``AffineSDE(mean, std)`` or subclass (docs/processes.md).
 
     ``em``: :math:`x_{k+1} = x_k + f(x_k, t_k) h + g(t_k)\sqrt{h}\, z_k`;
     ``exact``: :math:`x_{k+1} = (m_{k+1}/m_k) x_k + \sqrt{s_{k+1}^2 - (m_{k+1}/m_k)^2 s_k^2}\, z_k`;
@@ -206,7 +213,7 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
 
     Parameters
     ----------
-    process : VPSDE, VESDE, SubVPSDE, DDPM or SMLD
+    process : AffineSDE (VPSDE, VESDE, SubVPSDE, EDM, RectifiedFlow, yours), DDPM or SMLD
     x0 : array_like or dask.array.Array, shape ``(batch, *event)``
         The state at ``t0`` (never modified). A dask array makes the run
         lazy: ``x`` and ``xs`` of the result are dask arrays computed block
@@ -264,24 +271,25 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
 REVERSE_METHODS = {
     "vp": ("em", "ode_heun", "reverse_diffusion", "ancestral", "ddim"),
     "ve": ("em", "ode_heun", "reverse_diffusion", "ancestral"),
-    "subvp": ("em", "ode_heun"),
+    "affine": ("em", "ode_heun"),
     "ddpm": ("ancestral", "reverse_diffusion", "ddim", "em", "ode_heun"),
     "smld": ("ancestral", "reverse_diffusion", "em", "ode_heun"),
 }
 
 
 def _reverse_family(process):
-    if isinstance(process, SubVPSDE):
-        return "subvp"
-    if isinstance(process, VPSDE):
-        return "vp"
-    if isinstance(process, VESDE):
-        return "ve"
+    """The methods' family of a process, by what it provides: an AffineSDE
+    whose ``chain_type`` is "vp" (a closed-form B(t), so the DDPM chain on any
+    grid) or "ve" (sigma(t), so the SMLD chain) also runs the chain methods;
+    any other AffineSDE (SubVPSDE, EDM, RectifiedFlow, a user's) runs the
+    methods that need only (m, s, f, g): family "affine"."""
+    if isinstance(process, AffineSDE):
+        return getattr(process, "chain_type", None) or "affine"
     if isinstance(process, DDPM):
         return "ddpm"
     if isinstance(process, SMLD):
         return "smld"
-    raise TypeError(f"process must be a VPSDE, VESDE, SubVPSDE, DDPM or SMLD; got {type(process).__name__}")
+    raise TypeError(f"process must be {_PROCESS_TYPES}; got {type(process).__name__}")
 
 
 def _reverse_grid(process, steps, t_start, t_end, ts):
@@ -295,7 +303,7 @@ def _reverse_grid(process, steps, t_start, t_end, ts):
             raise ValueError("pass either ts or steps/t_start/t_end, not both")
         return _user_grid(ts, T, "reverse")[::-1].copy()
     n = _steps(steps, DEFAULT_SDE_STEPS)
-    t_start = T if t_start is None else real_scalar(t_start, "t_start")
+    t_start = process.default_t_start if t_start is None else real_scalar(t_start, "t_start")
     t_end = real_scalar(t_end, "t_end")
     if not 0 < t_start <= T:
         raise ValueError(f"t_start must lie in (0, T] = (0, {T:g}]; got {t_start!r}")
@@ -337,20 +345,21 @@ def _vp_chain_law(process, grid, method):
 def _grid_law(process, grid, method=None):
     """What the methods need on the grid (methods.ReverseGrid)."""
     if isinstance(process, Chain):
-        m, s = process.marginal(np.arange(process.N + 1))
+        m, s = process.marginal_coefficients(np.arange(process.N + 1))
         m = np.broadcast_to(m, s.shape).astype(np.float64)
         if isinstance(process, DDPM):
             return methods.ReverseGrid(grid, m, s, process.as_sde(), log_abar=process._log_alpha_bar)
         return methods.ReverseGrid(grid, m, s, process.as_sde(), sigma2=process._full**2)
-    m, s = process.marginal(grid)
+    m, s = process.marginal_coefficients(grid)
     m = np.broadcast_to(m, s.shape).astype(np.float64)
-    if isinstance(process, SubVPSDE):
-        return methods.ReverseGrid(grid, m, s, process)
-    if isinstance(process, VPSDE):
+    family = _reverse_family(process)
+    if family == "vp":
         if method in CHAIN_METHODS:
             return _vp_chain_law(process, grid, method)
         return methods.ReverseGrid(grid, m, s, process, log_abar=-process.integrated_beta(grid))
-    return methods.ReverseGrid(grid, m, s, process, sigma2=process.sigma(grid) ** 2)
+    if family == "ve":
+        return methods.ReverseGrid(grid, m, s, process, sigma2=process.sigma(grid) ** 2)
+    return methods.ReverseGrid(grid, m, s, process)
 
 
 #: The Langevin corrector's signal-to-noise ratio when ``snr`` is not given
@@ -359,10 +368,10 @@ SNR_DEFAULT = 0.16
 
 
 def _reverse_options(family, method, alpha, variance, eta, last_step_noise, corrector, snr,
-                     n_corrector_steps, corrector_at_start):
+                     n_corrector_steps, corrector_at_start, name=None):
     """Check the method options; an option given to a method it does not
     apply to raises, naming the method and the process."""
-    process = _FAMILY_NAMES[family]
+    process = _FAMILY_NAMES.get(family, name)
     alpha = real_scalar(alpha, "alpha", "non_negative")
     if alpha != 1.0 and method != "em":
         raise ValueError(f"alpha = {alpha:g} applies to method='em' only (the alpha-family); "
@@ -393,18 +402,20 @@ def _reverse_options(family, method, alpha, variance, eta, last_step_noise, corr
     return alpha, eta, snr
 
 
-def _corrector_defaults(family, method, corrector, snr, n_corrector_steps):
+def _corrector_defaults(family, method, corrector, snr, n_corrector_steps, process_name=None):
     """(snr, n_corrector_steps) with None meaning the defaults; either one
     given without a corrector raises, naming it and the method."""
     if corrector is None:
         for name, value in (("snr", snr), ("n_corrector_steps", n_corrector_steps)):
             if value is not None:
                 raise ValueError(f"{name}={shown(value)} applies to corrector='langevin' only; got "
-                                 f"corrector=None with method={method!r} on {_FAMILY_NAMES[family]}")
+                                 f"corrector=None with method={method!r} on "
+                                 f"{_FAMILY_NAMES.get(family, process_name)}")
     return (SNR_DEFAULT if snr is None else snr), (1 if n_corrector_steps is None else n_corrector_steps)
 
 
-_FAMILY_NAMES = {"vp": "VPSDE", "ve": "VESDE", "subvp": "SubVPSDE", "ddpm": "DDPM", "smld": "SMLD"}
+#: The process named in messages; family "affine" names the process's class.
+_FAMILY_NAMES = {"vp": "VPSDE", "ve": "VESDE", "ddpm": "DDPM", "smld": "SMLD"}
 
 
 def _reverse_table(method, law, alpha, variance, eta, last_step_noise=False):
@@ -432,6 +443,8 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
                     ``ancestral``, ``ddim``
     VESDE           ``em``, ``ode_heun``, ``reverse_diffusion``, ``ancestral``
     SubVPSDE        ``em``, ``ode_heun``
+    others          ``em``, ``ode_heun``: EDM, RectifiedFlow and any other AffineSDE
+                    (``AffineSDE(mean, std)`` or a subclass: docs/processes.md)
     DDPM            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``
     SMLD            ``ancestral``, ``reverse_diffusion``, ``em``, ``ode_heun``
     ==============  ==================================================================
@@ -468,10 +481,10 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
 
     Parameters
     ----------
-    process : VPSDE, VESDE, SubVPSDE, DDPM or SMLD
+    process : AffineSDE (VPSDE, VESDE, SubVPSDE, EDM, RectifiedFlow, yours), DDPM or SMLD
     score : callable score(x, t) or a built-in score (``ds.LinearScore``)
         The score of the process's marginal p_t; for a chain, t = t_i and a
-        built-in score uses ``chain.marginal(i)``.
+        built-in score uses ``chain.marginal_coefficients(i)``.
     x : array_like or dask.array.Array, shape ``(batch, *event)``, optional
         The state at ``t_start``; ``None`` draws it from N(0, s(t_start)^2 I)
         (stream 1 of the run's key) with ``shape``. A dask array makes the
@@ -481,7 +494,9 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     alpha : float >= 0
         ``em`` only.
     t_start, t_end : float
-        SDEs only; 0 <= t_end < t_start <= T (defaults T and 0). The score is
+        SDEs only; 0 <= t_end < t_start <= T (defaults
+        ``process.default_t_start``, which is T except for RectifiedFlow,
+        singular at T = 1, where it is 1 - 1e-3; and 0). The score is
         never evaluated at t_end.
     ts : array, optional
         SDEs only: a decreasing grid of times instead of steps/t_start/t_end.
@@ -528,10 +543,11 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         ``ts`` decreasing; ``nfe`` the score evaluations of the batch.
     """
     family = _reverse_family(process)
-    method = _method_for(family, method)
-    snr, n_corrector_steps = _corrector_defaults(family, method, corrector, snr, n_corrector_steps)
+    name = type(process).__name__
+    method = _method_for(family, method, name)
+    snr, n_corrector_steps = _corrector_defaults(family, method, corrector, snr, n_corrector_steps, name)
     alpha, eta, snr = _reverse_options(family, method, alpha, variance, eta, last_step_noise, corrector,
-                                       snr, n_corrector_steps, corrector_at_start)
+                                       snr, n_corrector_steps, corrector_at_start, name)
     if score is None:
         raise TypeError("reverse needs a score: a callable score(x, t) or a built-in score")
     grid = _reverse_grid(process, steps, t_start, t_end, ts)
@@ -575,13 +591,16 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     return Trajectory(x=result.x, xs=result.xs, ts=grid[::-1][saved], nfe=result.nfe)
 
 
-def _method_for(family, method):
+def _method_for(family, method, name=None):
     valid = REVERSE_METHODS[family]
     if method is None:
         return valid[0]
     if method not in valid:
-        name = {"vp": "VPSDE", "ve": "VESDE", "subvp": "SubVPSDE", "ddpm": "DDPM", "smld": "SMLD"}[family]
-        raise ValueError(f"method {method!r} is not available for {name} in reverse; valid: {', '.join(valid)}")
+        name = _FAMILY_NAMES.get(family, name)
+        why = (" (the chain methods reverse_diffusion, ancestral and ddim run on the DDPM or SMLD chain of a "
+               "VPSDE or VESDE only)" if family == "affine" and method in CHAIN_METHODS else "")
+        raise ValueError(f"method {method!r} is not available for {name} in reverse{why}; "
+                         f"valid: {', '.join(valid)}")
     return method
 
 

@@ -16,6 +16,7 @@ import diffsde as ds
 from diffsde import _threads, analysis, fokker_planck
 
 VP, VE = ds.VPSDE(), ds.VESDE()
+AFF = ds.AffineSDE(lambda t: 1 - 0.5 * t, lambda t: t)
 GM = ds.datasets.eight_gaussians()
 X = np.random.default_rng(0).standard_normal((16, 2))
 X1 = np.random.default_rng(1).standard_normal(16)
@@ -124,6 +125,32 @@ CASES = [
     ("VPSDE cosine s", lambda: ds.VPSDE.cosine(s=-0.1), ValueError, "s must be finite and >= 0"),
     ("VPSDE from_betas", lambda: ds.VPSDE.from_betas([0.1, 0.0]), ValueError, "betas must be a non-empty 1-D array of positive"),
     ("VESDE order", lambda: ds.VESDE(sigma_min=5, sigma_max=1), ValueError, "sigma_max must exceed sigma_min"),
+    ("AffineSDE mean", lambda: ds.AffineSDE(3.0, lambda t: t), TypeError, "mean must be a callable of t"),
+    ("AffineSDE std missing", lambda: ds.AffineSDE(lambda t: 1 - 0 * t), TypeError, "AffineSDE needs std"),
+    ("AffineSDE T", lambda: ds.AffineSDE(lambda t: 1 - 0 * t, lambda t: t, T=-1.0), ValueError,
+     "T must be finite and > 0"),
+    ("AffineSDE std negative", lambda: ds.AffineSDE(lambda t: 1 + 0 * t, lambda t: t - 0.5), ValueError,
+     r"std\(t\) must be >= 0; got -0.5 at t = 0.0"),
+    ("AffineSDE mean zero", lambda: ds.AffineSDE(lambda t: 0.5 - t, lambda t: t), ValueError,
+     r"mean\(t\) must be > 0 on \[0, T\)"),
+    ("AffineSDE not a diffusion", lambda: ds.AffineSDE(lambda t: 1 + 0 * t, lambda t: 2 - t), ValueError,
+     r"g\(t\)\^2 = d s\^2/dt - 2 f s\^2 is -4 < 0 at t = 0.0"),
+    ("AffineSDE complex output", lambda: ds.AffineSDE(lambda t: 1 + 0j * t, lambda t: t), TypeError,
+     r"mean\(t\) must return real numbers"),
+    ("AffineSDE.t_of_sigma range", lambda: AFF.t_of_sigma(-1.0), ValueError, r"sigma must lie in \[0, "),
+    ("AffineSDE.t_of_sigma not monotone",
+     lambda: ds.AffineSDE(lambda t: 1 + 0 * t, lambda t: np.maximum(t - 0.5, 0) ** 2,
+                          dmean=lambda t: 0 * t, dvar=lambda t: 4 * np.maximum(t - 0.5, 0) ** 3).t_of_sigma(0.1),
+     ValueError, "sigma of t must increase strictly on \\[0, T\\] to be inverted"),
+    ("AffineSDE.t_of_lambda range", lambda: AFF.t_of_lambda(np.nan), ValueError, "lam must be finite"),
+    ("EDM order", lambda: ds.EDM(sigma_min=5, sigma_max=1), ValueError, "sigma_max must exceed sigma_min"),
+    ("EDM sigma_min", lambda: ds.EDM(sigma_min=0), ValueError, "sigma_min must be finite and > 0"),
+    ("reverse method user process", lambda: ds.reverse(AFF, SCORE, X, 4, method="ddim"), ValueError,
+     "method 'ddim' is not available for AffineSDE in reverse .*chain methods.*; valid: em, ode_heun$"),
+    ("reverse snr user process", lambda: ds.reverse(AFF, SCORE, X, 4, snr=0.2), ValueError,
+     "snr=0.2 applies to corrector='langevin' only; got corrector=None with method='em' on AffineSDE$"),
+    ("reverse t_start RectifiedFlow", lambda: ds.reverse(ds.RectifiedFlow(), SCORE, X, 4, t_start=1.5),
+     ValueError, r"t_start must lie in \(0, T\] = \(0, 1\]"),
     ("VESDE from_sigmas", lambda: ds.VESDE.from_sigmas([1.0, 0.5]), ValueError, "sigmas must increase strictly"),
     ("VPSDE.marginal t range", lambda: VP.marginal(-0.1), ValueError, r"t must lie in \[0, T\]"),
     ("VPSDE.marginal t nan", lambda: VP.marginal(np.nan), ValueError, "t must be finite"),

@@ -97,7 +97,7 @@ SMLD4 = ds.SMLD.from_sde(VE, 4)
 PATH = ds.BrownianPath((6, 2), 3, rng=5)
 SDES = {"VPSDE": VP, "SubVPSDE": SUB, "VESDE": VE}
 CHAINS = {"DDPM": DDPM4, "SMLD": SMLD4}
-PROCESS_OF_FAMILY = {"vp": VP, "ve": VE, "subvp": SUB, "ddpm": DDPM4, "smld": SMLD4}
+PROCESS_OF_FAMILY = {"vp": VP, "ve": VE, "affine": SUB, "ddpm": DDPM4, "smld": SMLD4}
 TABLE = ds.StepTable.concat(ds.StepTable.affine([0.9, 0.95], 0.1, 0.3, t=[1.0, 0.5], m=0.7, s=0.7),
                             ds.StepTable.heun(0.9, 0.1, 0.95, 0.1, t=0.5, t_end=0.25, m=0.8, s=0.6),
                             ds.StepTable.langevin(0.1, 0.16, t=0.25, m=0.9, s=0.4, interval=3))
@@ -246,6 +246,7 @@ for cname, sde in SDES.items():
     case(f"{cname}.drift_coefficient", sde.drift_coefficient, TIMES)
     case(f"{cname}.diffusion", sde.diffusion, TIMES)
     case(f"{cname}.marginal", sde.marginal, TIMES)
+    case(f"{cname}.marginal_coefficients", sde.marginal_coefficients, TIMES)
     case(f"{cname}.transition", sde.transition, TIMES, T_NEXT)
     case(f"{cname}.drift", sde.drift, X, TB)
     case(f"{cname}.drift", sde.drift, X, T0, label=f"{cname}.drift-0d")
@@ -259,6 +260,36 @@ for cname, sde in SDES.items():
         case(f"{cname}.integrated_beta", sde.integrated_beta, TIMES)
     else:
         case(f"{cname}.sigma", sde.sigma, TIMES)
+# the protocol's own methods, and the processes added with it
+AFF = ds.AffineSDE(lambda t: np.exp(-0.5 * VP.integrated_beta(t)),
+                   lambda t: np.sqrt(-np.expm1(-VP.integrated_beta(t))), name="vp-by-hand")
+EDM = ds.EDM()
+RF = ds.RectifiedFlow()
+INNER = np.array([[0.1, 0.2], [0.5, 0.9]])        # times inside (0, 1): RF is singular at 1
+for cname, sde in dict(SDES, AffineSDE=AFF, EDM=EDM, RectifiedFlow=RF).items():
+    for method in ("mean", "std", "dmean", "dvar", "sigma_of_t", "lambda_of_t"):
+        case(f"{cname}.{method}", getattr(sde, method), INNER)
+    case(f"{cname}.t_of_sigma", sde.t_of_sigma, np.asarray(sde.sigma_of_t(INNER)))
+    case(f"{cname}.t_of_lambda", sde.t_of_lambda, np.asarray(sde.lambda_of_t(INNER)))
+case("AffineSDE", lambda T: ds.AffineSDE(lambda t: 1 - 0.5 * t, lambda t: t, T), np.array(1.0))
+case("EDM", lambda lo, hi: ds.EDM(lo, hi), np.array(0.002), np.array(80.0))
+case("RectifiedFlow", lambda: ds.RectifiedFlow())
+for cname, sde in (("AffineSDE", AFF), ("EDM", EDM), ("RectifiedFlow", RF)):
+    case(f"{cname}.drift_coefficient", sde.drift_coefficient, INNER)
+    case(f"{cname}.diffusion", sde.diffusion, INNER)
+    case(f"{cname}.marginal", sde.marginal, INNER)
+    case(f"{cname}.marginal_coefficients", sde.marginal_coefficients, INNER)
+    case(f"{cname}.transition", sde.transition, INNER, INNER + 0.05)
+    case(f"{cname}.drift", sde.drift, X, TB * 0.9)
+    case(f"{cname}.perturb", lambda x, t, s=sde: s.perturb(x, t, rng=10), X, TB)
+    case(f"{cname}.prior_logp", sde.prior_logp, X)
+    case(f"{cname}.prior_sample", lambda shape, s=sde: s.prior_sample(shape, rng=11), SHAPE)
+    case(f"{cname}.prior_std", sde.prior_std)
+    case(f"{cname}.reverse", lambda a, s=sde: s.reverse(_minus, a), np.array(0.5))
+    case("reverse", lambda x, z, o, s=sde: ds.reverse(s, LIN, x, 4, noise=z, out=o), X, Z, OUT,
+         label=f"reverse-{cname}", out=(2,))
+    case("forward", lambda x, z, s=sde: ds.forward(s, x, 4, noise=z, method="exact"), X, Z,
+         label=f"forward-{cname}")
 REV = VP.reverse(_minus, 0.5)
 case("ReverseSDE", lambda a: ds.ReverseSDE(VE, _minus, a), np.array(0.5))
 case("ReverseSDE.drift", REV.drift, X, TB)
@@ -272,6 +303,7 @@ case("DDPM.linear", lambda: ds.DDPM.linear(10, 1e-4, 0.02))
 case("SMLD.from_sde", lambda: ds.SMLD.from_sde(VE, np.int64(8)))
 for cname, chain in CHAINS.items():
     case(f"{cname}.marginal", chain.marginal, np.array([[0, 1], [3, 4]]))
+    case(f"{cname}.marginal_coefficients", chain.marginal_coefficients, np.array([[0, 1], [3, 4]]))
     case(f"{cname}.respace", lambda c=chain: c.respace(2))
     case(f"{cname}.step_coefficients", chain.step_coefficients)
     case(f"{cname}.transition", chain.transition)
@@ -293,6 +325,9 @@ case("GaussianMixture.logpdf", GM1.logpdf, X1, label="GaussianMixture.logpdf-1d"
 case("GaussianMixture.covariance", lambda: GM.covariance(np.int64(3)))
 case("GaussianMixture.marginal", lambda t: GM.marginal(VP, t), T0)
 case("GaussianMixture.marginal", lambda i: GM.marginal(DDPM4, i), np.array(2), label="GaussianMixture.marginal-chain")
+case("GaussianMixture.marginal_law", lambda t: GM.marginal_law(VP, t), T0)
+case("GaussianMixture.marginal_law", lambda i: GM.marginal_law(DDPM4, i), np.array(2),
+     label="GaussianMixture.marginal_law-chain")
 case("GaussianMixture.with_marginal", GM.with_marginal, M, S)
 case("GaussianMixture.sample", lambda: GM.sample(np.int64(5), rng=12))
 case("GaussianMixture.score", lambda x: GM.score(VP)(x, 0.5), X)
