@@ -706,7 +706,7 @@ def callback_workload(ds, cfg, history, steps_rows):
     out = []
     for elements, steps in steps_rows:
         ddpm = ds.DDPM.from_sde(vp, steps)
-        m_i, s_i = ddpm.marginal(np.arange(steps + 1))
+        m_i, s_i = ddpm.marginal_coefficients(np.arange(steps + 1))
         mean_i = (m_i * DATA_MEAN).tolist()
         var_i = (m_i * m_i * DATA_VAR + s_i * s_i).tolist()
         N = steps

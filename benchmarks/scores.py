@@ -30,7 +30,7 @@ def numpy_reverse_em(gm, vp, x, steps, rng):
     for k in range(steps, 0, -1):
         t = k * h
         beta = float(vp.beta(t))
-        m, s = vp.marginal(t)
+        m, s = vp.marginal_coefficients(t)
         var = m * m / inv_var + s * s
         diff = m * gm.means[None] - x[:, None, :]                    # (B, K, d)
         logits = np.log(gm.weights) - 0.5 * np.sum(diff**2, axis=2) / var - np.log(var)
@@ -54,7 +54,7 @@ def main():
     ds.set_num_threads(args.threads)
     gm = ds.datasets.eight_gaussians()
     vp = ds.VPSDE()
-    x_T = gm.marginal(vp, 1.0).sample(args.paths, rng=0)
+    x_T = gm.marginal_law(vp, 1.0).sample(args.paths, rng=0)
     work = args.paths * args.steps
 
     tic = time.perf_counter()

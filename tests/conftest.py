@@ -56,5 +56,5 @@ def gaussian_marginal(m, s, mu=MU, v0=V0):
 
 def data_marginal(sde, t):
     """Mean and variance of x_t for data N(MU, V0) under ``sde``: (m MU, m^2 V0 + s^2)."""
-    m, s = sde.marginal(t)
+    m, s = sde.marginal_coefficients(t)
     return gaussian_marginal(m, s)

@@ -59,7 +59,7 @@ def test_strong_and_weak_error_of_forward_em_are_first_order():
 
 def test_strong_error_of_the_reverse_sde():
     score = ds.LinearScore(1.0, 0.5)
-    m, s = VP.marginal(1.0)
+    m, s = VP.marginal_coefficients(1.0)
     x_T = m + np.sqrt(m * m * 0.5 + s * s) * ds.standard_normal(4000, rng=2)
     study = analysis.strong_error(VP, x_T, [32, 64, 128, 256], score=score, direction="reverse",
                                   t_end=0.01, rng=3)

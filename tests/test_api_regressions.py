@@ -19,7 +19,7 @@ X = np.linspace(-2.0, 2.0, 8)
 
 def exact_score(v, t):
     """The VP score of N(MU, V0) data as a plain callable (t as given)."""
-    m, s = VP.marginal(t)
+    m, s = VP.marginal_coefficients(t)
     return (m * MU - v) / (m * m * V0 + s * s)
 
 
@@ -93,7 +93,7 @@ def test_a_bad_keyword_raises_an_error_that_names_it(label, call, name, value):
     (lambda: ds.reverse(VP, exact_score, X, 4, t_start=np.float64(2.0)), "2.0"),
     (lambda: ds.DDPM.from_sde(VP, np.int64(0)), "got 0"),
     (lambda: SMLD_20.respace(np.int64(30)), "got 30"),
-    (lambda: SMLD_20.marginal(np.int64(30)), "got 30"),
+    (lambda: SMLD_20.marginal_coefficients(np.int64(30)), "got 30"),
 ])
 def test_messages_show_numbers_as_plain_python_numbers(call, shown):
     with pytest.raises((TypeError, ValueError)) as info:
@@ -144,10 +144,10 @@ def test_a_decreasing_positive_beta_is_a_valid_vp_but_a_decreasing_sigma_is_not_
     t = np.linspace(0, 1, 11)
     np.testing.assert_allclose(dec.integrated_beta(t), 20 * t - 9.95 * t * t, rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(dec.beta(t), 20 - 19.9 * t, rtol=1e-14)
-    assert np.all(np.diff(dec.marginal(t)[1]) > 0)
+    assert np.all(np.diff(dec.marginal_coefficients(t)[1]) > 0)
     x0 = np.full(200_000, MU)
     out = ds.forward(dec, x0, 20, method="exact", rng=3).x
-    m, s = dec.marginal(1.0)
+    m, s = dec.marginal_coefficients(1.0)
     assert_mean(out, m * MU, s)
     assert_variance(out, s * s)
     assert "decreasing" in ds.VPSDE.__doc__ and "must increase" in ds.VESDE.__doc__
@@ -205,7 +205,7 @@ def ho_algorithm_2(chain, x, z, variance, last_step_noise=False):
 
 
 def exact_score_chain(chain, v, i):
-    m, s = chain.marginal(i)
+    m, s = chain.marginal_coefficients(i)
     return (m * MU - v) / (m * m * V0 + s * s)
 
 
@@ -368,7 +368,7 @@ def test_smld_from_sde_ancestral_variance_is_the_chain_posterior():
     point = ds.LinearScore(MU, 0.0)
     grid = chain.t
     table = simulate._reverse_table("ancestral", simulate._grid_law(chain, grid, "ancestral"), 1.0, "beta", 0.0)
-    s_all = chain.marginal(np.arange(101))[1]
+    s_all = chain.marginal_coefficients(np.arange(101))[1]
     history = reference.table_moments(table, MU, s_all[-1] ** 2, MU, 0.0, every_step=True)
     np.testing.assert_allclose([h[1] for h in history], s_all[::-1] ** 2, rtol=1e-9, atol=1e-24)
     x = MU + s_all[-1] * ds.standard_normal(50_000, rng=15)

@@ -15,6 +15,9 @@ import pytest
 import diffsde as ds
 from diffsde import _threads, analysis, fokker_planck
 
+# Bad input to the deprecated ``marginal`` aliases is checked like any other.
+pytestmark = pytest.mark.filterwarnings("ignore:.*marginal.*is deprecated:DeprecationWarning")
+
 VP, VE = ds.VPSDE(), ds.VESDE()
 AFF = ds.AffineSDE(lambda t: 1 - 0.5 * t, lambda t: t)
 GM = ds.datasets.eight_gaussians()

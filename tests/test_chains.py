@@ -9,17 +9,17 @@ from stats import assert_mean, assert_variance, fitted_slope
 
 
 def test_ddpm_riemann_marginal_converges_at_first_order():
-    m_T, s_T = VP.marginal(VP.T)
-    errors = [abs(ds.DDPM.from_sde(VP, int(n)).marginal(int(n))[1] ** 2 - s_T**2) +
-              abs(ds.DDPM.from_sde(VP, int(n)).marginal(int(n))[0] - m_T) for n in NS]
+    m_T, s_T = VP.marginal_coefficients(VP.T)
+    errors = [abs(ds.DDPM.from_sde(VP, int(n)).marginal_coefficients(int(n))[1] ** 2 - s_T**2) +
+              abs(ds.DDPM.from_sde(VP, int(n)).marginal_coefficients(int(n))[0] - m_T) for n in NS]
     assert fitted_slope(NS, errors) == pytest.approx(-1.0, abs=0.15)
 
 
 def test_ddpm_exact_rule_has_the_vp_marginals_on_the_grid():
     for n in (16, 100, 1000):
         chain = ds.DDPM.from_sde(VP, n, rule="exact")
-        m, s = chain.marginal(np.arange(n + 1))
-        m_sde, s_sde = VP.marginal(chain.t)
+        m, s = chain.marginal_coefficients(np.arange(n + 1))
+        m_sde, s_sde = VP.marginal_coefficients(chain.t)
         np.testing.assert_allclose(m, m_sde, rtol=1e-13)
         np.testing.assert_allclose(s, s_sde, rtol=1e-13, atol=1e-300)
 
@@ -28,7 +28,7 @@ def test_smld_from_sde_agrees_with_ve_on_the_grid():
     for n in (10, 1000):
         chain = ds.SMLD.from_sde(VE, n)
         assert chain.sigma0 == pytest.approx(VE.sigma(0.0), rel=1e-15)
-        np.testing.assert_allclose(chain.marginal(np.arange(n + 1))[1], VE.marginal(chain.t)[1], rtol=1e-12)
+        np.testing.assert_allclose(chain.marginal_coefficients(np.arange(n + 1))[1], VE.marginal_coefficients(chain.t)[1], rtol=1e-12)
 
 
 def test_taylor_step_of_the_seeds_is_second_order_in_beta():
@@ -52,7 +52,7 @@ def test_as_sde_round_trips_on_the_grid():
     back = ds.SMLD.from_sde(smld.as_sde(), 20)
     np.testing.assert_allclose(back.sigmas, smld.sigmas, rtol=1e-13)
     assert back.sigma0 == pytest.approx(0.05, rel=1e-13)
-    np.testing.assert_allclose(smld.as_sde().marginal(smld.t)[1], smld.marginal(np.arange(21))[1], rtol=1e-13)
+    np.testing.assert_allclose(smld.as_sde().marginal_coefficients(smld.t)[1], smld.marginal_coefficients(np.arange(21))[1], rtol=1e-13)
 
 
 @pytest.mark.parametrize("chain", [ds.DDPM.from_sde(VP, 1000), ds.SMLD.from_sde(VE, 1000)])
@@ -60,7 +60,7 @@ def test_respace_keeps_the_marginals_at_the_kept_indices(chain):
     short = chain.respace(10)
     assert short.N == 10
     idx = np.arange(0, 1001, 100)
-    for got, want in zip(short.marginal(np.arange(11)), chain.marginal(idx)):
+    for got, want in zip(short.marginal_coefficients(np.arange(11)), chain.marginal_coefficients(idx)):
         np.testing.assert_allclose(got, want, rtol=1e-12)
     with pytest.raises(ValueError, match=r"M must be an int in \[1, N\]"):
         chain.respace(2000)
@@ -72,7 +72,7 @@ def test_chain_paths_have_the_chain_marginals(name):
     n = 100_000
     x0 = np.full(n, 2.0)
     tr = ds.forward(chain, x0, rng=6, save_at=[0, 10, 50])
-    m, s = chain.marginal(np.array([0, 10, 50]))
+    m, s = chain.marginal_coefficients(np.array([0, 10, 50]))
     for k in range(3):
         assert_mean(tr.xs[k], m[k] * 2.0, max(s[k], 1e-300))
         if k:
@@ -83,15 +83,15 @@ def test_chain_paths_have_the_chain_marginals(name):
 def test_chain_t_and_marginal_shapes():
     chain = ds.DDPM(np.full(4, 0.1), T=2.0)
     np.testing.assert_allclose(chain.t, [0, 0.5, 1.0, 1.5, 2.0])
-    m, s = chain.marginal(np.array([0, 4]))
+    m, s = chain.marginal_coefficients(np.array([0, 4]))
     np.testing.assert_allclose(m, [1.0, 0.9**2])
     np.testing.assert_allclose(s, [0.0, np.sqrt(1 - 0.9**4)])
-    m, s = chain.marginal(2)
+    m, s = chain.marginal_coefficients(2)
     assert m == pytest.approx(0.9) and s == pytest.approx(np.sqrt(0.19))
     with pytest.raises(ValueError, match=r"\[0, N\]"):
-        chain.marginal(5)
+        chain.marginal_coefficients(5)
     with pytest.raises(TypeError, match="integer"):
-        chain.marginal(1.5)
+        chain.marginal_coefficients(1.5)
 
 
 def test_bad_chains_raise_with_the_value_named():

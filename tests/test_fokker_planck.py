@@ -24,20 +24,20 @@ def test_forward_density_matches_the_exact_marginal_at_first_order_in_time(sde, 
         assert np.max(np.abs(sol.mass() - sol.mass()[0])) < 1e-10
         assert sol.p.min() >= 0
         for t, p in zip(sol.ts, sol.p):
-            assert l1(p, np.exp(DATA.marginal(sde, t).logpdf(x)), sol.dx) < 0.02
-        errors.append(l1(sol.p[-1], np.exp(DATA.marginal(sde, sde.T).logpdf(x)), sol.dx))
+            assert l1(p, np.exp(DATA.marginal_law(sde, t).logpdf(x)), sol.dx) < 0.02
+        errors.append(l1(sol.p[-1], np.exp(DATA.marginal_law(sde, sde.T).logpdf(x)), sol.dx))
     assert fitted_slope(steps, errors) == pytest.approx(-1.0, abs=0.2)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0, 2.0])
 def test_every_alpha_carries_p_T_back_to_the_data(alpha):
     x = np.linspace(-6, 6, 1201)
-    p_T = np.exp(DATA.marginal(VP, 1.0).logpdf(x))
+    p_T = np.exp(DATA.marginal_law(VP, 1.0).logpdf(x))
     sol = fp.solve_reverse(VP, DATA.score(VP), p_T, x, alpha=alpha, steps=1000, save_every=250)
     assert np.max(np.abs(sol.mass() - sol.mass()[0])) < 1e-10 and sol.p.min() >= 0
     np.testing.assert_allclose(sol.ts, [1.0, 0.75, 0.5, 0.25, 0.0])
     for t, p in zip(sol.ts, sol.p):
-        assert l1(p, np.exp(DATA.marginal(VP, t).logpdf(x)), sol.dx) < 0.03
+        assert l1(p, np.exp(DATA.marginal_law(VP, t).logpdf(x)), sol.dx) < 0.03
 
 
 def test_bad_input():

@@ -56,8 +56,8 @@ def test_time_span_and_user_grids():
     n = 100_000
     x0 = np.full(n, 1.0)
     tr = ds.forward(VP, x0, steps=5, method="exact", t0=0.3, t1=0.8, rng=2)
-    m0, s0 = VP.marginal(0.3)
-    m1, s1 = VP.marginal(0.8)
+    m0, s0 = VP.marginal_coefficients(0.3)
+    m1, s1 = VP.marginal_coefficients(0.8)
     a = m1 / m0
     assert_mean(tr.x, a, np.sqrt(s1**2 - a**2 * s0**2))
     assert_variance(tr.x, s1**2 - a**2 * s0**2)
@@ -66,7 +66,7 @@ def test_time_span_and_user_grids():
     tr = ds.forward(VE, x0, ts=ts, method="exact", rng=3, save_every=1)
     np.testing.assert_array_equal(tr.ts, ts)
     for k, t in enumerate(ts[1:], 1):
-        assert_variance(tr.xs[k], VE.marginal(t)[1] ** 2)
+        assert_variance(tr.xs[k], VE.marginal_coefficients(t)[1] ** 2)
 
 
 def test_save_every_and_save_at():

@@ -27,7 +27,9 @@ from conftest import SUB, VE, VP
 
 # The success-path cases fit orders to two or three step counts on purpose (cheap
 # inputs); the warning that such a fit has no or a wide interval is expected here.
-pytestmark = pytest.mark.filterwarnings("ignore::diffsde.analysis.OrderFitWarning")
+# The deprecated ``marginal`` aliases are public names too, so they have cases here.
+pytestmark = [pytest.mark.filterwarnings("ignore::diffsde.analysis.OrderFitWarning"),
+              pytest.mark.filterwarnings("ignore:.*marginal.*is deprecated:DeprecationWarning")]
 
 try:
     import matplotlib
@@ -240,8 +242,8 @@ case("SubVPSDE", lambda lo, hi: ds.SubVPSDE(lo, hi), np.array(0.1), np.array(20.
 case("VESDE", lambda lo, hi: ds.VESDE(lo, hi), np.array(0.01), np.array(50.0))
 for cname, cls in (("VPSDE", ds.VPSDE), ("SubVPSDE", ds.SubVPSDE)):
     case(f"{cname}.cosine", lambda s, c=cls: c.cosine(s), np.array(0.008))
-    case(f"{cname}.from_betas", lambda b, c=cls: c.from_betas(b, T=2.0).marginal(1.5), BETAS)
-case("VESDE.from_sigmas", lambda s: ds.VESDE.from_sigmas(s).marginal(0.3), SIGMAS0)
+    case(f"{cname}.from_betas", lambda b, c=cls: c.from_betas(b, T=2.0).marginal_coefficients(1.5), BETAS)
+case("VESDE.from_sigmas", lambda s: ds.VESDE.from_sigmas(s).marginal_coefficients(0.3), SIGMAS0)
 for cname, sde in SDES.items():
     case(f"{cname}.drift_coefficient", sde.drift_coefficient, TIMES)
     case(f"{cname}.diffusion", sde.diffusion, TIMES)

@@ -12,7 +12,7 @@ def test_exact_divergence_gives_logpdf_with_second_order_error():
     gm = ds.GaussianMixture([0.3, 0.7], [[0.0, 0.0], [3.0, 1.0]],
                             [[[1.0, 0.5], [0.5, 2.0]], [[0.5, 0.0], [0.0, 0.2]]])
     x = gm.sample(500, rng=1)
-    prior = gm.marginal(VP, 1.0).logpdf  # the true p_T: no prior mismatch
+    prior = gm.marginal_law(VP, 1.0).logpdf  # the true p_T: no prior mismatch
     steps = np.array([25, 50, 100, 200])
     errors = [np.max(np.abs(ds.log_likelihood(VP, gm, x, int(n), prior=prior) - gm.logpdf(x))) for n in steps]
     assert errors[-1] < 1e-3
@@ -24,21 +24,21 @@ def test_likelihood_at_an_intermediate_time_and_for_empirical_data():
     gm = ds.datasets.bimodal_1d()
     x = np.linspace(-4, 4, 9)
     t = 0.3
-    got = ds.log_likelihood(ve, gm, x, 800, t_end=t, prior=gm.marginal(ve, 1.0).logpdf)
-    np.testing.assert_allclose(got, gm.marginal(ve, t).logpdf(x), atol=1e-4)
+    got = ds.log_likelihood(ve, gm, x, 800, t_end=t, prior=gm.marginal_law(ve, 1.0).logpdf)
+    np.testing.assert_allclose(got, gm.marginal_law(ve, t).logpdf(x), atol=1e-4)
     data = ds.EmpiricalData(ds.datasets.two_moons(50, rng=2))
     y = ds.datasets.two_moons(20, rng=3)
     t = 0.2
-    m_T, s_T = VP.marginal(1.0)
+    m_T, s_T = VP.marginal_coefficients(1.0)
     exact_prior = lambda v: data.marginal_logpdf(v, m_T, s_T)  # noqa: E731
     got = ds.log_likelihood(VP, data, y, 400, t_end=t, prior=exact_prior)
-    np.testing.assert_allclose(got, data.marginal_logpdf(y, *VP.marginal(t)), atol=2e-3)
+    np.testing.assert_allclose(got, data.marginal_logpdf(y, *VP.marginal_coefficients(t)), atol=2e-3)
 
 
 def test_hutchinson_estimate_is_unbiased():
     gm = ds.datasets.eight_gaussians(std=0.5)
     x = gm.sample(2000, rng=4)
-    prior = gm.marginal(VP, 1.0).logpdf
+    prior = gm.marginal_law(VP, 1.0).logpdf
     exact = ds.log_likelihood(VP, gm, x, 50, prior=prior)
     bound = gm.score(VP)
     estimate = ds.log_likelihood(VP, lambda v, t: bound(v, t), x, 50, prior=prior, n_probes=2, rng=5)

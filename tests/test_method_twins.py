@@ -236,7 +236,7 @@ class ChainLaw:
     def index(self, t):
         return int(round(t * self.N / self.T))
 
-    def marginal(self, i):
+    def marginal_coefficients(self, i):
         """(m_i, s_i): DDPM (sqrt(abar_i), sqrt(1 - abar_i)); SMLD (1, sqrt(sigma_i^2 - sigma_0^2))."""
         if self.betas is not None:
             return np.sqrt(self.abar[i]), np.sqrt(1 - self.abar[i])
@@ -247,10 +247,10 @@ class ChainLaw:
         left = lambda t: max(self.index(t), 1)  # noqa: E731
         if self.betas is not None:
             rate = lambda t: self.betas[left(t) - 1] * self.N / self.T  # noqa: E731
-            return Law(self.name, m=lambda t: self.marginal(self.index(t))[0],
-                       s=lambda t: self.marginal(self.index(t))[1], f=lambda t: -rate(t) / 2, g2=rate, T=self.T)
+            return Law(self.name, m=lambda t: self.marginal_coefficients(self.index(t))[0],
+                       s=lambda t: self.marginal_coefficients(self.index(t))[1], f=lambda t: -rate(t) / 2, g2=rate, T=self.T)
         sig2 = self.sigmas ** 2
-        return Law(self.name, m=lambda t: 1.0, s=lambda t: self.marginal(self.index(t))[1], f=lambda t: 0.0,
+        return Law(self.name, m=lambda t: 1.0, s=lambda t: self.marginal_coefficients(self.index(t))[1], f=lambda t: 0.0,
                    g2=lambda t: (sig2[left(t)] - sig2[left(t) - 1]) * self.N / self.T, T=self.T)
 
 
@@ -299,7 +299,7 @@ def test_chain_schedules_equal_their_definitions(name):
 def chain_score(law):
     """The exact score of N(DATA_MEAN, DATA_VAR) through the chain to x_i, as a callable of (x, t_i)."""
     def score(x, t):
-        m, s = law.marginal(law.index(t))
+        m, s = law.marginal_coefficients(law.index(t))
         return -(x - m * DATA_MEAN) / (m * m * DATA_VAR + s * s)
     return score
 
@@ -372,7 +372,7 @@ def test_chain_reverse_equals_twin_from_the_paper(chain_name, method, options, s
     law = CHAINS[chain_name]
     score = chain_score(law)
     rng = np.random.default_rng(7)
-    m_end, s_end = law.marginal(law.N)
+    m_end, s_end = law.marginal_coefficients(law.N)
     x = m_end * DATA_MEAN + np.sqrt(m_end**2 * DATA_VAR + s_end**2) * rng.standard_normal(BATCH)
     noise = rng.standard_normal((STEPS, BATCH))
     expected = x.copy()
@@ -399,7 +399,7 @@ def test_chain_forward_chain_and_exact_equal_twins(name):
             chain_twin = np.sqrt(1 - beta) * chain_twin + np.sqrt(beta) * noise[i - 1]
         else:
             chain_twin = chain_twin + np.sqrt(law.sigmas[i] ** 2 - law.sigmas[i - 1] ** 2) * noise[i - 1]
-        (m0, s0), (m1, s1) = law.marginal(i - 1), law.marginal(i)
+        (m0, s0), (m1, s1) = law.marginal_coefficients(i - 1), law.marginal_coefficients(i)
         a = m1 / m0
         exact_twin = a * exact_twin + np.sqrt(s1**2 - a * a * s0**2) * noise[i - 1]
     chain = law.make()
@@ -451,8 +451,8 @@ def test_respace_rounds_to_the_nearest_index():
     ddpm = ds.DDPM.from_sde(ds.VPSDE(), 10, rule="exact")
     sub = ddpm.respace(3)
     keep = [0, 3, 7, 10]
-    m_full, s_full = ddpm.marginal(np.array(keep))
-    m_sub, s_sub = sub.marginal(np.arange(4))
+    m_full, s_full = ddpm.marginal_coefficients(np.array(keep))
+    m_sub, s_sub = sub.marginal_coefficients(np.arange(4))
     np.testing.assert_allclose(m_sub, m_full, rtol=1e-13)
     np.testing.assert_allclose(s_sub, s_full, rtol=1e-13)
     smld = ds.SMLD.from_sde(ds.VESDE(), 10).respace(3)

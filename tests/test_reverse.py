@@ -142,7 +142,7 @@ def test_a_chain_reverse_matches_its_forward_marginals_step_by_step(case):
     table, law = table_of(chain, "ancestral", 50, **kw)
     mean0, var0 = law.m[-1] * MU, law.m[-1] ** 2 * v0 + law.s[-1] ** 2
     history = reference.table_moments(table, mean0, var0, MU, v0, every_step=True)
-    m, s = chain.marginal(np.arange(50, -1, -1))
+    m, s = chain.marginal_coefficients(np.arange(50, -1, -1))
     np.testing.assert_allclose([h[0] for h in history], m * MU, rtol=1e-12)
     np.testing.assert_allclose([h[1] for h in history], m**2 * v0 + s**2, rtol=1e-10, atol=1e-14)
     x = mean0 + np.sqrt(var0) * ds.standard_normal(100_000, rng=3)
@@ -155,7 +155,7 @@ def test_a_chain_reverse_matches_its_forward_marginals_step_by_step(case):
 
 def test_prior_start_from_shape():
     tr = ds.reverse(VP, SCORE, shape=(100_000,), steps=20, rng=5, save_every=20)
-    s_T = VP.marginal(1.0)[1]
+    s_T = VP.marginal_coefficients(1.0)[1]
     assert_mean(tr.xs[0], 0.0, s_T)
     assert_variance(tr.xs[0], s_T**2)
     again = ds.reverse(VP, SCORE, shape=(100_000,), steps=20, rng=5)
@@ -167,7 +167,7 @@ def test_langevin_corrector_after_every_step_but_the_last():
     """corrector_at_start=False: no corrector at t = T (the option; the
     default follows score_sde, see test_api_regressions)."""
     n, d, snr = 60, 64, 0.16
-    m, s = VE.marginal(1.0)
+    m, s = VE.marginal_coefficients(1.0)
     x = m * MU + np.sqrt(m * m * V0 + s * s) * ds.standard_normal((4000, d), rng=6)
     plain = ds.reverse(VE, SCORE, x, n, method="reverse_diffusion", rng=7)
     pc = ds.reverse(VE, SCORE, x, n, method="reverse_diffusion", corrector="langevin", snr=snr,
@@ -199,17 +199,17 @@ def test_python_score_equals_the_builtin_and_score_from_eps():
     x = np.linspace(-3, 3, 500)
 
     def score(v, t):
-        m, s = VP.marginal(t)
+        m, s = VP.marginal_coefficients(t)
         return (m * MU - v) / (m * m * V0 + s * s)
 
     builtin = ds.reverse(VP, SCORE, x, n, rng=8).x
     python = ds.reverse(VP, score, x, n, rng=8).x
     np.testing.assert_allclose(python, builtin, rtol=1e-12, atol=1e-12)
-    eps = ds.score_from_eps(lambda v, t: -VP.marginal(t)[1] * score(v, t), VP)
+    eps = ds.score_from_eps(lambda v, t: -VP.marginal_coefficients(t)[1] * score(v, t), VP)
     np.testing.assert_allclose(ds.reverse(VP, eps, x, n, rng=8).x, builtin, rtol=1e-10, atol=1e-12)
     chain = ds.DDPM.from_sde(VP, 50)
     eps_chain = ds.score_from_eps(lambda v, t: v, chain)
-    np.testing.assert_allclose(eps_chain(np.ones(3), chain.t[7]), -1 / chain.marginal(7)[1])
+    np.testing.assert_allclose(eps_chain(np.ones(3), chain.t[7]), -1 / chain.marginal_coefficients(7)[1])
     with pytest.raises(ValueError, match="undefined at t = 0"):
         eps(np.ones(3), 0.0)
 
@@ -271,7 +271,7 @@ def test_bad_input_gets_a_clear_error():
 
 def test_user_grids_partial_spans_and_saving():
     ts = np.array([1.0, 0.6, 0.3, 0.1, 0.03, 0.01])
-    m, s = VP.marginal(1.0)
+    m, s = VP.marginal_coefficients(1.0)
     x = m * MU + np.sqrt(m * m * V0 + s * s) * ds.standard_normal(100_000, rng=9)
     tr = ds.reverse(VP, SCORE, x, ts=ts, rng=10, save_every=1)
     np.testing.assert_array_equal(tr.ts, ts)
@@ -331,7 +331,7 @@ def test_langevin_corrector_on_vp_uses_r_equal_one_minus_beta_at_the_landing_tim
     assert np.all((pc_table.a[lang] > 0.5) & (pc_table.a[lang] < 1))
     np.testing.assert_array_equal(pc_table.t[lang], law.t[landing])
     # and the corrector pulls the predictor's biased law toward p_t
-    m, s = VP.marginal(1.0)
+    m, s = VP.marginal_coefficients(1.0)
     x = m * MU + np.sqrt(m * m * V0 + s * s) * ds.standard_normal((4000, d), rng=8)
     plain = ds.reverse(VP, SCORE, x, n, method="reverse_diffusion", rng=9)
     pc = ds.reverse(VP, SCORE, x, n, method="reverse_diffusion", corrector="langevin", snr=snr,

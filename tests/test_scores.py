@@ -50,8 +50,8 @@ def test_scores_are_gradients_of_the_marginal_logpdf(kind, d):
     gm = mixture(kind, d)
     x = np.random.default_rng(2).standard_normal((10, d)) * 2
     for process, t in ((VP, 0.3), (VE, 0.6), (SUB, 0.8)):
-        m, s = process.marginal(t)
-        marg = gm.marginal(process, t)
+        m, s = process.marginal_coefficients(t)
+        marg = gm.marginal_law(process, t)
         h = 1e-5
         fd = np.stack([(marg.logpdf(x + h * e) - marg.logpdf(x - h * e)) / (2 * h) for e in np.eye(d)], axis=1)
         exact = gm.score(process)(x if d > 1 else x[:, 0], t).reshape(10, d)
@@ -70,11 +70,11 @@ def test_marginal_matches_perturbed_samples(process):
     x0 = gm.sample(n, rng=4)
     t = 25 if isinstance(process, (ds.DDPM, ds.SMLD)) else 0.5
     if isinstance(process, (ds.DDPM, ds.SMLD)):
-        m, s = process.marginal(t)
+        m, s = process.marginal_coefficients(t)
         xt = m * x0 + s * ds.standard_normal(x0.shape, rng=5)
     else:
         xt = process.perturb(x0, t, rng=5)
-    marg = gm.marginal(process, t)
+    marg = gm.marginal_law(process, t)
     mean = marg.weights @ marg.means
     second = sum(w * (marg.covariance(k) + np.outer(mu, mu)) for k, (w, mu) in enumerate(zip(marg.weights, marg.means)))
     cov = second - np.outer(mean, mean)
@@ -103,7 +103,7 @@ def test_samples_have_the_mixture_law():
 def test_reverse_sampling_of_eight_gaussians_with_the_exact_score():
     gm = ds.datasets.eight_gaussians()
     n = 40_000
-    x_T = gm.marginal(VP, 1.0).sample(n, rng=10)
+    x_T = gm.marginal_law(VP, 1.0).sample(n, rng=10)
     tr = ds.reverse(VP, gm, x_T, 500, rng=11)
     comp = np.linalg.norm(tr.x[:, None, :] - gm.means[None], axis=2).argmin(axis=1)
     share = np.bincount(comp, minlength=8) / n
@@ -155,7 +155,7 @@ def test_empirical_score_matches_the_slow_twin_and_collapses_onto_the_data():
     tr = ds.reverse(VP, data, x_T, ts=np.geomspace(1.0, 1e-4, 200), method="em", alpha=0.0)
     nearest = np.min(np.linalg.norm(tr.x[:, None, :] - points[None], axis=2), axis=1)
     spacing = np.median(np.sort(np.linalg.norm(points[:, None] - points[None], axis=2), axis=1)[:, 1])
-    rayleigh_median = VP.marginal(1e-4)[1] * np.sqrt(2 * np.log(2))
+    rayleigh_median = VP.marginal_coefficients(1e-4)[1] * np.sqrt(2 * np.log(2))
     assert 0.8 * rayleigh_median < np.median(nearest) < 1.5 * rayleigh_median < spacing / 4
 
 
@@ -163,7 +163,7 @@ def test_stability_far_away_tiny_covariances_and_many_components():
     gm = mixture("full", 2, seed=16)
     far = gm.means[0] + 1e3 * np.array([[1.0, -1.0], [50.0, 3.0]])
     for x in (far, far.astype(np.float32)):
-        s = reference.score_in_c(gm.score(VP), x, *VP.marginal(0.4), x.dtype)
+        s = reference.score_in_c(gm.score(VP), x, *VP.marginal_coefficients(0.4), x.dtype)
         assert np.all(np.isfinite(s))
     np.testing.assert_allclose(gm.score_at(far, 1.0, 0.0), reference.score_in_c(gm, far, 1.0, 0.0), rtol=1e-9)
     tiny = ds.GaussianMixture([0.5, 0.5], [[0.0], [1.0]], [1e-6, 1e-6])
@@ -204,7 +204,7 @@ def test_bad_mixtures_and_bindings_raise_clear_errors():
 
 def test_every_simd_path_gives_the_same_mixture_bits():
     gm = ds.datasets.eight_gaussians()
-    x_T = gm.marginal(VP, 1.0).sample(3001, rng=40)  # not a multiple of the tile
+    x_T = gm.marginal_law(VP, 1.0).sample(3001, rng=40)  # not a multiple of the tile
     diag = mixture("diagonal", 3, K=5, seed=41)
     y = np.random.default_rng(42).standard_normal((777, 3)) * 3
     before = ds.get_simd_path()

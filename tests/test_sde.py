@@ -57,7 +57,7 @@ def test_marginals_solve_the_moment_odes(name):
             y0 = integrate.solve_ivp(rhs, (a, b), y0, rtol=1e-11, atol=1e-13, method="DOP853").y[:, -1]
             out[b] = y0
         y = np.array([out[min(out, key=lambda k: abs(k - t))] for t in t_eval]).T
-    m, s = sde.marginal(t_eval)
+    m, s = sde.marginal_coefficients(t_eval)
     np.testing.assert_allclose(m, y[0], rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(s**2, y[1], rtol=1e-7, atol=1e-10)
 
@@ -66,7 +66,7 @@ def test_marginals_solve_the_moment_odes(name):
 def test_small_t_keeps_relative_precision(name):
     sde = SDES[name]
     t = 1e-12
-    m, s = sde.marginal(t)
+    m, s = sde.marginal_coefficients(t)
     g2 = float(sde.diffusion(0.0)) ** 2
     if name == "subvp":  # s = 1 - e^{-B} ~ B = beta(0) t
         expected = float(sde.beta(0.0)) * t
@@ -82,7 +82,7 @@ def test_exact_paths_have_the_marginal_moments(name):
     sde = SDES[name]
     n, x0 = 100_000, 1.5
     tr = ds.forward(sde, np.full(n, x0), steps=8, method="exact", rng=3, save_every=4)
-    m, s = sde.marginal(tr.ts)
+    m, s = sde.marginal_coefficients(tr.ts)
     for k in range(1, len(tr.ts)):
         assert_mean(tr.xs[k], m[k] * x0, s[k])
         assert_variance(tr.xs[k], s[k] ** 2)
@@ -104,7 +104,7 @@ def test_forward_em_bias_is_first_order(name):
 
     v0 = 0.3
     errors, ns = [], np.array([64, 128, 256, 512, 1024])
-    m_T, s_T = sde.marginal(sde.T)
+    m_T, s_T = sde.marginal_coefficients(sde.T)
     exact_var = m_T**2 * v0 + s_T**2
     for n in ns:
         grid = np.linspace(0, sde.T, n + 1)
@@ -129,7 +129,7 @@ def test_perturb_samples_the_marginal_with_per_row_times():
     xt = sde.perturb(x0, t, rng=4)
     for tt in (0.2, 0.9):
         rows = t == tt
-        m, s = sde.marginal(tt)
+        m, s = sde.marginal_coefficients(tt)
         assert_mean(xt[rows], m * x0[0], s)
         assert_variance(xt[rows], s**2)
     np.testing.assert_array_equal(sde.perturb(x0, t, rng=4), xt)
@@ -139,7 +139,7 @@ def test_perturb_samples_the_marginal_with_per_row_times():
 @pytest.mark.parametrize("name", ["vp", "subvp", "ve"])
 def test_prior_sample_and_logp(name):
     sde = SDES[name]
-    s_T = sde.marginal(sde.T)[1]
+    s_T = sde.marginal_coefficients(sde.T)[1]
     z = sde.prior_sample((100_000,), rng=5)
     assert_mean(z, 0.0, s_T)
     assert_variance(z, s_T**2)
@@ -185,7 +185,7 @@ def test_cosine_schedule_is_clipped_consistently():
     # B stays the integral of the clipped beta past the clip time
     assert sde.integrated_beta(1.0) - sde.integrated_beta(t_clip) == pytest.approx(50.0 * (1 - t_clip), rel=1e-12)
     abar = np.cos((0.5 + 0.008) / 1.008 * np.pi / 2) ** 2 / np.cos(0.008 / 1.008 * np.pi / 2) ** 2
-    assert sde.marginal(0.5)[0] ** 2 == pytest.approx(abar, rel=1e-12)
+    assert sde.marginal_coefficients(0.5)[0] ** 2 == pytest.approx(abar, rel=1e-12)
 
 
 def test_bad_schedules_raise_with_the_argument_named():
@@ -202,7 +202,7 @@ def test_bad_schedules_raise_with_the_argument_named():
     with pytest.raises(ValueError, match="increase strictly"):
         ds.VESDE.from_sigmas([0.1, 0.3, 0.2])
     with pytest.raises(ValueError, match=r"t must lie in \[0, T\]"):
-        ds.VPSDE().marginal(1.5)
+        ds.VPSDE().marginal_coefficients(1.5)
     with pytest.raises(ValueError, match="alpha"):
         ds.VPSDE().reverse(lambda x, t: x, alpha=-1)
     with pytest.raises(TypeError, match="callable"):

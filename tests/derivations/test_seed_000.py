@@ -63,7 +63,7 @@ def seed_step3_moments(sde, n, drift_sign=1.0):
     mean, var = data_marginal(sde, sde.T)
     for i in range(n, 0, -1):
         d = sigma2[i] - sigma2[i - 1]
-        big_v = V0 + sde.marginal(t[i])[1] ** 2            # exact score: (MU - x) / big_v
+        big_v = V0 + sde.marginal_coefficients(t[i])[1] ** 2            # exact score: (MU - x) / big_v
         a = 1.0 - drift_sign * d / big_v
         mean, var = a * mean + drift_sign * d * MU / big_v, a * a * var + d
     return mean, var
@@ -89,7 +89,7 @@ def test_step1_1_index_i_sits_at_time_i_over_N_not_i_equals_t_over_N():
         assert_mean(xi, mean, np.sqrt(var))
         assert_variance(xi, var)
     with pytest.raises(ValueError, match="must lie in"):
-        VE.marginal(1 * n)                                  # i = t / N read literally: t = i N
+        VE.marginal_coefficients(1 * n)                                  # i = t / N read literally: t = i N
 
 
 def test_step1_4_taylor_step_of_the_sigma_increment():

@@ -54,7 +54,7 @@ def seed_reverse_gaussian(sde, t, dt, dt_inside_bracket=False):
     t1 = t + dt
     f = sde.drift_coefficient(t1)                 # f(y, t) = f(t) y
     g2 = sde.diffusion(t1) ** 2
-    m1, s1 = sde.marginal(t1)
+    m1, s1 = sde.marginal_coefficients(t1)
     r = SCORE.evaluate(0.0, m1, s1)               # grad log p_{t+dt}(y) = l y + r
     ell = SCORE.evaluate(1.0, m1, s1) - r
     f_dt = f if dt_inside_bracket else f * dt
@@ -150,7 +150,7 @@ def test_taylor_step_of_log_p_leaves_an_order_dt_remainder(name):
     t = 0.5
     mean, var = data_marginal(sde, t)
     x = mean + 0.7 * np.sqrt(var)
-    m, s = sde.marginal(t)
+    m, s = sde.marginal_coefficients(t)
     remainder, leading = [], []
     dts = 2.0 ** -np.arange(10, 17)
     for dt in dts:
@@ -255,7 +255,7 @@ def test_reverse_sde_reaches_the_data_law(name):
 def test_ve_identification_f_is_zero_and_g2_is_dsigma2_dt():
     """"For NCSN ... f(x_t, t) = 0, g(t) = sqrt(delta sigma_t^2 / delta t)": the
     VE drift is 0 and ve.diffusion(t)^2 is d sigma^2/dt -- a central finite
-    difference of ve.marginal(t)[1]^2 (= sigma(t)^2 - sigma(0)^2) approaches it
+    difference of ve.marginal_coefficients(t)[1]^2 (= sigma(t)^2 - sigma(0)^2) approaches it
     at order 2, the seed's forward difference at order 1 (step h = 1/128 ..
     1/4096, worst of t = 0.25, 0.5, 0.75)."""
     ts = np.array([0.25, 0.5, 0.75])
@@ -264,7 +264,7 @@ def test_ve_identification_f_is_zero_and_g2_is_dsigma2_dt():
     hs = 2.0 ** -np.arange(7, 13)
     central, forward_diff = [], []
     for h in hs:
-        s2 = lambda u: VE.marginal(u)[1] ** 2               # noqa: E731
+        s2 = lambda u: VE.marginal_coefficients(u)[1] ** 2               # noqa: E731
         g2 = VE.diffusion(ts) ** 2
         central.append(np.max(np.abs((s2(ts + h) - s2(ts - h)) / (2 * h) / g2 - 1)))
         forward_diff.append(np.max(np.abs((s2(ts + h) - s2(ts)) / h / g2 - 1)))
@@ -288,8 +288,8 @@ def test_vp_identification_f_is_minus_beta_over_2_and_g2_is_beta(vp):
     hs = 2.0 ** -np.arange(7, 13)
     mean_res, var_res = [], []
     for h in hs:
-        (m_up, s_up), (m_dn, s_dn) = vp.marginal(ts + h), vp.marginal(ts - h)
-        m, s = vp.marginal(ts)
+        (m_up, s_up), (m_dn, s_dn) = vp.marginal_coefficients(ts + h), vp.marginal_coefficients(ts - h)
+        m, s = vp.marginal_coefficients(ts)
         mean_res.append(np.max(np.abs((m_up - m_dn) / (2 * h) - f * m)))
         var_res.append(np.max(np.abs((s_up**2 - s_dn**2) / (2 * h) - (2 * f * s**2 + g2))))
     mean_order = fitted_slope(hs, mean_res)                 # measured 2.00

@@ -96,7 +96,7 @@ def test_step5_beta_T_is_not_near_one_alpha_bar_N_is_near_zero():
     assert chain.betas.max() < 0.05
     assert chain.alpha_bar[-1] == pytest.approx(4.0e-5, rel=0.01)
     assert chain.alpha_bar[-1] < 1e-4
-    m_N, s_N = chain.marginal(1000)
+    m_N, s_N = chain.marginal_coefficients(1000)
     assert m_N < 0.01 and s_N > 0.9999  # x_N = m_N x_0 + s_N z is (almost) pure noise
 
 
@@ -108,7 +108,7 @@ def test_step5_variance_is_preserved_only_for_unit_variance_data():
     only for v0 = 1 (in general the *bound* 1 is kept: Var x_t -> 1). The
     chain has the same property with abar_i in place of e^{-B}."""
     chain = ds.DDPM.from_sde(VP, 200)
-    m, s = chain.marginal(np.arange(201))
+    m, s = chain.marginal_coefficients(np.arange(201))
     np.testing.assert_allclose(m * m * 1.0 + s * s, 1.0, rtol=1e-12)
     quarter = m * m * 0.25 + s * s
     assert quarter[0] == 0.25 and quarter[-1] > 0.99  # from 0.25 up to ~1
@@ -126,7 +126,7 @@ def test_step5_variance_is_preserved_only_for_unit_variance_data():
     # the VP SDE itself (exact transitions): the same for v0 = 0.25
     x0 = MU + np.sqrt(0.25) * ds.standard_normal(n, rng=1)
     x_t = ds.forward(VP, x0, steps=200, method="exact", rng=3, save_at=[0.25]).xs[0]
-    m_sde, s_sde = VP.marginal(0.25)
+    m_sde, s_sde = VP.marginal_coefficients(0.25)
     assert_variance(x_t, m_sde**2 * 0.25 + s_sde**2)
     assert abs(np.var(x_t) - 0.25) > 50 * 0.25 * np.sqrt(2.0 / n)
 
@@ -142,13 +142,13 @@ def test_step3_difference_x_t_minus_x_t_plus_dt_runs_time_backwards():
     data at t = 0) it does not produce the forward law p_T, and does not get
     closer as Dt -> 0; walked down from t_k to t_{k-1} with score at t_k it is
     exactly ds.reverse(method="em") and lands on the data."""
-    m_T, s_T = VP.marginal(1.0)
+    m_T, s_T = VP.marginal_coefficients(1.0)
     p_T = marginal_law(m_T, s_T)
     for n in (200, 1000):
         grid = np.arange(n + 1) / n
         k = np.arange(n)  # t_k -> t_{k+1} as written
         h, beta = 1.0 / n, VP.beta(grid[k])
-        m, s = VP.marginal(grid[k])
+        m, s = VP.marginal_coefficients(grid[k])
         up = ds.StepTable.affine(1 + beta * h / 2, beta * h, np.sqrt(beta * h), t=grid[k], m=m, s=s, interval=k)
         mean, var = reference.table_moments(up, MU, V0, MU, V0)
         assert abs(mean - p_T[0]) > 0.08  # ~0.10 against 0.0099 at both n
@@ -187,9 +187,9 @@ def test_step6_delta_t_equal_one_is_not_a_limit():
         grid = np.arange(n + 1) / n
         k = np.arange(n, 0, -1)
         beta = VP.beta(grid[k])  # the rate, with Dt = 1
-        m, s = VP.marginal(grid[k])
+        m, s = VP.marginal_coefficients(grid[k])
         table = ds.StepTable.affine(1 + beta / 2, beta, np.sqrt(beta), t=grid[k], m=m, s=s, interval=k - 1)
-        literal.append(reference.table_moments(table, *marginal_law(*VP.marginal(1.0)), MU, V0)[1])
+        literal.append(reference.table_moments(table, *marginal_law(*VP.marginal_coefficients(1.0)), MU, V0)[1])
     assert literal[0] > 1e6 * V0 and literal[2] > literal[1] > literal[0]
 
 
@@ -221,7 +221,7 @@ def eps_model(chain, mu=MU, v0=V0):
     """The exact noise predictor of a chain: E[z | x_i] = -sqrt(1 - abar_i) grad log p_i."""
     def eps(x, t):
         i = int(round(t * chain.N / chain.T))
-        m, s = chain.marginal(i)
+        m, s = chain.marginal_coefficients(i)
         return (s * (np.asarray(x) - m * mu)) / (m * m * v0 + s * s)
     return eps
 
@@ -240,7 +240,7 @@ def test_step8_eps_score_relation_needs_sqrt_one_minus_alpha_bar():
     eps = eps_model(chain)
     # eps is the regression of the noise on x_i
     i = 30
-    m_i, s_i = chain.marginal(i)
+    m_i, s_i = chain.marginal_coefficients(i)
     x0 = MU + np.sqrt(V0) * ds.standard_normal(200_000, rng=21)
     z = ds.standard_normal(200_000, rng=22)
     x_i = m_i * x0 + s_i * z
@@ -252,9 +252,9 @@ def test_step8_eps_score_relation_needs_sqrt_one_minus_alpha_bar():
     good = ds.score_from_eps(eps, chain)
     x = np.linspace(-3, 3, 101)
     for k in (1, 30, 100):
-        m, s = chain.marginal(k)
+        m, s = chain.marginal_coefficients(k)
         np.testing.assert_allclose(good(x, chain.t[k]), SCORE.evaluate(x, m, s), rtol=1e-12, atol=1e-12)
-    m, s = chain.marginal(1)
+    m, s = chain.marginal_coefficients(1)
     assert np.max(np.abs(-eps(x, chain.t[1]) - SCORE.evaluate(x, m, s))) > 1.0
 
     def seed_score(v, t):
@@ -304,7 +304,7 @@ def test_step9_writes_x_i_plus_1_for_x_i_minus_1():
     chain = ds.DDPM.from_sde(VP, n_steps)
     score = ds.LinearScore(MU, v0)
     table, law = reverse_table(chain, "ancestral", last_step_noise=True)  # the seed's last step
-    m, s = chain.marginal(np.arange(n_steps + 1))
+    m, s = chain.marginal_coefficients(np.arange(n_steps + 1))
     start = marginal_law(m[-1], s[-1], v0=v0)
     history = reference.table_moments(table, *start, MU, v0, every_step=True)
     means = np.array([h[0] for h in history])  # after j steps: index n_steps - j

@@ -104,8 +104,8 @@ def test_step3_left_and_right_beta_evaluation_are_both_first_order():
         for n in ns:
             chain = chain_with(rule, int(n))
             sums.append(abs(chain.betas.sum() - b_total))
-            m, s = chain.marginal(np.arange(n + 1))
-            m_sde, s_sde = VP.marginal(chain.t)
+            m, s = chain.marginal_coefficients(np.arange(n + 1))
+            m_sde, s_sde = VP.marginal_coefficients(chain.t)
             marg.append(np.max(np.abs(m - m_sde) + np.abs(s**2 - s_sde**2)))
         assert fitted_slope(ns, sums) == pytest.approx(-1.0, abs=0.15)
         assert fitted_slope(ns, marg) == pytest.approx(-1.0, abs=0.15)
@@ -116,11 +116,11 @@ def test_step3_left_and_right_beta_evaluation_are_both_first_order():
     right = ds.DDPM.from_sde(VP, 100)
     np.testing.assert_allclose(right.betas, chain_with("right", 100).betas, rtol=1e-15)
     exact = ds.DDPM.from_sde(VP, 100, rule="exact")
-    np.testing.assert_allclose(exact.marginal(np.arange(101))[0], VP.marginal(exact.t)[0], rtol=1e-12)
+    np.testing.assert_allclose(exact.marginal_coefficients(np.arange(101))[0], VP.marginal_coefficients(exact.t)[0], rtol=1e-12)
     # the chains' own paths have their marginals (one Monte Carlo check of each)
     for chain in (chain_with("left", 64), right):
         x_N = ds.forward(chain, x0, rng=8).x
-        m, s = chain.marginal(chain.N)
+        m, s = chain.marginal_coefficients(chain.N)
         assert_mean(x_N, m * MU, np.sqrt(m * m * V0 + s * s))
         assert_variance(x_N, m * m * V0 + s * s)
 
@@ -166,7 +166,7 @@ def test_step5_reverse_em_has_strong_and_weak_order_one():
     sqrt(beta) dW-bar, "dtau going in the decreasing direction", discretized
     by EM from T down to t_end = 1e-2 with the exact score, from the exact
     p_T: strong and weak order 1, N = 32 .. 512 against 8192 steps."""
-    m, s = VP.marginal(VP.T)
+    m, s = VP.marginal_coefficients(VP.T)
     x_T = m * MU + np.sqrt(m * m * V0 + s * s) * ds.standard_normal(N_PATHS, rng=15)
     kw = dict(score=SCORE, direction="reverse", t_end=1e-2)
     strong = analysis.strong_error(VP, x_T, LADDER, rng=16, **kw)

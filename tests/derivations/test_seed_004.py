@@ -99,7 +99,7 @@ def noise_floor(name, t, n=N):
     """W1 between n exact samples of the marginal at t and its CDF: mean + 5 SD
     over replicates. Particles of a law L (here L is the EM law, within its
     measured bias of the exact one) are at W1 from L with this distribution."""
-    mix = DATA.marginal(SDES[name], t)
+    mix = DATA.marginal_law(SDES[name], t)
     grid = fine_grid(name)
     F = mixture_cdf(mix, grid)
     w = [w1_to_cdf(mix.sample(n, rng=1000 + r), grid, F) for r in range(FLOOR_REPLICATES)]
@@ -131,7 +131,7 @@ def em_forward_laws(sde, steps, save_every):
 @functools.lru_cache(maxsize=None)
 def start_particles():
     """Exact samples of p_T, the marginal at T = 1."""
-    return DATA.marginal(VP, 1.0).sample(N, rng=3)
+    return DATA.marginal_law(VP, 1.0).sample(N, rng=3)
 
 
 @functools.lru_cache(maxsize=None)
@@ -179,7 +179,7 @@ def tau_table(sde, steps, alpha, factor=None, sign=1.0):
     j = np.arange(steps)
     t = sde.T - j * h
     f, g2 = sde.drift_coefficient(t), sde.diffusion(t) ** 2
-    m, s = sde.marginal(t)
+    m, s = sde.marginal_coefficients(t)
     return ds.StepTable.affine(1 - sign * h * f, sign * factor * g2 * h, alpha * np.sqrt(g2 * h),
                                t=t, m=m, s=s, interval=steps - 1 - j)
 
@@ -225,7 +225,7 @@ def test_fokker_planck_equation_matches_particles(name):
     resolved = 0
     for k in range(1, len(sol.ts)):
         t = sol.ts[k]
-        F_exact = mixture_cdf(DATA.marginal(sde, t), fine)
+        F_exact = mixture_cdf(DATA.marginal_law(sde, t), fine)
         F_fp = np.interp(fine, faces, sol.cdf(k), left=0.0)
         fp_bound = 2 * w1_between_cdfs(fine, np.interp(fine, faces, half.cdf(k), left=0.0), F_fp) + e_initial
         e_fp = w1_between_cdfs(fine, F_fp, F_exact)
@@ -236,7 +236,7 @@ def test_fokker_planck_equation_matches_particles(name):
         assert w <= tol, (t, w, tol, e_em, fp_bound)
         # power: where the exact marginals one saved time apart differ by more
         # than 2 tol, the FP density of the earlier time is told apart
-        gap = w1_between_cdfs(fine, mixture_cdf(DATA.marginal(sde, sol.ts[k - 1]), fine), F_exact)
+        gap = w1_between_cdfs(fine, mixture_cdf(DATA.marginal_law(sde, sol.ts[k - 1]), fine), F_exact)
         if gap > 2 * tol:
             resolved += 1
             assert w1_to_cdf(tr.xs[k], faces, sol.cdf(k - 1)) > tol, (t, gap, tol)
@@ -258,7 +258,7 @@ def test_reverse_fokker_planck_equation_in_tau():
     deltas = np.array([4e-3, 2e-3, 1e-3])
 
     def p(x, t):
-        return np.exp(DATA.marginal(VP, t).logpdf(x))
+        return np.exp(DATA.marginal_law(VP, t).logpdf(x))
 
     for s in (0.1, 0.4, 0.8):  # forward time s = tau(t)
         f, g2 = float(VP.drift_coefficient(s)), float(VP.diffusion(s)) ** 2
@@ -300,7 +300,7 @@ def test_alpha_family_carries_pT_back_to_data(alpha):
     np.testing.assert_array_equal(tr.xs[0], start_particles())
     for k in range(1, len(tr.ts)):
         t = tr.ts[k]
-        exact = DATA.marginal(VP, t)
+        exact = DATA.marginal_law(VP, t)
         w = w1_to_cdf(tr.xs[k], fine, mixture_cdf(exact, fine))
         assert w <= reverse_tolerance(alpha, k), (t, w, reverse_tolerance(alpha, k))
         mean, var = mixture_moments(exact)
@@ -319,7 +319,7 @@ def test_alpha_family_fokker_planck_carries_pT_back_to_data(alpha):
     to a neighbour. Then the 10^5 particles of the alpha run match the finest
     density within floor + EM bias + the solver's own W1 error."""
     steps, cells = [64, 128, 256], [1201, 2401, 4801]
-    p_T = DATA.marginal(VP, 1.0)
+    p_T = DATA.marginal_law(VP, 1.0)
     errors = []
     for n, nx in zip(steps, cells):
         x = np.linspace(-HALF_WIDTH["vp"], HALF_WIDTH["vp"], nx)
@@ -327,7 +327,7 @@ def test_alpha_family_fokker_planck_carries_pT_back_to_data(alpha):
         sol = fp.solve_reverse(VP, SCORE, np.exp(p_T.logpdf(x)), x, alpha=alpha, steps=n, save_every=n // 4)
         np.testing.assert_allclose(sol.ts, [1.0, 0.75, 0.5, 0.25, 0.0], atol=1e-12)
         assert np.max(np.abs(sol.mass() - sol.mass()[0])) < 1e-10 and sol.p.min() >= 0
-        errors.append([w1_between_cdfs(faces, sol.cdf(k), mixture_cdf(DATA.marginal(VP, t), faces))
+        errors.append([w1_between_cdfs(faces, sol.cdf(k), mixture_cdf(DATA.marginal_law(VP, t), faces))
                        for k, t in enumerate(sol.ts)])
     errors, finest, finest_faces = np.array(errors), sol, faces
     for k in range(1, 5):
@@ -358,7 +358,7 @@ def test_reverse_time_drift_in_tau(name, alpha):
     sde = SDES[name]
     score = DATA.score(sde)
     steps, m = 200, 2000
-    x0 = DATA.marginal(sde, 1.0).sample(m, rng=31)
+    x0 = DATA.marginal_law(sde, 1.0).sample(m, rng=31)
     z = ds.standard_normal((steps, m), rng=32)
     h = sde.T / steps
     x = x0.copy()
