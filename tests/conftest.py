@@ -58,3 +58,16 @@ def data_marginal(sde, t):
     """Mean and variance of x_t for data N(MU, V0) under ``sde``: (m MU, m^2 V0 + s^2)."""
     m, s = sde.marginal_coefficients(t)
     return gaussian_marginal(m, s)
+
+
+def on_every_simd_path(fn):
+    """{path: fn()} over every SIMD path this CPU has."""
+    before = ds.get_simd_path()
+    try:
+        out = {}
+        for path in ds.simd_paths():
+            ds.set_simd_path(path)
+            out[path] = fn()
+        return out
+    finally:
+        ds.set_simd_path(before)

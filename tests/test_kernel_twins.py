@@ -19,6 +19,8 @@ import pytest
 import diffsde as ds
 from diffsde._rng import key_from_rng
 
+from conftest import on_every_simd_path
+
 import reference
 import reference_scores as twins
 
@@ -27,19 +29,6 @@ DTYPES = (np.float64, np.float32)
 # tiny noise level (sharp responsibilities)
 MARGINALS = ((1.0, 0.0), (0.8, 0.6), (0.05, 0.9987492177719088), (1.0, 1e-3))
 ROWS = 131  # two full tiles of 64 rows and a short one
-
-
-def on_every_simd_path(fn):
-    """{path: fn()} over every SIMD path this CPU has."""
-    before = ds.get_simd_path()
-    try:
-        out = {}
-        for path in ds.simd_paths():
-            ds.set_simd_path(path)
-            out[path] = fn()
-        return out
-    finally:
-        ds.set_simd_path(before)
 
 
 def make_mixture(kind, K, d, separated, seed):

@@ -13,6 +13,8 @@ import pytest
 import diffsde as ds
 from diffsde import _engine, _memory
 
+from conftest import on_every_simd_path
+
 import reference
 
 VP = ds.VPSDE(0.1, 20.0)
@@ -26,19 +28,6 @@ def unaligned(values):
     out[...] = values
     assert not out.flags.aligned
     return out
-
-
-def on_every_simd_path(fn):
-    """{path: fn()} over every SIMD path this CPU has."""
-    before = ds.get_simd_path()
-    try:
-        out = {}
-        for path in ds.simd_paths():
-            ds.set_simd_path(path)
-            out[path] = fn()
-        return out
-    finally:
-        ds.set_simd_path(before)
 
 
 # ---- private copies of the inputs ------------------------------------------
