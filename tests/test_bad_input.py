@@ -28,8 +28,6 @@ NAN_X = X.copy()
 NAN_X[3, 1] = np.nan
 SCORE = ds.LinearScore()
 
-#: Known failures, marked strict: remove a marker once its fix is merged.
-
 
 def _readonly(shape):
     out = np.empty(shape)
@@ -254,10 +252,9 @@ CASES = [
 
 
 def _params(cases):
-    """Cases as pytest params; a fifth entry is the reason of a strict xfail."""
+    """Cases as pytest params, each with its own id."""
     for c in cases:
-        marks = [pytest.mark.xfail(strict=True, reason=c[4])] if len(c) > 4 else []
-        yield pytest.param(*c[:4], marks=marks, id=c[0])
+        yield pytest.param(*c, id=c[0])
 
 
 @pytest.mark.parametrize("name, call, exc, message", list(_params(CASES)))

@@ -14,7 +14,7 @@ fails for a name without a case, so new API cannot skip this file.
 """
 import inspect
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -117,8 +117,6 @@ def _minus(v, t):
 
 # ---- the cases ---------------------------------------------------------------------
 
-#: Known failures, marked strict: remove a marker once its fix is merged.
-
 
 @dataclass
 class Case:
@@ -127,17 +125,15 @@ class Case:
     call: object                 # call(*arrays)
     inputs: tuple                # base arrays; each call gets them in one layout
     out: tuple = ()              # indices of inputs that receive results
-    xfail: dict = field(default_factory=dict)   # layout -> reason
     needs_plot: bool = False
 
 
 CASES = []
 
 
-def case(name, call, *inputs, label=None, out=(), xfail=None):
+def case(name, call, *inputs, label=None, out=()):
     """Register ``call(*inputs)`` as a success-path case of the public ``name``."""
-    xfail = xfail or {}
-    CASES.append(Case(name, label or name, call, inputs, tuple(out), dict(xfail),
+    CASES.append(Case(name, label or name, call, inputs, tuple(out),
                       needs_plot=name.startswith("plot.") or name.endswith(".plot")))
 
 
@@ -453,8 +449,6 @@ def _params():
     for c in CASES:
         for layout in LAYOUTS:
             marks = []
-            if layout in c.xfail:
-                marks.append(pytest.mark.xfail(strict=True, reason=c.xfail[layout]))
             if c.needs_plot and plt is None:
                 marks.append(pytest.mark.skip(reason="plots need the optional matplotlib"))
             yield pytest.param(c, layout, marks=marks, id=f"{c.label}-{layout}")
