@@ -21,6 +21,7 @@ import numpy as np
 
 from . import (DDPM, SMLD, VESDE, VPSDE, GaussianMixture, SubVPSDE, analysis, datasets, forward, reverse,
                set_num_threads)
+from .plot import log_ticks
 
 PROCESSES = {"vp": lambda: VPSDE(0.1, 20.0), "ve": lambda: VESDE(0.01, 10.0), "subvp": lambda: SubVPSDE(0.1, 20.0)}
 DATA = {"eight_gaussians": datasets.eight_gaussians, "bimodal_1d": datasets.bimodal_1d,
@@ -356,8 +357,6 @@ def cmd_tour(args):
         steps = (args.coarse_steps, args.steps) if args.coarse_steps else args.steps
         samples[process] = reverse_samplers(report, process, "eight_gaussians", paths, steps, args.seed, args.dtype)
     if plt is not None:
-        from .plot import log_ticks
-
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
         for name, (n, rms, fit) in curves.items():
             axes[0].loglog(n, rms, "o-", label=f"{name}: order {fit.order:.2f}")

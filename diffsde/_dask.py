@@ -13,15 +13,16 @@ already imported, and ``reverse(..., shape=..., chunks=...)`` imports it
 through :func:`diffsde._optional.require`.
 """
 import math
+import numbers
 import pickle
 import sys
 
 import numpy as np
 
-from ._dtypes import working_dtype
 from ._engine import _SCORE_PYTHON, check_row_offset, execute, prepare
 from ._optional import EXTRAS, require
 from ._rng import STREAM_INITIAL, fill_normal
+from ._validation import integer, shown, working_dtype
 
 # the extra that installs dask, for require()'s message (kept here, with the
 # feature, rather than in the shared table)
@@ -91,14 +92,14 @@ def row_chunks(chunks, shape):
     (rows per block) or a tuple of block sizes summing to the batch."""
     da = require("dask.array", "reverse(..., chunks=...)")
     if isinstance(chunks, (bool, np.bool_)):
-        raise TypeError(f"chunks must be rows per block (an int >= 1) or a tuple of block sizes; got {chunks!r}")
-    if isinstance(chunks, (int, np.integer)) and chunks < 1 and shape[0] > 0:
-        raise ValueError(f"chunks must be >= 1 rows per block; got {int(chunks)}")
+        raise TypeError(f"chunks must be rows per block (an int >= 1) or a tuple of block sizes; got {shown(chunks)}")
+    if isinstance(chunks, numbers.Integral) and shape[0] > 0:
+        chunks = integer(chunks, "chunks", 1)
     try:
         normal = da.core.normalize_chunks((chunks,) + tuple(-1 for _ in shape[1:]), shape)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"chunks must be rows per block (an int >= 1) or a tuple of block sizes "
-                         f"summing to the batch {shape[0]}; got {chunks!r} ({exc})") from None
+                         f"summing to the batch {shape[0]}; got {shown(chunks)} ({exc})") from None
     return normal[0]
 
 

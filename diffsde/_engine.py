@@ -13,9 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
-from ._checks import shown
-from ._dtypes import working_dtype
-from ._memory import check_fits
+from ._validation import check_fits, shown, working_dtype
 from ._rng import key_from_rng
 from ._steptable import KINDS, StepTable
 from ._threads import get_num_threads, threads_for

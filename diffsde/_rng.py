@@ -10,7 +10,7 @@ import functools
 import numpy as np
 
 from . import _core
-from ._dtypes import resolve_dtype
+from ._validation import resolve_dtype, shape_tuple, shown
 from ._threads import threads_for
 
 #: Stream numbers of the counter layout (csrc/rng.h).
@@ -47,12 +47,12 @@ def _key_from_seed(rng):
         gen = np.random.default_rng(rng)
     except ValueError as exc:
         # e.g. a sequence holding a negative int
-        raise ValueError(f"rng={rng!r} is not a valid seed: seeds are ints >= 0 or sequences of "
+        raise ValueError(f"rng={shown(rng)} is not a valid seed: seeds are ints >= 0 or sequences of "
                          f"them ({exc})") from exc
     except TypeError as exc:
         raise TypeError(
             f"rng must be None, an int, a SeedSequence, a BitGenerator or a "
-            f"numpy.random.Generator; got {rng!r}"
+            f"numpy.random.Generator; got {shown(rng)}"
         ) from exc
     return int(gen.integers(0, 2**64, dtype=np.uint64))
 
@@ -96,9 +96,7 @@ def standard_normal(shape=None, rng=None, dtype=np.float64, out=None):
         if out is None:
             raise TypeError("standard_normal needs shape or out")
         shape = out.shape
-    shape = tuple(int(n) for n in np.atleast_1d(shape)) if np.ndim(shape) else (int(shape),)
-    if any(n < 0 for n in shape):
-        raise ValueError(f"shape must have non-negative entries; got {shape}")
+    shape = shape_tuple(shape, "shape")
     if out is not None:
         if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype:
             raise ValueError(

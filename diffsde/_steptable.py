@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._memory import physical_memory_bytes
+from ._validation import physical_memory_bytes
 
 KINDS = {"affine": 0, "heun_predict": 1, "heun_correct": 2, "langevin": 3}
 _KIND_NAMES = {v: k for k, v in KINDS.items()}

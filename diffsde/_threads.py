@@ -18,10 +18,10 @@ A request may be any int in [1, 2**31 - 1] (the C int that carries it); a
 run starts at most 4 threads per processor (and no more than OpenMP's thread
 limit), since more only cost memory and time and never change a result.
 """
-import operator
 import os
 
 from . import _core
+from ._validation import integer
 
 #: Below this many state elements a run is serial.
 SERIAL_BELOW = 5000
@@ -60,18 +60,7 @@ def set_num_threads(n):
     """
     global _requested
     previous = get_num_threads()
-    if n is not None:
-        if isinstance(n, bool):
-            raise TypeError(f"n must be an int >= 1 or None; got {n!r}")
-        try:
-            n = operator.index(n)
-        except TypeError:
-            raise TypeError(f"n must be an int >= 1 or None; got {n!r}") from None
-        if n < 1:
-            raise ValueError(f"n must be an int >= 1 or None; got {n}")
-        if n > MAX_THREADS:
-            raise ValueError(f"n must be an int in [1, 2**31 - 1] or None; got {n}")
-    _requested = n
+    _requested = integer(n, "n", 1, MAX_THREADS, "2**31 - 1", none=True)
     return previous
 
 

@@ -21,11 +21,15 @@ difference from sampling noise.
 """
 import functools
 import math
-import numbers
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ._validation import choice, integer, real_scalar, shown
+from .brownian import BrownianPath
+from .plot import convergence
+from .simulate import forward, reverse
 
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
@@ -161,8 +165,6 @@ class ConvergenceStudy:
 
     def plot(self, ax=None, **kwargs):
         """Log-log error against step count with the fitted line (matplotlib)."""
-        from .plot import convergence
-
         return convergence(self, ax=ax, **kwargs)
 
     def __repr__(self):
@@ -172,15 +174,13 @@ class ConvergenceStudy:
 def _ladder(steps):
     steps = np.asarray(steps)
     if steps.ndim != 1 or steps.size < 2 or steps.dtype.kind not in "iu":
-        raise ValueError(f"steps must be a 1-D ladder of at least 2 integer step counts; got {steps!r}")
+        raise ValueError(f"steps must be a 1-D ladder of at least 2 integer step counts; got {shown(steps)}")
     if np.any(steps < 1) or np.any(steps & (steps - 1)):
         raise ValueError(f"steps must be powers of two (one Brownian path serves them); got {steps.tolist()}")
     return np.sort(steps.astype(np.int64))
 
 
 def _runner(process, x0, score, direction, method, kwargs):
-    from .simulate import forward, reverse
-
     if direction == "forward":
         if score is not None:
             raise ValueError("a forward run takes no score")
@@ -189,15 +189,14 @@ def _runner(process, x0, score, direction, method, kwargs):
         if score is None:
             raise ValueError("a reverse run needs a score")
         return lambda n, path: reverse(process, score, x0, int(n), method=method, noise=path, **kwargs).x
-    raise ValueError(f"direction must be 'forward' or 'reverse'; got {direction!r}")
+    choice(direction, "direction", ("forward", "reverse"))
 
 
 def _coupled_runs(process, x0, steps, score, direction, method, reference_steps, rng, kwargs):
-    from .brownian import BrownianPath
-
     steps = _ladder(steps)
-    reference = int(reference_steps) if reference_steps is not None else 16 * int(steps[-1])
-    if reference & (reference - 1) or reference < 16 * steps[-1]:
+    finest = 16 * int(steps[-1])
+    reference = finest if reference_steps is None else integer(reference_steps, "reference_steps", 1)
+    if reference & (reference - 1) or reference < finest:
         raise ValueError(f"reference_steps must be a power of two >= 16 x the finest ({16 * steps[-1]}); "
                          f"got {reference}")
     x0 = np.asarray(x0)
@@ -387,9 +386,8 @@ class Distance:
         if null_values.ndim != 1 or null_values.size < 2 or not np.all(np.isfinite(null_values)):
             raise ValueError(f"null_values must be a 1-D array of at least 2 finite distances; "
                              f"got shape {null_values.shape}")
-        if null not in ("permutation", "law"):
-            raise ValueError(f"null must be 'permutation' or 'law'; got {null!r}")
-        value = float(value)
+        choice(null, "null", ("permutation", "law"))
+        value = real_scalar(value, "value", "non_negative")
         low, mid, high = np.quantile(null_values, [BAND[0], 0.5, BAND[1]])
         return cls(value, float(mid), None if n is None else tuple(int(k) for k in n),
                    float(low), float(high), float(null_values.std(ddof=1)),
@@ -401,9 +399,7 @@ class Distance:
         (``pvalue > level``), False if they are distinguishable."""
         if self.pvalue is None:
             raise ValueError("this Distance has no p-value (it was computed with n_permutations=0)")
-        if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
-            raise ValueError(f"level must be a number in (0, 1); got {level!r}")
-        return self.pvalue > level
+        return self.pvalue > real_scalar(level, "level", "in_unit_interval")
 
     def verdict(self, level=0.05):
         """The test's result as a sentence, e.g. ``"consistent at the 95%
@@ -436,16 +432,15 @@ def _samples_1d(x, name):
 
 
 def _n_permutations(n_permutations):
-    if isinstance(n_permutations, bool) or not isinstance(n_permutations, numbers.Integral) or \
-            (n_permutations != 0 and n_permutations < 2):
-        raise ValueError(f"n_permutations must be 0 (no null distribution) or an int >= 2; got {n_permutations!r}")
-    return int(n_permutations)
+    n = integer(n_permutations, "n_permutations", 0)
+    if n == 1:
+        # one permutation gives no null distribution to compare with
+        raise ValueError("n_permutations must be 0 (no null distribution) or an int >= 2; got 1")
+    return n
 
 
 def _exponent(p):
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not (1 <= p < math.inf):
-        raise ValueError(f"p must be a finite real number >= 1; got {p!r}")
-    return float(p)
+    return real_scalar(p, "p", "at_least", 1)
 
 
 def _with_null(statistic, x, y, gen, n_permutations):
@@ -595,8 +590,7 @@ def sliced_wasserstein(x, y, n_projections=128, *, p=2, rng=0, n_permutations=19
     if x.shape[0] < 2 or y.shape[0] < 2 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ValueError(f"x and y must hold at least 2 rows of finite numbers each; got {x.shape[0]} "
                          f"and {y.shape[0]} rows")
-    if isinstance(n_projections, bool) or not isinstance(n_projections, numbers.Integral) or n_projections < 1:
-        raise ValueError(f"n_projections must be an int >= 1; got {n_projections!r}")
+    n_projections = integer(n_projections, "n_projections", 1)
     n_permutations = _n_permutations(n_permutations)
     gen = np.random.default_rng(rng)
     dirs = gen.standard_normal((int(n_projections), x.shape[1]))

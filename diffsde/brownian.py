@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from ._rng import fill_normal, key_from_rng
+from ._validation import integer, real_scalar, shape_tuple
 
 STREAM_BROWNIAN = 2**31
 
@@ -39,11 +40,10 @@ class BrownianPath:
     """
 
     def __init__(self, shape, depth, rng=None):
-        shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
-        if not shape or any(n < 0 for n in shape):
-            raise ValueError(f"shape must be (batch, *event) with non-negative sizes; got {shape}")
-        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or not 0 <= depth <= 32:
-            raise ValueError(f"depth must be an int in [0, 32]; got {depth!r}")
+        shape = shape_tuple(shape, "shape")
+        if not shape:
+            raise ValueError("shape must be (batch, *event) with non-negative sizes; got ()")
+        depth = integer(depth, "depth", 0, 32)
         self.shape = shape
         self.size = math.prod(shape)
         if self.size and (self.size << int(depth)) >= 2**64:
@@ -73,12 +73,7 @@ class BrownianPath:
 
         ``T`` must be finite and > 0: the increments scale by sqrt(T).
         """
-        try:
-            T = float(T)
-        except (TypeError, ValueError):
-            raise TypeError(f"T must be a real number > 0; got {T!r}") from None
-        if not (math.isfinite(T) and T > 0):
-            raise ValueError(f"T must be finite and > 0 (the path's interval is [0, T]); got {T!r}")
+        T = real_scalar(T, "T", "positive")
         return math.sqrt(T) * np.diff(self.values(self.level_of(steps)), axis=0)
 
     def normals(self, steps):
@@ -87,8 +82,8 @@ class BrownianPath:
 
     def level_of(self, steps):
         """l with 2^l = steps, or ValueError."""
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1 \
-                or steps & (steps - 1):
+        steps = integer(steps, "steps", 1)
+        if steps & (steps - 1):
             raise ValueError(f"a BrownianPath serves power-of-two step counts; got steps={steps!r}")
         return self._check_level(int(steps).bit_length() - 1)
 

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from ._checks import integer, positive_float, real_array, real_scalar, shown
+from ._validation import integer, positive_float, real_array, real_scalar, shown
 from .schedules import LinearBeta
 from .sde import VESDE, VPSDE, SubVPSDE
 

@@ -8,13 +8,12 @@ one 64-bit key (SPEC 7 ``rng``): uniforms and normals of stream 1.
 import numpy as np
 
 from ._rng import STREAM_INITIAL, fill_normal, fill_uniform, key_from_rng
+from ._validation import integer, real_scalar
 from .scores import GaussianMixture
 
 
 def _count(n):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be an int >= 0; got {n!r}")
-    return int(n)
+    return integer(n, "n", 0)
 
 
 def _draws(n, rng, n_uniform, n_normal):
@@ -24,28 +23,14 @@ def _draws(n, rng, n_uniform, n_normal):
     return u, z
 
 
-def _real(value, name, low=None, high=None, low_open=False):
-    """value as a finite float in [low, high] (or (low, high] with low_open)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number; got {value!r:.60}")
-    out = float(value)
-    below = low is not None and (out <= low if low_open else out < low)
-    if not np.isfinite(out) or below or (high is not None and out > high):
-        allowed = "finite" if low is None else (
-            f"in {'(' if low_open else '['}{low:g}, {high:g}]" if high is not None
-            else f"{'>' if low_open else '>='} {low:g}")
-        raise ValueError(f"{name} must be {allowed}; got {out!r}")
-    return out
-
-
 def eight_gaussians(radius=2.0, std=0.1):
     """Eight equal isotropic Gaussians on a circle: the classic 2-D test set.
 
     Means ``radius (cos 2 pi k/8, sin 2 pi k/8)``, k = 0..7 (radius >= 0),
     each with covariance ``std^2 I`` (std > 0).
     """
-    radius = _real(radius, "radius", 0.0)
-    std = _real(std, "std", 0.0, low_open=True)
+    radius = real_scalar(radius, "radius", "non_negative")
+    std = real_scalar(std, "std", "positive")
     angles = np.arange(8) * (2 * np.pi / 8)
     means = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
     return GaussianMixture(np.full(8, 1 / 8), means, np.full(8, std**2))
@@ -56,9 +41,9 @@ def bimodal_1d(separation=4.0, std=0.5, weight=0.5):
 
     separation >= 0, std > 0 (both components) and weight in [0, 1].
     """
-    separation = _real(separation, "separation", 0.0)
-    std = _real(std, "std", 0.0, low_open=True)
-    weight = _real(weight, "weight", 0.0, 1.0)
+    separation = real_scalar(separation, "separation", "non_negative")
+    std = real_scalar(std, "std", "positive")
+    weight = real_scalar(weight, "weight", "probability")
     return GaussianMixture([weight, 1 - weight], [[-separation / 2], [separation / 2]],
                            np.full(2, std**2))
 
@@ -87,8 +72,7 @@ def checkerboard(n, rng=None, squares=4, size=4.0):
     """Uniform points on the dark squares of a squares x squares board on
     [-size/2, size/2]^2; shape (n, 2)."""
     n = _count(n)
-    if isinstance(squares, bool) or not isinstance(squares, (int, np.integer)) or squares < 2:
-        raise ValueError(f"squares must be an int >= 2; got {squares!r}")
+    squares = integer(squares, "squares", 2)
     u, _ = _draws(n, rng, 3, 1)
     dark = [(i, j) for i in range(squares) for j in range(squares) if (i + j) % 2 == 0]
     cell = np.minimum((u[:, 0] * len(dark)).astype(int), len(dark) - 1)

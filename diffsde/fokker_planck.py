@@ -18,12 +18,12 @@ M-matrix whose columns sum to one, so mass is conserved to rounding and a
 non-negative density stays non-negative. Requires SciPy (``solve_banded``),
 imported at the first solve: ``pip install "diffsde[fokker-planck]"``.
 """
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._optional import require
+from ._validation import integer, real_scalar
 from .sde import SDE
 
 
@@ -116,9 +116,7 @@ def _density(p0, x, name):
 
 
 def _steps(steps):
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1; got {steps!r}")
-    return int(steps)
+    return integer(steps, "steps", 1)
 
 
 def _march(x, dx, p, ts, save_every, coefficients):
@@ -150,7 +148,8 @@ def solve_forward(sde, p0, x, t0=0.0, t1=None, steps=1000, save_every=None):
     x, dx = _grid(x)
     p = _density(p0, x, "p0")
     n = _steps(steps)
-    t1 = sde.T if t1 is None else float(t1)
+    t0 = real_scalar(t0, "t0")
+    t1 = sde.T if t1 is None else real_scalar(t1, "t1")
     if not 0 <= t0 < t1 <= sde.T:
         raise ValueError(f"need 0 <= t0 < t1 <= T; got t0={t0!r}, t1={t1!r}")
     faces = 0.5 * (x[:-1] + x[1:])
@@ -176,13 +175,12 @@ def solve_reverse(sde, score, p_start, x, alpha=1.0, t_start=None, t_end=0.0, st
     """
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be a VPSDE, VESDE or SubVPSDE; got {type(sde).__name__}")
-    alpha = float(alpha)
-    if not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be finite and >= 0; got {alpha!r}")
+    alpha = real_scalar(alpha, "alpha", "non_negative")
     x, dx = _grid(x)
     p = _density(p_start, x, "p_start")
     n = _steps(steps)
-    t_start = sde.T if t_start is None else float(t_start)
+    t_start = sde.T if t_start is None else real_scalar(t_start, "t_start")
+    t_end = real_scalar(t_end, "t_end")
     if not 0 <= t_end < t_start <= sde.T:
         raise ValueError(f"need 0 <= t_end < t_start <= T; got t_start={t_start!r}, t_end={t_end!r}")
     faces = 0.5 * (x[:-1] + x[1:])

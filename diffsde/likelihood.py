@@ -14,7 +14,7 @@ p_T by e^{-B(T)}-sized terms for VP; pass ``prior=`` to use another.
 """
 import numpy as np
 
-from ._checks import integer, real_scalar
+from ._validation import integer, real_scalar, shown
 from ._rng import STREAM_INITIAL, fill_uniform, key_from_rng
 from .scores import BoundScore, EmpiricalData, GaussianMixture
 from .sde import SDE
@@ -79,9 +79,9 @@ def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rn
     if isinstance(score, BoundScore) and score.process is not process:
         raise ValueError(f"the score is bound to {score.process!r}, not {process!r}")
     if not callable(score):
-        raise TypeError(f"score must be a GaussianMixture, EmpiricalData or a callable; got {score!r}")
+        raise TypeError(f"score must be a GaussianMixture, EmpiricalData or a callable; got {shown(score)}")
     if prior is not None and not callable(prior):
-        raise TypeError(f"prior must be None or a callable logp(x_T); got {prior!r}")
+        raise TypeError(f"prior must be None or a callable logp(x_T); got {shown(prior)}")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 0:
         raise ValueError("x must have a batch axis")

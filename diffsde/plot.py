@@ -7,6 +7,8 @@ the axes it drew on and passes ``**kwargs`` to its main artist.
 import numpy as np
 
 from ._optional import require
+from ._validation import shown
+from .simulate import forward
 
 
 def _axes(ax, ncols=1, figsize=None):
@@ -65,7 +67,7 @@ def _saved_index(tr, t):
     ts = np.asarray(tr.ts)
     k = int(np.argmin(np.abs(ts - t)))
     if not np.isclose(ts[k], t, rtol=1e-9, atol=1e-12 * max(1.0, abs(t))):
-        raise ValueError(f"t = {t!r} is not a saved time of the trajectory (saved: {ts.round(6).tolist()}); "
+        raise ValueError(f"t = {shown(t)} is not a saved time of the trajectory (saved: {ts.round(6).tolist()}); "
                          f"run with save_every or save_at")
     return k
 
@@ -118,7 +120,7 @@ def _exact_density(exact, process, t):
         return lambda x: np.exp(marg.logpdf(x))
     if callable(exact):
         return lambda x: exact(x, t)
-    raise TypeError(f"exact must be a GaussianMixture or a callable density(x, t); got {exact!r}")
+    raise TypeError(f"exact must be a GaussianMixture or a callable density(x, t); got {shown(exact)}")
 
 
 def marginals(tr, times, exact=None, process=None, ax=None, bins=80, **kwargs):
@@ -196,7 +198,7 @@ def convergence(study, ax=None, reference_orders=(1, 2), labels=None, **kwargs):
     studies = list(study) if isinstance(study, (list, tuple)) else [study]
     if labels is not None:
         if isinstance(labels, str) or not hasattr(labels, "__len__"):
-            raise TypeError(f"labels must be a sequence of str, one per study; got {labels!r}")
+            raise TypeError(f"labels must be a sequence of str, one per study; got {shown(labels)}")
         if len(labels) != len(studies):
             raise ValueError(f"labels has {len(labels)} entries for {len(studies)} "
                              f"{'study' if len(studies) == 1 else 'studies'}; pass one label per study")
@@ -265,8 +267,6 @@ def density_evolution(solution, particles=None, ax=None, n_overlays=5, **kwargs)
 def compare_chain_sde(chain, x0, rng=0, n_paths=5, ax=None, **kwargs):
     """A DDPM or SMLD chain (dots) next to Euler-Maruyama on its SDE limit
     (lines), driven by the same draws interval by interval."""
-    from .simulate import forward
-
     ax = _axes(ax)
     x0 = np.asarray(x0, dtype=np.float64)[:n_paths]
     tr_chain = forward(chain, x0, rng=rng, save_every=1)

@@ -4,7 +4,7 @@ Every quantity has a closed form; nothing is integrated numerically.
 """
 import numpy as np
 
-from ._checks import positive_float, real_array, real_scalar
+from ._validation import positive_float, real_array, real_scalar, shown
 
 
 class LinearBeta:
@@ -100,7 +100,7 @@ class PiecewiseBeta:
     def __init__(self, betas, T):
         self.betas = real_array(betas, "betas", ndim=1)
         if self.betas.size == 0 or np.any(self.betas <= 0):
-            raise ValueError(f"betas must be a non-empty 1-D array of positive numbers; got {betas!r}")
+            raise ValueError(f"betas must be a non-empty 1-D array of positive numbers; got {shown(betas)}")
         self.T = positive_float(T, "T")
         self.N = self.betas.size
         self._partial = np.r_[0.0, np.cumsum(self.betas)]
@@ -159,9 +159,9 @@ class PiecewiseSigma:
     def __init__(self, sigmas, T):
         self.sigmas = real_array(sigmas, "sigmas", ndim=1)
         if self.sigmas.size < 2:
-            raise ValueError(f"sigmas must hold sigma(t_0), ..., sigma(t_N) with N >= 1; got {sigmas!r}")
+            raise ValueError(f"sigmas must hold sigma(t_0), ..., sigma(t_N) with N >= 1; got {shown(sigmas)}")
         if np.any(self.sigmas < 0):
-            raise ValueError(f"sigmas must be >= 0; got {sigmas!r}")
+            raise ValueError(f"sigmas must be >= 0; got {shown(sigmas)}")
         steps = np.diff(self.sigmas**2)
         if np.any(steps <= 0):
             i = int(np.flatnonzero(steps <= 0)[0])

@@ -11,7 +11,9 @@ import warnings
 
 import numpy as np
 
+from ._protocol import check_process, coefficients_at_time
 from ._rng import STREAM_INITIAL, fill_normal, fill_uniform, key_from_rng
+from ._validation import all_finite, callable_of, float_copy, integer, shown
 
 _SCORE_LINEAR, _SCORE_MIXTURE, _SCORE_EMPIRICAL = 1, 3, 4
 _LOG_2PI = math.log(2 * math.pi)
@@ -23,44 +25,6 @@ def _logsumexp(a, axis):
     return np.log(np.sum(np.exp(a - top), axis=axis)) + np.squeeze(top, axis=axis)
 
 
-def _describe(value):
-    """A short description of an argument for messages (no NumPy reprs)."""
-    if isinstance(value, np.ndarray):
-        return f"an array of shape {value.shape} and dtype {value.dtype}"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _float_array(value, name):
-    """A private float64 copy of ``value``: owned, aligned and C-contiguous.
-
-    The caller's array is never kept (a later change to it, or to a writable
-    view of it, cannot reach the score) and never changed (flags included);
-    unaligned or strided inputs are as good as any.
-    """
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an array of real numbers; got {_describe(value)}") from None
-    if arr.dtype.kind == "O":
-        if any(v is None for v in arr.flat):
-            raise TypeError(f"{name} must be real numbers; got {_describe(value)}")
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name} must be real numbers; got {_describe(value)}") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be real numbers; got {_describe(value)} (dtype {arr.dtype})")
-    return np.array(arr, dtype=np.float64, order="C", copy=True)
-
-
-def _check_finite(arr, name):
-    bad = np.argwhere(~np.isfinite(arr))
-    if bad.size:
-        index = tuple(bad[0].tolist())
-        raise ValueError(f"{name} must be finite; got {float(arr[index])} at index {index}")
-
-
 def _coefficients(m, s):
     """The marginal coefficients (m, s) of x_t = m x_0 + s z as floats:
     finite, s >= 0, and not both 0 (which leaves no density)."""
@@ -68,7 +32,7 @@ def _coefficients(m, s):
     for name, value in (("m", m), ("s", s)):
         arr = np.asarray(value) if not isinstance(value, str) else None
         if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iuf":
-            raise TypeError(f"{name} must be a real number; got {_describe(value)}")
+            raise TypeError(f"{name} must be a real number; got {shown(value)}")
         out.append(float(arr))
     m, s = out
     if not (np.isfinite(m) and np.isfinite(s)) or s < 0:
@@ -76,17 +40,6 @@ def _coefficients(m, s):
     if m == 0 and s == 0:
         raise ValueError("m = s = 0 leaves no density: the score is undefined there")
     return m, s
-
-
-def _scalar_time(t, process):
-    """t as a float in [0, T]: these scores take one time for the whole batch."""
-    arr = None if isinstance(t, str) else np.asarray(t)
-    if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iuf":
-        raise TypeError(f"t must be a real number (one time for the whole batch); got {_describe(t)}")
-    value = float(arr)
-    if not 0 <= value <= process.T * (1 + 1e-12):
-        raise ValueError(f"t must lie in [0, T] = [0, {process.T:g}]; got {value!r}")
-    return min(value, process.T)
 
 
 def _as_rows(x, d, name="x"):
@@ -101,12 +54,6 @@ def _as_rows(x, d, name="x"):
         raise ValueError(f"{name} must have shape (n, {d})" + (" or (n,)" if d == 1 else "")
                          + f"; got {x.shape}")
     return x, False
-
-
-def _marginal_coefficients(process, t):
-    """(m, s) of the process at time t (an SDE) or index t (a chain)."""
-    m, s = process.marginal_coefficients(t)
-    return float(m), float(s)
 
 
 class LinearScore:
@@ -133,12 +80,12 @@ class LinearScore:
     """
 
     def __init__(self, mean=0.0, var=1.0):
-        mean = _float_array(mean, "mean")
-        var = _float_array(var, "var")
+        mean = float_copy(mean, "mean")
+        var = float_copy(var, "var")
         if mean.ndim > 1 or var.ndim > 1:
             raise ValueError(f"mean and var must be scalars or 1-D; got shapes {mean.shape}, {var.shape}")
-        _check_finite(mean, "mean")
-        _check_finite(var, "var")
+        all_finite(mean, "mean")
+        all_finite(var, "var")
         if np.any(var < 0):
             raise ValueError(f"var must be >= 0; got {var.tolist()}")
         # private read-only copies: the caller's arrays stay theirs
@@ -185,28 +132,17 @@ class EpsScore:
     """
 
     def __init__(self, eps_fn, process):
-        from .chains import Chain
-        from .sde import SDE
-
-        if not callable(eps_fn):
-            raise TypeError(f"eps_fn must be callable as eps_fn(x, t); got {eps_fn!r}")
-        if not isinstance(process, (SDE, Chain)):
-            raise TypeError(f"process must be an SDE or a chain; got {type(process).__name__}")
-        self.eps_fn, self.process = eps_fn, process
-        self._is_chain = isinstance(process, Chain)
+        self.eps_fn = callable_of(eps_fn, "eps_fn", "eps_fn(x, t)")
+        self.process = check_process(process)
 
     def std(self, t):
         """The marginal std s(t) the eps model was trained against."""
-        t = _scalar_time(t, self.process)
-        if self._is_chain:
-            i = int(round(t * self.process.N / self.process.T))
-            return float(self.process.marginal_coefficients(i)[1])
-        return float(self.process.marginal_coefficients(t)[1])
+        return coefficients_at_time(self.process, t)[1]
 
     def __call__(self, x, t):
         std = self.std(t)
         if std == 0.0:
-            raise ValueError(f"the score of an eps model is undefined at t = {t!r}, where s(t) = 0")
+            raise ValueError(f"the score of an eps model is undefined at t = {shown(t)}, where s(t) = 0")
         return -np.asarray(self.eps_fn(x, t)) / std
 
     def __repr__(self):
@@ -239,21 +175,11 @@ class BoundScore:
     """
 
     def __init__(self, data, process):
-        from .chains import Chain
-        from .sde import SDE
-
-        if not isinstance(process, (SDE, Chain)):
-            raise TypeError(f"process must be an SDE or a chain; got {type(process).__name__}")
-        self.data, self.process = data, process
-        self._is_chain = isinstance(process, Chain)
+        self.data, self.process = data, check_process(process)
 
     def coefficients(self, t):
         """(m, s) at time t."""
-        t = _scalar_time(t, self.process)
-        if self._is_chain:
-            i = int(round(t * self.process.N / self.process.T))
-            return _marginal_coefficients(self.process, i)
-        return _marginal_coefficients(self.process, t)
+        return coefficients_at_time(self.process, t)
 
     def __call__(self, x, t):
         m, s = self.coefficients(t)
@@ -299,9 +225,9 @@ class GaussianMixture:
     """
 
     def __init__(self, weights, means, covs):
-        w = _float_array(weights, "weights")
-        mu = _float_array(means, "means")
-        cov = _float_array(covs, "covs")
+        w = float_copy(weights, "weights")
+        mu = float_copy(means, "means")
+        cov = float_copy(covs, "covs")
         if w.ndim != 1 or w.size == 0:
             raise ValueError(f"weights must be a non-empty 1-D array; got shape {w.shape}")
         K = w.size
@@ -311,7 +237,7 @@ class GaussianMixture:
         if d == 0:
             raise ValueError(f"means must have shape (K, d) with d >= 1; got {mu.shape}")
         for name, arr in (("weights", w), ("means", mu), ("covs", cov)):
-            _check_finite(arr, name)
+            all_finite(arr, name)
         if np.any(w < 0):
             raise ValueError(f"weights must be >= 0; got {w.tolist()}")
         if abs(w.sum() - 1.0) > 1e-6:
@@ -363,8 +289,7 @@ class GaussianMixture:
         """n samples (shape (n, d), or (n,) when d = 1), from stream 1 of one key:
         component j from uniform j of interval 1, coordinates from the normals
         of interval 0."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be an int >= 0; got {n!r}")
+        n = integer(n, "n", 0)
         key = key_from_rng(rng)
         u = fill_uniform(np.empty(n), key, STREAM_INITIAL, 1)
         comp = np.minimum(np.searchsorted(np.cumsum(self.weights), u, side="right"), self.K - 1)
@@ -400,8 +325,8 @@ class GaussianMixture:
     def marginal_law(self, process, t):
         """The mixture x_t follows under ``process``: means m mu_k, covariances
         m^2 Sigma_k + s^2 I (t a time for an SDE, an index i for a chain)."""
-        m, s = _marginal_coefficients(process, t)
-        return self.with_marginal(m, s)
+        m, s = check_process(process).marginal_coefficients(t)
+        return self.with_marginal(float(m), float(s))
 
     def marginal(self, process, t):
         """Deprecated alias of :meth:`marginal_law` (DeprecationWarning)."""
@@ -488,13 +413,13 @@ class EmpiricalData:
     """
 
     def __init__(self, points):
-        pts = _float_array(points, "points")
+        pts = float_copy(points, "points")
         if pts.ndim == 1:
             pts = pts[:, None]
         if pts.ndim != 2 or pts.shape[0] == 0 or pts.shape[1] == 0:
             raise ValueError(f"points must have shape (n, d) or (n,) with n >= 1 and d >= 1; "
                              f"got shape {np.shape(points)}")
-        _check_finite(pts, "points")
+        all_finite(pts, "points")
         # a private copy: read-only here without touching the caller's array
         self.points = pts
         self.points.setflags(write=False)

@@ -23,10 +23,10 @@ import warnings
 
 import numpy as np
 
-from ._checks import along_batch, real_array, real_scalar, shown, times
-from ._dtypes import working_dtype
-from ._rng import STREAM_INITIAL, fill_normal, key_from_rng
+from ._validation import along_batch, callable_of, real_array, real_scalar, shown, times, working_dtype
+from ._rng import STREAM_INITIAL, fill_normal, key_from_rng, standard_normal
 from .schedules import CosineBeta, GeometricSigma, LinearBeta, PiecewiseBeta, PiecewiseSigma
+from .scores import BoundScore
 
 
 #: Ridders' tableau for numerical derivatives: the first step is
@@ -396,8 +396,6 @@ class AffineSDE:
 
     def prior_sample(self, shape, rng=None, dtype=np.float64):
         """Samples of the prior N(0, s(T)^2 I), from stream 1."""
-        from ._rng import standard_normal
-
         z = standard_normal(shape, rng=rng, dtype=dtype)
         z *= z.dtype.type(self.prior_std())
         return z
@@ -633,8 +631,7 @@ class ReverseSDE:
         if not isinstance(sde, SDE):
             raise TypeError(f"sde must be a VPSDE, SubVPSDE, VESDE, EDM, RectifiedFlow or another AffineSDE; "
                             f"got {type(sde).__name__}")
-        if not callable(score):
-            raise TypeError(f"score must be callable as score(x, t); got {score!r}")
+        callable_of(score, "score", "score(x, t)")
         alpha = real_scalar(alpha, "alpha", "non_negative")
         self.sde, self.score, self.alpha = sde, score, alpha
         self.T = sde.T
@@ -652,8 +649,6 @@ class ReverseSDE:
         return self.sde.drift(x, t) - 0.5 * (1 + self.alpha**2) * g2 * self._score(x, t)
 
     def _score(self, x, t):
-        from .scores import BoundScore
-
         if np.ndim(t) == 0 or not isinstance(self.score, BoundScore):
             return np.asarray(self.score(x, t))
         t = np.asarray(t, dtype=np.float64)  # (batch,): along_batch checked it

@@ -7,8 +7,7 @@ import numpy as np
 
 from . import _dask, methods
 from ._engine import as_state, execute, prepare
-from ._checks import integer, real_scalar, shown
-from ._memory import check_fits
+from ._validation import check_fits, integer, real_scalar, shown
 from ._rng import STREAM_INITIAL, fill_normal, key_from_rng
 from ._steptable import StepTable
 from .brownian import BrownianPath

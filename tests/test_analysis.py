@@ -112,8 +112,11 @@ def test_wasserstein_1d_agrees_with_the_transport_linear_program(p):
 
 
 def test_wasserstein_1d_rejects_p_below_one():
-    for p in (0.5, 0, -1, float("inf"), True, "2"):
-        with pytest.raises(ValueError, match="p must be a finite real number >= 1"):
+    for p, text in ((0.5, "0.5"), (0, "0"), (-1, "-1"), (float("inf"), "inf"), (np.float64(0.5), "0.5")):
+        with pytest.raises(ValueError, match=f"p must be finite and >= 1; got {text}$"):
+            analysis.wasserstein_1d([0.0, 1.0], [0.0, 2.0], p=p)
+    for p in (True, "2", None):
+        with pytest.raises(TypeError, match=r"p must be a real number \(finite and >= 1\)"):
             analysis.wasserstein_1d([0.0, 1.0], [0.0, 2.0], p=p)
 
 

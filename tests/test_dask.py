@@ -201,7 +201,7 @@ def test_options_that_cannot_apply_to_a_lazy_run_raise():
         ds.reverse(VP, ds.LinearScore(), x, steps=3, chunks=10)
     with pytest.raises(ValueError, match=r"chunks must be .* summing to the batch 100; got \(10, 10\)"):
         ds.reverse(VP, ds.LinearScore(), shape=(100, 2), steps=3, chunks=(10, 10))
-    with pytest.raises(ValueError, match="chunks must be >= 1 rows per block; got 0"):
+    with pytest.raises(ValueError, match="chunks must be an int >= 1; got 0"):
         ds.reverse(VP, ds.LinearScore(), shape=(100, 2), steps=3, chunks=0)
     with pytest.raises(ValueError, match=r"x0 has unknown chunk sizes; call x0.compute_chunk_sizes\(\) first"):
         ds.forward(VP, x[x[:, 0] > 0], steps=3)

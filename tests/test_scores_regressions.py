@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import diffsde as ds
-from diffsde import _engine, _memory
+from diffsde import _engine, _validation
 
 from conftest import on_every_simd_path
 
@@ -252,7 +252,7 @@ def test_the_memory_pre_check_counts_score_workspaces(monkeypatch):
     kind, params = gm.c_params(4096)
     workspace = _engine.workspace_bytes(table, kind, params, 4, 4096, 8, 1)
     assert workspace > x.nbytes
-    monkeypatch.setattr(_memory, "physical_memory_bytes", lambda: 1)
+    monkeypatch.setattr(_validation, "physical_memory_bytes", lambda: 1)
     with pytest.raises(MemoryError) as info:
         ds.run_steps(x, table, score=gm, rng=1, block_rows=1)
     found = re.search(r"with ([\d,]+) bytes of per-thread workspaces\) would need ([\d,]+) bytes",
@@ -260,11 +260,11 @@ def test_the_memory_pre_check_counts_score_workspaces(monkeypatch):
     counted, need = (int(g.replace(",", "")) for g in found.groups())
     assert counted == workspace
     # enough for the states but not for the workspaces: refused before C runs
-    monkeypatch.setattr(_memory, "physical_memory_bytes", lambda: need - 1)
+    monkeypatch.setattr(_validation, "physical_memory_bytes", lambda: need - 1)
     assert need - workspace <= need - 1
     with pytest.raises(MemoryError, match=f"would need {need:,} bytes"):
         ds.run_steps(x, table, score=gm, rng=1, block_rows=1)
-    monkeypatch.setattr(_memory, "physical_memory_bytes", lambda: need)
+    monkeypatch.setattr(_validation, "physical_memory_bytes", lambda: need)
     ds.run_steps(x, table, score=gm, rng=1, block_rows=1)
 
 
@@ -284,12 +284,12 @@ def test_the_memory_pre_check_counts_score_workspaces(monkeypatch):
     (lambda: ds.EmpiricalData("xyz"), TypeError, "points must be real numbers; got 'xyz'"),
     (lambda: ds.LinearScore("x"), TypeError, "mean must be real numbers; got 'x'"),
     (lambda: ds.LinearScore(0.0, [1.0, None]), TypeError, "var must be real numbers"),
-    (lambda: ds.datasets.eight_gaussians(std=-0.1), ValueError, "std must be > 0; got -0.1"),
-    (lambda: ds.datasets.eight_gaussians(radius="a"), TypeError, "radius must be a real number; got 'a'"),
-    (lambda: ds.datasets.eight_gaussians(radius=np.nan), ValueError, "radius must be >= 0; got nan"),
-    (lambda: ds.datasets.bimodal_1d(std="x"), TypeError, "std must be a real number; got 'x'"),
+    (lambda: ds.datasets.eight_gaussians(std=-0.1), ValueError, "std must be finite and > 0; got -0.1"),
+    (lambda: ds.datasets.eight_gaussians(radius="a"), TypeError, r"radius must be a real number \(finite and >= 0\); got 'a'"),
+    (lambda: ds.datasets.eight_gaussians(radius=np.nan), ValueError, "radius must be finite and >= 0; got nan"),
+    (lambda: ds.datasets.bimodal_1d(std="x"), TypeError, r"std must be a real number \(finite and > 0\); got 'x'"),
     (lambda: ds.datasets.bimodal_1d(weight=1.5), ValueError, r"weight must be in \[0, 1\]; got 1.5"),
-    (lambda: ds.datasets.bimodal_1d(separation=np.float64(-1)), ValueError, "separation must be >= 0; got -1.0"),
+    (lambda: ds.datasets.bimodal_1d(separation=np.float64(-1)), ValueError, "separation must be finite and >= 0; got -1.0"),
     (lambda: ds.datasets.eight_gaussians().score_at(np.zeros((2, 2)), "a", 1.0), TypeError,
      "m must be a real number; got 'a'"),
     (lambda: ds.datasets.eight_gaussians().score_at(np.zeros((2, 2)), 0.0, 0.0), ValueError,
