@@ -49,8 +49,10 @@ def bimodal_1d(separation=4.0, std=0.5, weight=0.5):
 
 
 def two_moons(n, rng=None, noise=0.05):
-    """Two interleaved half circles in 2-D, shape (n, 2), with Gaussian noise."""
+    """Two interleaved half circles in 2-D, shape (n, 2), with Gaussian noise
+    of std ``noise`` >= 0."""
     n = _count(n)
+    noise = real_scalar(noise, "noise", "non_negative")
     u, z = _draws(n, rng, 2, 2)
     upper = u[:, 0] < 0.5
     theta = np.pi * u[:, 1]
@@ -61,8 +63,9 @@ def two_moons(n, rng=None, noise=0.05):
 
 def swiss_roll(n, rng=None, noise=0.1):
     """The 2-D swiss roll r(t) (cos t, sin t), t in [1.5 pi, 4.5 pi], scaled to
-    about [-1, 1]^2, with Gaussian noise; shape (n, 2)."""
+    about [-1, 1]^2, with Gaussian noise of std ``noise`` >= 0; shape (n, 2)."""
     n = _count(n)
+    noise = real_scalar(noise, "noise", "non_negative")
     u, z = _draws(n, rng, 1, 2)
     t = 1.5 * np.pi * (1 + 2 * u[:, 0])
     return np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / (4.5 * np.pi) + noise * z
@@ -70,9 +73,10 @@ def swiss_roll(n, rng=None, noise=0.1):
 
 def checkerboard(n, rng=None, squares=4, size=4.0):
     """Uniform points on the dark squares of a squares x squares board on
-    [-size/2, size/2]^2; shape (n, 2)."""
+    [-size/2, size/2]^2 (size > 0); shape (n, 2)."""
     n = _count(n)
     squares = integer(squares, "squares", 2)
+    size = real_scalar(size, "size", "positive")
     u, _ = _draws(n, rng, 3, 1)
     dark = [(i, j) for i in range(squares) for j in range(squares) if (i + j) % 2 == 0]
     cell = np.minimum((u[:, 0] * len(dark)).astype(int), len(dark) - 1)

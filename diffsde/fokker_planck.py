@@ -124,7 +124,7 @@ def _march(x, dx, p, ts, save_every, coefficients):
     gives (drift on the interior faces, D). Keeps every save_every-th density
     and the last."""
     n = len(ts) - 1
-    every = n if save_every is None else int(save_every)
+    every = integer(save_every, "save_every", 1, none=True) or n
     saved_t, saved_p = [ts[0]], [p]
     for k in range(1, n + 1):
         b, D = coefficients(ts[k])

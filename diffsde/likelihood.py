@@ -98,7 +98,7 @@ def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rn
             s, trace = score.score_and_trace(y[:, 0] if scalar else y, t)
             return np.asarray(s).reshape(y.shape), trace
     else:
-        n_probes = 1 if n_probes is None else integer(n_probes, "n_probes", 1)
+        n_probes = integer(n_probes, "n_probes", 1, none=True) or 1
         key = key_from_rng(rng)
         u = fill_uniform(np.empty((n_probes,) + rows.shape), key, STREAM_INITIAL, 1)
         probes = np.where(u < 0.5, -1.0, 1.0)

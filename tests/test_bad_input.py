@@ -7,6 +7,7 @@ derives the names from ``diffsde.__all__``, so a new entry point without a
 case fails it.
 """
 import inspect
+import re
 import types
 
 import numpy as np
@@ -310,3 +311,136 @@ def test_every_public_entry_point_has_a_bad_input_case():
 def test_empty_batches_give_empty_results(call):
     tr = call(np.zeros((0, 2)))
     assert tr.x.shape == (0, 2) and tr.xs.shape[1:] == (0, 2)
+
+
+# ---- every int and real argument: its name, what is allowed and the value ---------
+# One table per value type. Each case gives a call of the bad value, the
+# argument's name, what is allowed (a regex) and a value of the right type
+# outside it; the test also passes values of the wrong type (TypeError) and
+# NumPy scalars, which the message must show as plain numbers.
+
+GRID = np.linspace(-3, 3, 11)
+P0 = np.exp(-GRID**2)
+
+
+def _threads_set(v):
+    return _restoring_threads(lambda: ds.set_num_threads(v))()
+
+
+INT_ARGUMENTS = [
+    ("forward save_every", lambda v: ds.forward(VP, X, 4, save_every=v), "save_every", "an int >= 1", 0),
+    ("reverse n_corrector_steps", lambda v: ds.reverse(VP, SCORE, X, 4, corrector="langevin", n_corrector_steps=v),
+     "n_corrector_steps", "an int >= 1", 0),
+    ("DDPM.from_sde N", lambda v: ds.DDPM.from_sde(VP, v, rule="exact"), "N", "an int >= 1", 0),
+    ("DDPM.linear N", lambda v: ds.DDPM.linear(v), "N", "an int >= 1", -2),
+    ("DDPM.respace M", lambda v: ds.DDPM([0.1, 0.2]).respace(v), "M", r"an int in \[1, N\] = \[1, 2\]", 3),
+    ("SMLD.from_sde N", lambda v: ds.SMLD.from_sde(VE, v), "N", "an int >= 1", 0),
+    ("BrownianPath depth", lambda v: ds.BrownianPath((3,), v), "depth", r"an int in \[0, 32\]", 33),
+    ("BrownianPath.normals steps", lambda v: ds.BrownianPath((3,), 3).normals(v), "steps", "an int >= 1", 0),
+    ("GaussianMixture.sample n", lambda v: GM.sample(v), "n", "an int >= 0", -1),
+    ("datasets.two_moons n", lambda v: ds.datasets.two_moons(v), "n", "an int >= 0", -1),
+    ("datasets.swiss_roll n", lambda v: ds.datasets.swiss_roll(v), "n", "an int >= 0", -3),
+    ("datasets.checkerboard squares", lambda v: ds.datasets.checkerboard(5, squares=v), "squares", "an int >= 2", 1),
+    ("log_likelihood steps", lambda v: ds.log_likelihood(VP, GM, X, v), "steps", "an int >= 1", 0),
+    ("log_likelihood n_probes", lambda v: ds.log_likelihood(VP, lambda x, t: -x, X, 4, n_probes=v),
+     "n_probes", "an int >= 1 or None", 0),
+    ("set_num_threads n", _threads_set, "n", r"an int in \[1, 2\*\*31 - 1\] = \[1, 2147483647\] or None", 0),
+    ("analysis.wasserstein_1d n_permutations", lambda v: analysis.wasserstein_1d(X1, X1, n_permutations=v),
+     "n_permutations", "an int >= 0", -1),
+    ("analysis.ks_statistic n_permutations", lambda v: analysis.ks_statistic(X1, X1, n_permutations=v),
+     "n_permutations", "an int >= 0", -5),
+    ("analysis.sliced_wasserstein n_projections", lambda v: analysis.sliced_wasserstein(X, X, n_projections=v),
+     "n_projections", "an int >= 1", 0),
+    ("fokker_planck.solve_forward steps", lambda v: fokker_planck.solve_forward(VP, P0, GRID, steps=v),
+     "steps", "an int >= 1", 0),
+    ("fokker_planck.solve_forward save_every",
+     lambda v: fokker_planck.solve_forward(VP, P0, GRID, steps=4, save_every=v), "save_every", "an int >= 1 or None", 0),
+    ("fokker_planck.solve_reverse steps", lambda v: fokker_planck.solve_reverse(VP, GM.score(VP), P0, GRID, steps=v),
+     "steps", "an int >= 1", -1),
+]
+
+REAL_ARGUMENTS = [
+    ("VPSDE beta_min", lambda v: ds.VPSDE(beta_min=v), "beta_min", "finite and > 0", 0.0),
+    ("VPSDE beta_max", lambda v: ds.VPSDE(beta_max=v), "beta_max", "finite and > 0", -1.0),
+    ("VPSDE T", lambda v: ds.VPSDE(T=v), "T", "finite and > 0", 0.0),
+    ("VPSDE.cosine s", lambda v: ds.VPSDE.cosine(s=v), "s", "finite and >= 0", -0.5),
+    ("VPSDE.cosine max_beta", lambda v: ds.VPSDE.cosine(max_beta=v), "max_beta", "finite and > 0", 0.0),
+    ("SubVPSDE beta_max", lambda v: ds.SubVPSDE(beta_max=v), "beta_max", "finite and > 0", -2.0),
+    ("VESDE sigma_min", lambda v: ds.VESDE(sigma_min=v), "sigma_min", "finite and > 0", 0.0),
+    ("EDM sigma_max", lambda v: ds.EDM(sigma_max=v), "sigma_max", "finite and > 0", -1.0),
+    ("AffineSDE T", lambda v: ds.AffineSDE(lambda t: 1 + 0 * t, lambda t: t, T=v), "T", "finite and > 0", 0.0),
+    ("DDPM T", lambda v: ds.DDPM([0.1], T=v), "T", "finite and > 0", -1.0),
+    ("DDPM.linear beta_start", lambda v: ds.DDPM.linear(10, beta_start=v), "beta_start", "finite and > 0", 0.0),
+    ("SMLD sigma0", lambda v: ds.SMLD([1.0], sigma0=v), "sigma0", "finite and >= 0", -1.0),
+    ("ReverseSDE alpha", lambda v: ds.ReverseSDE(VP, lambda x, t: -x, alpha=v), "alpha", "finite and >= 0", -0.5),
+    ("reverse alpha", lambda v: ds.reverse(VP, SCORE, X, 4, alpha=v), "alpha", "finite and >= 0", -1.0),
+    ("reverse eta", lambda v: ds.reverse(VP, SCORE, X, 4, method="ddim", eta=v), "eta", "finite and >= 0", -0.25),
+    ("reverse snr", lambda v: ds.reverse(VP, SCORE, X, 4, corrector="langevin", snr=v), "snr", "finite and > 0", 0.0),
+    ("log_likelihood delta", lambda v: ds.log_likelihood(VP, lambda x, t: -x, X, 4, delta=v),
+     "delta", "finite and > 0", 0.0),
+    ("BrownianPath.increments T", lambda v: ds.BrownianPath((3,), 3).increments(4, T=v), "T", "finite and > 0", 0.0),
+    ("datasets.eight_gaussians radius", lambda v: ds.datasets.eight_gaussians(radius=v), "radius",
+     "finite and >= 0", -1.0),
+    ("datasets.eight_gaussians std", lambda v: ds.datasets.eight_gaussians(std=v), "std", "finite and > 0", 0.0),
+    ("datasets.bimodal_1d separation", lambda v: ds.datasets.bimodal_1d(separation=v), "separation",
+     "finite and >= 0", -4.0),
+    ("datasets.bimodal_1d weight", lambda v: ds.datasets.bimodal_1d(weight=v), "weight", r"in \[0, 1\]", 1.5),
+    ("datasets.two_moons noise", lambda v: ds.datasets.two_moons(4, noise=v), "noise", "finite and >= 0", -0.1),
+    ("datasets.swiss_roll noise", lambda v: ds.datasets.swiss_roll(4, noise=v), "noise", "finite and >= 0", -0.1),
+    ("datasets.checkerboard size", lambda v: ds.datasets.checkerboard(4, size=v), "size", "finite and > 0", 0.0),
+    ("analysis.wasserstein_1d p", lambda v: analysis.wasserstein_1d(X1, X1, p=v), "p", "finite and >= 1", 0.5),
+    ("analysis.sliced_wasserstein p", lambda v: analysis.sliced_wasserstein(X, X, p=v), "p", "finite and >= 1", 0.0),
+    ("analysis.Distance.consistent level",
+     lambda v: analysis.wasserstein_1d(X1, X1[::-1], n_permutations=9).consistent(v), "level", r"in \(0, 1\)", 1.0),
+    ("fokker_planck.solve_reverse alpha", lambda v: fokker_planck.solve_reverse(VP, GM.score(VP), P0, GRID, alpha=v),
+     "alpha", "finite and >= 0", -2.0),
+    ("fokker_planck.solve_forward t0", lambda v: fokker_planck.solve_forward(VP, P0, GRID, t0=v), "t0", "finite",
+     np.inf),
+]
+
+
+#: Cases whose argument takes None for its default (the message need not say so).
+NONE_IS_DEFAULT = {"forward save_every", "reverse n_corrector_steps", "reverse snr", "AffineSDE T"}
+
+
+def _plain(message):
+    """A message without NumPy reprs."""
+    assert "np." not in message and "array(" not in message, message
+    return message
+
+
+@pytest.mark.parametrize("name, call, arg, allowed, outside", list(_params(INT_ARGUMENTS)))
+def test_int_arguments_say_their_name_what_is_allowed_and_the_value(name, call, arg, allowed, outside):
+    for value in (outside, np.int64(outside), np.array(outside, dtype=np.int32)):
+        with pytest.raises(ValueError, match=f"^{arg} must be {allowed}; got {outside}$") as info:
+            call(value)
+        _plain(str(info.value))
+    for value, text in ((2.5, "2.5"), (np.float64(3.0), "3.0"), ("3", "'3'"), (True, "True"), (None, "None")):
+        if value is None and ("or None" in allowed or name in NONE_IS_DEFAULT):
+            continue
+        with pytest.raises(TypeError, match=f"^{arg} must be {allowed}; got {re.escape(text)}$") as info:
+            call(value)
+        _plain(str(info.value))
+
+
+@pytest.mark.parametrize("name, call, arg, allowed, outside", list(_params(REAL_ARGUMENTS)))
+def test_real_arguments_say_their_name_what_is_allowed_and_the_value(name, call, arg, allowed, outside):
+    for value in (outside, np.float64(outside), np.array(outside), np.nan, np.float32(np.nan)):
+        text = "nan" if np.isnan(value) else repr(float(outside))
+        with pytest.raises(ValueError, match=f"^{arg} must be {allowed}; got {text}$") as info:
+            call(value)
+        _plain(str(info.value))
+    for value, text in (("x", "'x'"), (None, "None"), (True, "True"), (1 + 2j, "(1+2j)")):
+        if value is None and name in NONE_IS_DEFAULT:
+            continue
+        with pytest.raises(TypeError, match=rf"^{arg} must be a real number \({allowed}\); got {re.escape(text)}$") \
+                as info:
+            call(value)
+        _plain(str(info.value))
+
+
+def test_every_number_case_names_a_public_entry_point():
+    names = set(entry_points()) | {n.split(".")[0] for n in entry_points()}
+    for case in INT_ARGUMENTS + REAL_ARGUMENTS:
+        first = case[0].split()[0]
+        assert first in names or first.rsplit(".", 1)[0] in names or first.split(".")[0] in ds.__all__, case[0]
