@@ -34,7 +34,8 @@ def test_every_real_kind_is_tested():
 @pytest.mark.parametrize("kind, bound, good, bad, allowed", REAL_KINDS, ids=[f"{k[0]}-{k[1]}" for k in REAL_KINDS])
 def test_real_kinds_accept_and_refuse_exactly_their_values(kind, bound, good, bad, allowed):
     for value in good:
-        for form in (value, np.float64(value), np.array(value), np.int64(value) if value == int(value) and abs(value) < 2**62 else value):
+        integral = value == int(value) and abs(value) < 2**62
+        for form in (value, np.float64(value), np.array(value), np.int64(value) if integral else value):
             out = v.real_scalar(form, "a", kind, bound)
             assert type(out) is float and out == value
     for value in bad + [math.nan, math.inf, -math.inf]:
