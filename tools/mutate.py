@@ -202,6 +202,20 @@ CATALOGUE = [
     Mutation("smld_from_sde_clean_sigma0", "diffsde/chains.py",
              "return cls(sig[1:], sig[0], ve.T)", "return cls(sig[1:], 0.0, ve.T)",
              "SMLD.from_sde starts from clean data (sigma_0 = 0) instead of sigma_min"),
+    # -- argument validation (killed by tests/test_validation.py, tests/test_bad_input.py) --
+    Mutation("validation_positive_admits_zero", "diffsde/_validation.py",
+             '"positive": (lambda v, b: v > 0,', '"positive": (lambda v, b: v >= 0,',
+             "a positive real accepts 0 (a zero step, std or T)"),
+    Mutation("validation_integer_off_by_one", "diffsde/_validation.py",
+             "if out < low or (high is not None and out > high):",
+             "if out < low - 1 or (high is not None and out > high):",
+             "an int one below its lower bound passes (steps=0, n=-1)"),
+    Mutation("validation_integer_takes_floats", "diffsde/_validation.py",
+             "not isinstance(value, numbers.Integral):", "not isinstance(value, numbers.Real):",
+             "a float count is truncated instead of refused"),
+    Mutation("validation_nan_passes", "diffsde/_validation.py",
+             "if not math.isfinite(out) or not test(out, bound):", "if not test(out, bound):",
+             "NaN and infinities pass a real check"),
 ]
 
 
