@@ -102,8 +102,8 @@ class Chain(abc.ABC):
 
     @abc.abstractmethod
     def respace(self, M, spacing="trailing", *, steps_offset=0):
-        """The chain on M of the N steps, same marginals there (kept indices:
-        :func:`_respace_indices`; default i_j = round(j N / M))."""
+        """The chain on M of the N steps, same marginals there (kept indices by
+        diffusers' timestep spacings, :meth:`DDPM.respace`; default i_j = round(j N / M))."""
 
     def transition(self):
         r"""Exact transitions between consecutive marginals, i = 1..N:
@@ -258,7 +258,7 @@ class DDPM(Chain):
         ============  =========================================  ==================
 
         (NumPy's round half to even; "linspace" with M = 1 keeps index 1.)
-        "trailing", the default, is diffsde's historical rule and starts the
+        "trailing", the default, :math:`i_j = \mathrm{round}(j N / M)`, is diffsde's historical rule and starts the
         run at the chain's last index (diffusers' "trailing" gives the same
         indices except at ties, where j N / M is a half-integer: diffsde
         rounds those half to even, diffusers by its floating-point error); "leading" (Stable Diffusion's configs,
@@ -358,7 +358,8 @@ class SMLD(Chain):
         marginals at the kept indices are this chain's.
 
         The kept indices follow diffusers' ``timestep_spacing`` exactly as
-        in :meth:`DDPM.respace`: "trailing" (default) i_j = round(j N / M),
+        in :meth:`DDPM.respace`: "trailing" (default)
+        :math:`i_j = \mathrm{round}(j N / M)`,
         j = 0..M (i_0 = 0, i_M = N; NumPy's round half to even); "leading"
         and "linspace" as there.
 
