@@ -361,17 +361,18 @@ def dpmpp_2m(denoise, x, sigmas, noise=None):
 
 
 def dpmpp_2m_sde(denoise, x, sigmas, noise=None, *, eta=1.0, s_noise=1.0, solver_type="midpoint"):
-    r"""DPM-Solver++(2M) SDE (k-diffusion; Lu et al. 2022b, the SDE solver of
-    section 5 with the multistep correction): with h = lambda_{i+1} - lambda_i,
+    r"""DPM-Solver++(2M) SDE (k-diffusion's ``sample_dpmpp_2m_sde``; the
+    SDE-DPM-Solver++ of Lu et al. 2022b, section 5, with a multistep
+    correction). With h = lambda_{i+1} - lambda_i, r = h_{i-1}/h_i and
+    :math:`\phi = 1 - e^{-(1+\eta) h}`,
 
-    .. math:: \tilde x_{i+1} = \frac{\sigma_{i+1}}{\sigma_i} e^{-\eta h} \tilde x_i
-              + (1 - e^{-(1+\eta) h}) D_i + c\, \frac{D_i - D_{i-1}}{r}
+    .. math:: \tilde x_{i+1} = \frac{\sigma_{i+1}}{\sigma_i} e^{-\eta h} \tilde x_i + \phi D_i
+              + c\, \frac{D_i - D_{i-1}}{r}
               + s_\text{noise}\, \sigma_{i+1} \sqrt{1 - e^{-2\eta h}}\, z_i,
 
-    c = (1 - e^{-(1+eta)h})/2 ("midpoint") or (1 - e^{-(1+eta)h})/((1+eta)h) - 1
-    ... written as k-diffusion does: c = (-expm1(-(1+eta)h))/(-(1+eta)h) + 1
-    ("heun"); r = h_{i-1}/h_i; the correction is absent on the first step.
-    A step to sigma = 0 returns D_i.
+    c = phi/2 ("midpoint") or c = 1 - phi/((1 + eta) h) ("heun"); the correction is absent on
+    the first step. A step to sigma = 0 returns D_i. With eta = 0 this is
+    :func:`dpmpp_2m`.
     """
     if solver_type not in ("midpoint", "heun"):
         raise ValueError(f"solver_type must be 'midpoint' or 'heun'; got {solver_type!r}")
@@ -400,19 +401,20 @@ def dpmpp_2m_sde(denoise, x, sigmas, noise=None, *, eta=1.0, s_noise=1.0, solver
 
 
 def dpmpp_3m_sde(denoise, x, sigmas, noise=None, *, eta=1.0, s_noise=1.0):
-    r"""DPM-Solver++(3M) SDE (k-diffusion): the exponential integrator of
-    :func:`dpmpp_2m_sde` with the second divided difference of D over the
-    last three lambdas, phi_2 = (1 - e^{-h_eta})/h_eta - ... as k-diffusion
-    writes them (h_eta = (1 + eta) h):
+    r"""DPM-Solver++(3M) SDE (k-diffusion's ``sample_dpmpp_3m_sde``): the
+    exponential integrator of :func:`dpmpp_2m_sde` with the first and second
+    divided differences of D over the last three lambdas. With
+    h_eta = (1 + eta) h (so e^{-h_eta} = (sigma_{i+1}/sigma_i) e^{-eta h}),
 
     .. math:: \tilde x_{i+1} = e^{-h_\eta} \tilde x_i + (1 - e^{-h_\eta}) D_i
               + \varphi_2 d_1 - \varphi_3 d_2
-              + s_\text{noise} \sigma_{i+1} \sqrt{1 - e^{-2\eta h}} z_i,
+              + s_\text{noise}\, \sigma_{i+1} \sqrt{1 - e^{-2\eta h}}\, z_i,
+              \qquad \varphi_2 = \frac{e^{-h_\eta} - 1}{h_\eta} + 1, \quad
+              \varphi_3 = \frac{\varphi_2}{h_\eta} - \frac12,
 
-    phi_2 = -expm1(-h_eta)/h_eta... in its sign convention phi_2 = expm1(-h_eta)/h_eta + 1,
-    phi_3 = phi_2/h_eta - 1/2, d_1, d_2 the first and second divided
-    differences (second order on the second step, first on the first). A
-    step to sigma = 0 returns D_i. (e^{-h_eta} = (sigma_{i+1}/sigma_i) e^{-eta h}.)
+    d_1 and d_2 the first and second divided differences of D in units of h
+    (only d_1 on the second step, neither on the first). A step to sigma = 0
+    returns D_i.
     """
     x, sigmas, noise = _prep(x, sigmas, noise)
     d_1 = d_2 = h_1 = h_2 = None
@@ -534,7 +536,12 @@ def unipc(denoise, x, sigmas, noise=None, *, order=2, variant="bh2", lower_order
 
     with rho^c = 1/2 for p = 1, else R rho^c = b, and p the order of that
     predictor step. A step to sigma = 0 must be first order (it is, with
-    ``lower_order_final``), and returns D_i.
+    ``lower_order_final``), and returns D_i. (diffusers' "bh1" ends in NaN
+    there: B(h) = -h is infinite and multiplies a zero correction.)
+
+    The last step has no corrector and is first order: its O(h^2) local
+    error caps the global order at 2 once everything else is smaller
+    (visible for order 3 on VP/logSNR beyond 256 steps).
     """
     if order not in (1, 2, 3):
         raise ValueError(f"order must be 1, 2 or 3; got {order!r}")
@@ -603,8 +610,14 @@ def plms(denoise, x, sigmas, noise=None, *, sigmas_mid=None, warmup="prk"):
 
     .. math:: \epsilon' = \tfrac{1}{24}(55 \epsilon_i - 59 \epsilon_{i-1} + 37 \epsilon_{i-2} - 9 \epsilon_{i-3}),
 
-    so it assumes a grid uniform in the time the weights were derived for
-    (the chain's timesteps): on another grid the weights are simply applied.
+    the weights of equal steps. In sigma-space the transfer is Euler in
+    sigma with slope eps, so PLMS is Adams-Bashforth-4 in sigma exactly when
+    the sigma steps are equal (EDM's uniform grid: order 4, measured). On
+    any other grid the weights are applied unchanged, as diffusers does on
+    its equally spaced timesteps (whose sigma steps are not equal): on
+    smoothly varying sigma steps each weight is off by O(h), a local error
+    O(h^3), so the global order is 2 (measured on logSNR, Karras and
+    uniform-t VP grids).
 
     Warm-up: ``"prk"`` (the paper): the first three steps are pseudo
     Runge-Kutta steps, four evaluations each at sigma_i, the midpoint
