@@ -50,14 +50,16 @@ __all__ = ["uniform", "logsnr", "exponential", "quadratic", "karras"]
 
 
 def _protocol(process):
-    needed = ("sigma_of_t", "t_of_sigma", "lambda_of_t", "t_of_lambda", "default_t_start", "T")
-    if all(hasattr(process, name) for name in needed):
-        return process
+    # a chain is recognized by what it can do (respace its N steps), before the
+    # protocol check, so a chain that also exposes a sigma view still raises here
     if hasattr(process, "respace") and hasattr(process, "N"):
         raise TypeError(
             f"grids build times for a continuous process; {process!r} is a chain on the integer grid "
             f"i = 0..N: choose its steps with chain.respace(M, spacing='trailing'|'leading'|'linspace'), "
             f"or use a grid of chain.as_sde()")
+    needed = ("sigma_of_t", "t_of_sigma", "lambda_of_t", "t_of_lambda", "default_t_start", "T")
+    if all(hasattr(process, name) for name in needed):
+        return process
     raise TypeError(f"process must follow the process protocol (an AffineSDE such as VPSDE, VESDE, EDM, "
                     f"RectifiedFlow); got {type(process).__name__}")
 

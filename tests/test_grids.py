@@ -33,10 +33,10 @@ def test_every_grid_decreases_strictly_with_exact_default_ends(process, spacing,
 
 @pytest.mark.parametrize("spacing", SPACINGS, ids=lambda f: f.__name__)
 def test_given_ends_are_kept_exactly(spacing):
-    # ends that no formula reproduces in float64 (0.1 + 0.9 * 1 is not 0.7 + ...)
-    g = spacing(VP, 13, t_start=0.7, t_end=0.1) if spacing is not grids.karras \
-        else spacing(VP, 13, t_start=0.7, t_end=0.1)
-    assert g[0] == 0.7 and g[-1] == 0.1
+    # ends that the formulas do not reproduce in float64: 0.2 + (0.9 - 0.2) * 1 != 0.9
+    assert 0.2 + (0.9 - 0.2) * 1.0 != 0.9
+    g = spacing(VP, 13, t_start=0.9, t_end=0.2)
+    assert g[0] == 0.9 and g[-1] == 0.2
 
 
 def test_default_ends_per_process():
