@@ -1,10 +1,11 @@
 """Compare the NumPy sampler twins (tests/reference_samplers.py) with
 k-diffusion's and diffusers' own code on identical denoisers and normals.
 
-    python tools/compare_samplers.py [--kdiffusion PATH] [--steps N]
+    python tools/compare_samplers.py [--kdiffusion PATH] [--steps N] [--data gaussian|mixture]
 
-Every library runs on the exact denoiser of Gaussian data N(1.5, 0.25) (so
-the comparison measures the samplers, not a network) in float64 where the
+Every library runs on the exact denoiser of Gaussian data N(1.5, 0.25) or,
+with ``--data mixture``, of the eight-Gaussians mixture (so the comparison
+measures the samplers, not a network) in float64 where the
 library allows it, from the same start, and every normal a library draws is
 replaced by the twin's normal of the same step and purpose. Prints the
 largest absolute difference of the final states per sampler.
@@ -34,6 +35,15 @@ import reference_samplers as rs  # noqa: E402
 
 MU, V = 1.5, 0.25
 D_NP = rs.gaussian_denoiser(MU, V)
+
+
+def mixture_denoiser():
+    """The exact denoiser of the eight-Gaussians mixture, D = x + sigma^2 score,
+    from the package's exact score on EDM (m = 1, s = t = sigma)."""
+    import diffsde as ds
+    edm = ds.EDM(sigma_max=1000.0)
+    score = ds.datasets.eight_gaussians().score(edm)
+    return lambda x, sigma: x + sigma * sigma * score(x, sigma)
 
 
 def load_kdiffusion(path):
@@ -83,8 +93,8 @@ def compare_kdiffusion(kd, torch, n, x0):
     st = torch.tensor(sigmas, dtype=torch.float64)
 
     def model(x, sigma):
-        s = sigma.reshape((-1,) + (1,) * (x.ndim - 1))
-        return MU + V / (V + s * s) * (x - MU)
+        # every row shares one sigma in these samplers
+        return torch.from_numpy(D_NP(x.numpy(), float(sigma[0])))
 
     results = {}
     for name, opts in [("euler", {}), ("euler", {"s_churn": 10.0}), ("euler_ancestral", {}), ("heun", {}),
@@ -246,10 +256,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kdiffusion", default=os.environ.get("KDIFFUSION_PATH"))
     ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--data", choices=("gaussian", "mixture"), default="gaussian",
+                    help="the data whose exact denoiser drives every sampler: N(1.5, 0.25) per "
+                         "coordinate, or the eight-Gaussians mixture (a nonlinear denoiser)")
     args = ap.parse_args(argv)
+    global D_NP
+    if args.data == "mixture":
+        D_NP = mixture_denoiser()
     unit = np.random.default_rng(0).standard_normal((64, 2))
     kd, torch_or_reason = load_kdiffusion(args.kdiffusion)
-    print(f"max |library - twin| of the final states, {args.steps} steps, 64 x 2 states, float64")
+    print(f"max |library - twin| of the final states, {args.steps} steps, 64 x 2 states, float64, "
+          f"{args.data} data")
     if kd is None:
         print(f"k-diffusion: skipped ({torch_or_reason})")
     else:
