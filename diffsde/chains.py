@@ -31,9 +31,44 @@ def _index(i, N):
     return arr
 
 
-def _respace_indices(N, M):
+#: The timestep spacings of diffusers' schedulers (``timestep_spacing``).
+SPACINGS = ("trailing", "leading", "linspace")
+
+
+def _respace_indices(N, M, spacing="trailing", steps_offset=0):
+    r"""The kept chain indices 0 = i_0 < i_1 < ... < i_M of ``respace``.
+
+    A diffusers timestep tau (0-based over the N training steps) is chain
+    index i = tau + 1; index 0, the data, is always kept. "trailing" is
+    round(j N / M), "leading" j (N // M) + 1 + steps_offset for j < M,
+    "linspace" round(j (N - 1) / (M - 1)) + 1, the last two computed as
+    diffusers computes them.
+
+    diffusers computes "trailing" as round(N - j (N/M)) - 1 in floating
+    point: the same integers except where j N / M is a half-integer (a tie,
+    e.g. N = 7, M = 6: 3.5), which diffsde rounds half to even while
+    diffusers' rounding error picks either side, and except that for some
+    (N, M) (e.g. N = 15, M = 13) its ``arange`` returns M + 1 values, the
+    last one tau = -1. diffsde keeps its rule (the historical one, bit for
+    bit) and documents the difference.
+    """
     M = integer(M, "M", 1, N, "N")
-    return np.round(np.arange(M + 1) * (N / M)).astype(np.int64)
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be 'trailing', 'leading' or 'linspace'; got {shown(spacing)}")
+    steps_offset = integer(steps_offset, "steps_offset", 0)
+    if steps_offset and spacing != "leading":
+        raise ValueError(f"steps_offset applies to spacing='leading' only; got steps_offset={steps_offset} "
+                         f"with spacing={spacing!r}")
+    if spacing == "trailing":
+        return np.round(np.arange(M + 1) * (N / M)).astype(np.int64)
+    if spacing == "leading":
+        top = (M - 1) * (N // M) + 1 + steps_offset
+        if top > N:
+            raise ValueError(f"steps_offset must be in [0, {N - top + steps_offset}] for M = {M} of N = {N} "
+                             f"steps with spacing='leading' (the last kept index would be {top} > N); "
+                             f"got {steps_offset}")
+        return np.r_[0, np.arange(M) * (N // M) + 1 + steps_offset].astype(np.int64)
+    return np.r_[0, np.round(np.linspace(0, N - 1, M)).astype(np.int64) + 1]
 
 
 class Chain(abc.ABC):
@@ -66,8 +101,9 @@ class Chain(abc.ABC):
         """The SDE whose grid values reproduce this chain."""
 
     @abc.abstractmethod
-    def respace(self, M):
-        """The chain on M of the N steps (i_j = round(j N / M)), same marginals there."""
+    def respace(self, M, spacing="trailing", *, steps_offset=0):
+        """The chain on M of the N steps, same marginals there (kept indices by
+        diffusers' timestep spacings, :meth:`DDPM.respace`; default i_j = round(j N / M))."""
 
     def transition(self):
         r"""Exact transitions between consecutive marginals, i = 1..N:
@@ -206,29 +242,50 @@ class DDPM(Chain):
         """VPSDE.from_betas(betas, T): beta(t_i) T / N = beta_i on the grid."""
         return VPSDE.from_betas(self.betas, self.T)
 
-    def respace(self, M):
+    def respace(self, M, spacing="trailing", *, steps_offset=0):
         r"""The DDPM on M of the N steps, with this chain's marginals there.
 
-        The kept indices are :math:`i_j = \mathrm{round}(j N / M)`, j = 0..M
-        (NumPy's round half to even; i_0 = 0, i_M = N, evenly spread, the
-        same for every call), and the new betas make
+        The kept indices 0 = i_0 < i_1 < ... < i_M follow diffusers'
+        ``timestep_spacing`` (a diffusers timestep tau is chain index
+        i = tau + 1; index 0, the data, is always kept):
+
+        ============  =========================================  ==================
+        spacing       i_j, j = 1..M                              top index
+        ============  =========================================  ==================
+        "trailing"    round(j N / M)                             N
+        "leading"     (j - 1) floor(N / M) + 1 + steps_offset    below N in general
+        "linspace"    round((j - 1)(N - 1)/(M - 1)) + 1          N
+        ============  =========================================  ==================
+
+        (NumPy's round half to even; "linspace" with M = 1 keeps index 1.)
+        "trailing", the default, :math:`i_j = \mathrm{round}(j N / M)`, is diffsde's historical rule and starts the
+        run at the chain's last index (diffusers' "trailing" gives the same
+        indices except at ties, where j N / M is a half-integer: diffsde
+        rounds those half to even, diffusers by its floating-point error); "leading" (Stable Diffusion's configs,
+        with steps_offset = 1) leaves the last N - i_M steps out, so a run
+        starts at a less noisy marginal. The new betas make
         :math:`\bar\alpha'_j = \bar\alpha_{i_j}`:
 
         .. math:: \beta'_j = 1 - \bar\alpha_{i_j} / \bar\alpha_{i_{j-1}},
 
-        as in Nichol & Dhariwal (2021), section 4. The new chain lives on
-        t'_j = j T / M, which is t_{i_j} up to rounding of i_j.
+        as in Nichol & Dhariwal (2021), section 4. The new chain lives on its
+        own grid t'_j = j T / M, which is t_{i_j} only up to the spacing's
+        rounding (and, for "leading", its gap at the top).
 
         Parameters
         ----------
         M : int, 1 <= M <= N
+        spacing : {"trailing", "leading", "linspace"}
+        steps_offset : int >= 0
+            diffusers' ``steps_offset``, added to every kept index but 0
+            ("leading" only).
 
         Returns
         -------
         DDPM
             N = M steps, same T.
         """
-        idx = _respace_indices(self.N, M)
+        idx = _respace_indices(self.N, M, spacing, steps_offset)
         log_ab = self._log_alpha_bar[idx]
         return DDPM(-np.expm1(np.diff(log_ab)), self.T)
 
@@ -296,17 +353,24 @@ class SMLD(Chain):
         """VESDE.from_sigmas([sigma0, sigmas...], T): sigma(t_i) = sigma_i."""
         return VESDE.from_sigmas(self._full, self.T)
 
-    def respace(self, M):
-        r"""The SMLD chain on M of the N steps: sigma'_j = sigma_{i_j} with
-        :math:`i_j = \mathrm{round}(j N / M)`, j = 0..M (i_0 = 0, i_M = N;
-        NumPy's round half to even), so the marginals at the kept indices
-        are this chain's.
+    def respace(self, M, spacing="trailing", *, steps_offset=0):
+        r"""The SMLD chain on M of the N steps: sigma'_j = sigma_{i_j}, so the
+        marginals at the kept indices are this chain's.
+
+        The kept indices follow diffusers' ``timestep_spacing`` exactly as
+        in :meth:`DDPM.respace`: "trailing" (default)
+        :math:`i_j = \mathrm{round}(j N / M)`,
+        j = 0..M (i_0 = 0, i_M = N; NumPy's round half to even); "leading"
+        and "linspace" as there.
 
         Parameters
         ----------
         M : int, 1 <= M <= N
+        spacing : {"trailing", "leading", "linspace"}
+        steps_offset : int >= 0
+            "leading" only.
         """
-        idx = _respace_indices(self.N, M)
+        idx = _respace_indices(self.N, M, spacing, steps_offset)
         return SMLD(self._full[idx[1:]], self.sigma0, self.T)
 
     def __repr__(self):

@@ -362,6 +362,14 @@ class AffineSDE:
         """Where reverse runs start by default: T."""
         return self.T
 
+    @property
+    def default_t_end(self):
+        """Where the grids of :mod:`diffsde.grids` end by default: 1e-3 T,
+        score_sde's sampling epsilon for VP and sub-VP (Song et al. 2021),
+        here for any path whose s(0) = 0 makes lambda infinite at t = 0.
+        (``reverse`` itself defaults to t_end = 0.)"""
+        return 1e-3 * self.T
+
     # -- derived ---------------------------------------------------------------
     def drift(self, x, t):
         r"""f(x, t) = f(t) x; ``t`` a scalar or shape (batch,)."""
@@ -600,6 +608,12 @@ class VESDE(SDE):
         t = np.minimum(self.T * np.log1p((sigma / sch.sigma_min) ** 2) / (2 * sch._log_ratio), self.T)
         return t[()] if isinstance(t, np.ndarray) else float(t)
 
+    @property
+    def default_t_end(self):
+        """1e-5 T, score_sde's sampling epsilon for VE (there s/m is about
+        sigma_min sqrt(2e-5 log(sigma_max/sigma_min)) for the geometric schedule)."""
+        return 1e-5 * self.T
+
     def marginal_coefficients(self, t):
         added = self.schedule.variance_added(self._check_t(t))
         return np.ones_like(added)[()], np.sqrt(added)
@@ -713,6 +727,11 @@ class EDM(AffineSDE):
 
     def diffusion(self, t):
         return np.sqrt(self.dvar(t))
+
+    @property
+    def default_t_end(self):
+        """sigma_min: where Karras et al.'s sampler stops (t = sigma)."""
+        return self.sigma_min
 
     def t_of_sigma(self, sigma):
         """t = sigma."""

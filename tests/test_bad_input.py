@@ -172,6 +172,15 @@ CASES = [
     ("BrownianPath depth", lambda: ds.BrownianPath((3,), -1), ValueError, "depth must be an int in"),
     ("BrownianPath shape", lambda: ds.BrownianPath((-2,), 3), ValueError, "shape must be"),
     ("BrownianPath steps", lambda: ds.BrownianPath((3,), 3).normals(6), ValueError, "power-of-two step counts"),
+    # ---- time grids (ds.grids) and chain timestep spacings -------------------------
+    ("grids.uniform n 0", lambda: ds.grids.uniform(VP, 0), ValueError, r"n must be an int >= 1; got 0"),
+    ("grids.logsnr t_end 0", lambda: ds.grids.logsnr(VP, 4, t_end=0.0), ValueError, r"t_end = 0\.0 has lambda"),
+    ("grids.exponential t_start", lambda: ds.grids.exponential(VP, 4, t_start=2.0), ValueError,
+     r"t_start must lie in \(0, T\]"),
+    ("grids.quadratic chain", lambda: ds.grids.quadratic(ds.DDPM.linear(10), 4), TypeError, r"chain\.respace"),
+    ("grids.karras rho", lambda: ds.grids.karras(VP, 4, rho=-1.0), ValueError, r"rho must be finite and > 0"),
+    ("DDPM.respace spacing", lambda: ds.DDPM.linear(10).respace(5, "even"), ValueError,
+     r"spacing must be 'trailing', 'leading' or 'linspace'; got 'even'"),
     # ---- scores and data --------------------------------------------------------
     ("GaussianMixture weights negative", lambda: ds.GaussianMixture([-1, 2], [[0.0], [1.0]], [1.0, 1.0]), ValueError, "weights must be >= 0"),
     ("GaussianMixture weights sum", lambda: ds.GaussianMixture([0.3, 0.3], [[0.0], [1.0]], [1.0, 1.0]), ValueError, "weights must sum to 1"),

@@ -354,6 +354,14 @@ case("datasets.two_moons", lambda: ds.datasets.two_moons(np.int64(10), rng=14))
 case("datasets.swiss_roll", lambda: ds.datasets.swiss_roll(10, rng=15))
 case("datasets.checkerboard", lambda: ds.datasets.checkerboard(10, rng=16, squares=np.int64(3)))
 
+# ---- grids -------------------------------------------------------------------------
+case("grids.uniform", lambda: ds.grids.uniform(VP, np.int64(4), t_end=np.float64(0.1)))
+case("grids.logsnr", lambda: ds.grids.logsnr(VE, 4))
+case("grids.exponential", lambda: ds.grids.exponential(SUB, 4))
+case("grids.quadratic", lambda: ds.grids.quadratic(VP, 4))
+case("grids.karras", lambda: ds.grids.karras(VE, 4, rho=np.float64(7.0)))
+case("DDPM.respace", lambda: ds.DDPM.linear(20).respace(4, "leading", steps_offset=1), label="DDPM.respace-leading")
+
 # ---- analysis ----------------------------------------------------------------------
 case("analysis.fit_order", analysis.fit_order, STEP_COUNTS, ERRORS)
 case("analysis.strong_error", lambda x, n: analysis.strong_error(VP, x, n, rng=17), X, STEPS_LADDER)

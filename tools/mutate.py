@@ -216,6 +216,23 @@ CATALOGUE = [
     Mutation("validation_nan_passes", "diffsde/_validation.py",
              "if not math.isfinite(out) or not test(out, bound):", "if not test(out, bound):",
              "NaN and infinities pass a real check"),
+    # -- time grids and timestep spacings ----------------------------------------
+    Mutation("karras_ramp_n_plus_one", "diffsde/grids.py",
+             "(hi + np.arange(n + 1) / n * (lo - hi)) ** rho", "(hi + np.arange(n + 1) / (n + 1) * (lo - hi)) ** rho",
+             "karras's ramp divides by the number of points instead of the number of steps"),
+    Mutation("quadratic_linear", "diffsde/grids.py",
+             "t_end + (t_start - t_end) * (k / n) ** 2", "t_end + (t_start - t_end) * (k / n)",
+             "the quadratic grid is uniform"),
+    Mutation("logsnr_uniform_in_sigma", "diffsde/grids.py",
+             "inner[1:-1] = process.t_of_lambda(lams[1:-1])",
+             "inner[1:-1] = process.t_of_sigma(np.linspace(np.exp(-lam0), np.exp(-lam1), n + 1)[1:-1])",
+             "the logSNR grid is equally spaced in sigma, not in log sigma"),
+    Mutation("respace_leading_timestep_is_index", "diffsde/chains.py",
+             "np.arange(M) * (N // M) + 1 + steps_offset", "np.arange(M) * (N // M) + steps_offset",
+             "respace takes a diffusers timestep tau as chain index tau instead of tau + 1"),
+    Mutation("respace_linspace_timestep_is_index", "diffsde/chains.py",
+             "np.round(np.linspace(0, N - 1, M)).astype(np.int64) + 1]", "np.round(np.linspace(0, N, M)).astype(np.int64)]",
+             "linspace spacing spans 0..N in chain indices instead of diffusers' timesteps 0..N-1"),
 ]
 
 
