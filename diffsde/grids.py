@@ -44,7 +44,7 @@ of diffsde does not have: the functions here raise on a chain.
 """
 import numpy as np
 
-from ._checks import integer, real_scalar, shown
+from ._validation import integer, real_scalar, shown
 
 __all__ = ["uniform", "logsnr", "exponential", "quadratic", "karras"]
 
