@@ -20,7 +20,7 @@ running it.
 A method of your own is one :func:`register` call (docs/methods.md).
 """
 from . import _chain, _euler, _exact, _heun, _langevin
-from ._plan import table
+from ._plan import table, view
 from ._registry import CAPABILITIES, DIRECTIONS, KINDS, Method, Option, available, get, records, register, unregister
 from ._view import GridView
 
@@ -31,5 +31,10 @@ for _record in (_exact.FORWARD, _euler.FORWARD, _chain.FORWARD,
     register(_record)
 del _record
 
+# The public names are documented and shown as diffsde.methods.*
+for _obj in (GridView, Method, Option, available, get, records, register, table, unregister, view):
+    _obj.__module__ = __name__
+del _obj
+
 __all__ = ["CAPABILITIES", "DIRECTIONS", "GridView", "KINDS", "Method", "Option", "available", "get", "records",
-           "register", "table", "unregister"]
+           "register", "table", "unregister", "view"]

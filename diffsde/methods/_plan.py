@@ -127,12 +127,15 @@ def reverse_methods(process, method, corrector, options):
     return record, opts, corr, check_options(corr, process, extra)
 
 
+def _reverse_view(process, grid, record):
+    view = process.grid_view(grid)
+    return view.chain_view(record.name) if record.kind == "chain" else view
+
+
 def reverse_table(process, grid, record, opts, corr=None, corr_opts=None):
     """The StepTable of a reverse run down the increasing ``grid``, and the
     view it was built on (its ``sd[-1]`` scales the prior)."""
-    view = process.grid_view(grid)
-    if record.kind == "chain":
-        view = view.chain_view(record.name)
+    view = _reverse_view(process, grid, record)
     table = record.build(view, **opts)
     if corr is not None:
         correctors = corr.build(view, **corr_opts)
@@ -140,6 +143,23 @@ def reverse_table(process, grid, record, opts, corr=None, corr_opts=None):
         table = (StepTable.interleave(*correctors, table) if corr_opts.get("corrector_at_start", True)
                  else StepTable.interleave(table, *correctors))
     return table, view
+
+
+def _steps_or_ts(grid):
+    return (grid, None) if grid is None or isinstance(grid, numbers.Integral) else (None, grid)
+
+
+def view(process, method=None, grid=None, *, direction="reverse"):
+    """The :class:`GridView` ``method``'s table is built on, for the grid of
+    :func:`table` (``process.grid_view``, or for a chain method on a VPSDE
+    the DDPM chain with the SDE's marginals on that grid)."""
+    steps, ts = _steps_or_ts(grid)
+    if direction == "forward":
+        resolve(process, method, "forward")
+        return process.grid_view(forward_grid(process, steps, 0.0, None, ts))
+    if direction != "reverse":
+        raise ValueError(f"direction must be 'reverse' or 'forward'; got {shown(direction)}")
+    return _reverse_view(process, reverse_grid(process, steps, None, 0.0, ts), resolve(process, method, "reverse"))
 
 
 def table(process, method=None, grid=None, *, direction="reverse", corrector=None, **options):
@@ -174,7 +194,7 @@ def table(process, method=None, grid=None, *, direction="reverse", corrector=Non
     >>> ds.methods.table(ds.VPSDE(), "ddim", 10, eta=0.5)
     StepTable(10 steps, 10 rows, nfe=10)
     """
-    steps, ts = (grid, None) if grid is None or isinstance(grid, numbers.Integral) else (None, grid)
+    steps, ts = _steps_or_ts(grid)
     if direction == "forward":
         if corrector is not None:
             raise ValueError(f"corrector applies to reverse runs only; got corrector={shown(corrector)}")

@@ -197,6 +197,8 @@ def get(name, direction="reverse"):
 
 def records(direction=None):
     """All records (of one direction), in registration order."""
+    if direction is not None:
+        _check_direction(direction)
     return tuple(rec for (d, _), rec in _REGISTRY.items() if direction is None or d == direction)
 
 
