@@ -110,6 +110,8 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     DDPM, SMLD      ``chain``, ``exact``, ``em`` (on ``as_sde()``, same grid)
     ==============  ====================================================
 
+    (``ds.methods.available(process, "forward")``; each method's record,
+    with its order and paper, is ``ds.methods.get(name, "forward")``.)
     Any AffineSDE: VPSDE, SubVPSDE, VESDE, EDM, RectifiedFlow, or a user's
     ``AffineSDE(mean, std)`` or subclass (docs/processes.md).
 
@@ -146,6 +148,9 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
         Default (neither): the first and last states.
     dtype, nonfinite, out, progress
         As for :func:`diffsde.run_steps`.
+    **options
+        Options of a method registered with :func:`diffsde.methods.register`
+        (the built-in forward methods take none).
 
     Returns
     -------
@@ -189,6 +194,12 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     DDPM            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``
     SMLD            ``ancestral``, ``reverse_diffusion``, ``em``, ``ode_heun``
     ==============  ==================================================================
+
+    The lists are ``ds.methods.available(process)``: a method applies where
+    the process has a capability it needs (docs/methods.md), and
+    ``ds.methods.get(name)`` is its record (options, order, nfe per step,
+    noise streams, paper); ``ds.methods.table`` returns the step table a
+    run executes.
 
     ``em`` is reverse Euler-Maruyama for the alpha-family of derivation 004,
     :math:`x_{k-1} = x_k - h[f x_k - \tfrac{1+\alpha^2}{2} g^2 s] + \alpha g \sqrt{h} z`
@@ -277,6 +288,10 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         ``shape`` in blocks of ``chunks`` batch rows (an int) or of the given
         block sizes, never holding the whole batch in one process
         (docs/dask.md).
+    **options
+        Options of a method registered with :func:`diffsde.methods.register`
+        (docs/methods.md); an option the method does not take raises
+        ValueError naming the method and the process.
 
     Returns
     -------

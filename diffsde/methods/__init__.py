@@ -36,5 +36,4 @@ for _obj in (GridView, Method, Option, available, get, records, register, table,
     _obj.__module__ = __name__
 del _obj
 
-__all__ = ["CAPABILITIES", "DIRECTIONS", "GridView", "KINDS", "Method", "Option", "available", "get", "records",
-           "register", "table", "unregister", "view"]
+__all__ = ["GridView", "Method", "Option", "available", "get", "records", "register", "table", "unregister", "view"]
