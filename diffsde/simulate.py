@@ -11,7 +11,7 @@ from ._checks import integer
 from ._rng import STREAM_INITIAL, fill_normal, key_from_rng
 from .brownian import BrownianPath
 from .methods import _plan
-from .methods._plan import DEFAULT_SDE_STEPS, forward_grid, reverse_grid
+from .methods._plan import forward_grid, reverse_grid
 from .scores import BoundScore, EmpiricalData, GaussianMixture
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ import pytest
 
 import diffsde as ds
 
-
 import reference
 from stats import assert_mean, assert_variance, fitted_slope
 
@@ -365,7 +364,6 @@ def test_smld_from_sde_ancestral_variance_is_the_chain_posterior():
     # m <- (a + b l) m + b r, v <- (a + b l)^2 v + c^2 retraces the chain's
     # marginals (mean MU, variance s_i^2) at every i, ending at variance 0.
     point = ds.LinearScore(MU, 0.0)
-    grid = chain.t
     table = ds.methods.table(chain, "ancestral")
     s_all = chain.marginal_coefficients(np.arange(101))[1]
     history = reference.table_moments(table, MU, s_all[-1] ** 2, MU, 0.0, every_step=True)

@@ -10,7 +10,7 @@ import pytest
 import diffsde as ds
 from diffsde.__main__ import PROCESSES as CLI_PROCESSES, SAMPLERS, _parser
 
-from conftest import GAUSS_SCORE as SCORE, MU, V0, VE, VP
+from conftest import GAUSS_SCORE as SCORE, VE, VP
 
 ROOT = Path(__file__).resolve().parents[1]
 SUB = ds.SubVPSDE()

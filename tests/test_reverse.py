@@ -5,7 +5,6 @@ import pytest
 
 import diffsde as ds
 
-
 import reference
 from conftest import GAUSS_SCORE as SCORE, MU, SUB, V0, VP
 from stats import assert_mean, assert_variance, fitted_slope

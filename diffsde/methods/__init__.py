@@ -21,7 +21,8 @@ A method of your own is one :func:`register` call (docs/methods.md).
 """
 from . import _chain, _euler, _exact, _heun, _langevin
 from ._plan import table, view
-from ._registry import CAPABILITIES, DIRECTIONS, KINDS, Method, Option, available, get, records, register, unregister
+from ._registry import (CAPABILITIES, DIRECTIONS, KINDS, Method, Option, available, get, records,  # noqa: F401
+                        register, unregister)
 from ._view import GridView
 
 # Registration order is the order within each group of ``available``.

@@ -141,7 +141,8 @@ ETA = Option("eta", 0.0, lambda v: real_scalar(v, "eta", "non_negative"),
 
 FORWARD = Method(
     "chain", "forward", forward_chain, requires=("chain",), kind="chain", deterministic=False, nfe_per_step=0,
-    summary="the chain's own step: DDPM sqrt(1 - beta_i) x + sqrt(beta_i) z; SMLD x + sqrt(sigma_i^2 - sigma_{i-1}^2) z",
+    summary=("the chain's own step: DDPM sqrt(1 - beta_i) x + sqrt(beta_i) z; "
+             "SMLD x + sqrt(sigma_i^2 - sigma_{i-1}^2) z"),
     paper="Ho et al. 2020; Song & Ermon 2019; derivations 000 and 002", default_on="chain")
 
 REVERSE_DIFFUSION = Method(
