@@ -19,7 +19,7 @@ running it.
 
 A method of your own is one :func:`register` call (docs/methods.md).
 """
-from . import _chain, _euler, _exact, _heun, _langevin
+from . import _chain, _euler, _exact, _heun, _langevin, _registry
 from ._plan import table, view
 from ._registry import (CAPABILITIES, DIRECTIONS, KINDS, Method, Option, available, get, records,  # noqa: F401
                         register, unregister)
@@ -31,6 +31,7 @@ for _record in (_exact.FORWARD, _euler.FORWARD, _chain.FORWARD,
                 _langevin.CORRECTOR):
     register(_record)
 del _record
+_registry.mark_built_in()
 
 # The public names are documented and shown as diffsde.methods.*
 for _obj in (GridView, Method, Option, available, get, records, register, table, unregister, view):

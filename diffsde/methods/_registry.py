@@ -139,6 +139,7 @@ class Method:
 
 
 _REGISTRY = {}  # (direction, name) -> Method, in registration order
+_BUILT_IN = set()  # (direction, name) of the package's own methods
 
 
 def capabilities(process):
@@ -193,6 +194,11 @@ def get(name, direction="reverse"):
     except (KeyError, TypeError):
         known = [n for d, n in _REGISTRY if d == direction]
         raise ValueError(f"no {direction} method {shown(name)}; known: {', '.join(known)}") from None
+
+
+def mark_built_in():
+    """Record that every method registered so far is the package's own."""
+    _BUILT_IN.update(_REGISTRY)
 
 
 def records(direction=None):
@@ -296,6 +302,9 @@ def register(record):
             or any(c not in CAPABILITIES for c in record.requires):
         raise ValueError(f"requires of method {record.name!r} must be a non-empty tuple of capabilities "
                          f"({', '.join(map(repr, CAPABILITIES))}); got {shown(record.requires)}")
+    for label in ("summary", "paper"):
+        if not isinstance(getattr(record, label), str):
+            raise TypeError(f"{label} of method {record.name!r} must be a str; got {shown(getattr(record, label))}")
     if not isinstance(record.deterministic, bool):
         raise TypeError(f"deterministic of method {record.name!r} must be True or False; "
                         f"got {shown(record.deterministic)}")
@@ -335,7 +344,10 @@ def register(record):
 
 
 def unregister(name, direction="reverse"):
-    """Remove a method registered with :func:`register` (returns its record)."""
+    """Remove a method registered with :func:`register` (returns its record);
+    the package's own methods stay."""
     record = get(name, direction)
+    if (direction, name) in _BUILT_IN:
+        raise ValueError(f"{direction} method {name!r} is one of diffsde's own and cannot be unregistered")
     del _REGISTRY[(direction, name)]
     return record
