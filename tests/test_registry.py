@@ -348,3 +348,16 @@ def test_cli_lists_come_from_the_registry():
         assert f"{name} ({', '.join(ds.methods.available(make()))})" in help_text
     for name, samplers in SAMPLERS.items():
         assert {m for m, _ in samplers} == set(ds.methods.available(CLI_PROCESSES[name]())), name
+
+
+def test_the_docs_example_of_a_users_method_runs():
+    text = (ROOT / "docs" / "methods.md").read_text()
+    code = re.search(r"### Your own method.*?```python\n(.*?)```", text, re.S).group(1)
+    space = {"score": SCORE, "x": np.linspace(-1, 1, 5)}
+    try:
+        exec(code, space)
+        assert ds.methods.available(ds.EDM()) == ("em", "ode_heun", "ode_euler")
+        assert space["tr"].nfe == 100
+    finally:
+        if "ode_euler" in [r.name for r in ds.methods.records("reverse")]:
+            ds.methods.unregister("ode_euler")
