@@ -19,8 +19,8 @@ import warnings
 
 import numpy as np
 
-from . import (DDPM, SMLD, VESDE, VPSDE, GaussianMixture, SubVPSDE, analysis, datasets, forward, reverse,
-               set_num_threads)
+from . import (DDPM, SMLD, VESDE, VPSDE, GaussianMixture, SubVPSDE, analysis, datasets, forward, methods,
+               reverse, set_num_threads)
 from .plot import log_ticks
 
 PROCESSES = {"vp": lambda: VPSDE(0.1, 20.0), "ve": lambda: VESDE(0.01, 10.0), "subvp": lambda: SubVPSDE(0.1, 20.0)}
@@ -32,6 +32,8 @@ DATA_TEXT = {"eight_gaussians": "eight Gaussians of std 0.1 on the circle of rad
 PROJECTIONS = 64      # directions of the tour's sliced W2 (2-D data)
 NULL_PAIRS = 39       # same-law sample pairs behind each band and p-value
 LEVEL = 0.05
+#: The tour's samplers: every reverse method of the process (tested against
+#: ``methods.available``), some with a second option setting.
 SAMPLERS = {
     "vp": [("em", {}), ("em", {"alpha": 0.0}), ("em", {"alpha": 2.0}), ("ode_heun", {}),
            ("reverse_diffusion", {}), ("ancestral", {}), ("ancestral", {"variance": "posterior"}),
@@ -468,7 +470,8 @@ def _parser():
         p.add_argument("--quick", action="store_true", help="fewer paths, for a smoke run")
     sample = sub.add_parser("sample", parents=[common], help="one reverse sampler against the exact data")
     sample.add_argument("--process", choices=sorted(PROCESSES), default="vp")
-    sample.add_argument("--method", default="em", help="em, ode_heun, reverse_diffusion, ancestral, ddim")
+    sample.add_argument("--method", default="em", help="a reverse method: " + "; ".join(
+        f"{name} ({', '.join(methods.available(make()))})" for name, make in sorted(PROCESSES.items())))
     sample.add_argument("--alpha", type=float, default=None, help="alpha of the em family")
     sample.add_argument("--corrector", action="store_true", help="add Langevin corrector steps")
     sample.add_argument("--data", choices=sorted(DATA), default="eight_gaussians")

@@ -274,14 +274,16 @@ class StepTable:
                           np.repeat(np.arange(n), 2))
 
     @classmethod
-    def langevin(cls, r, snr, *, t, m=1.0, s=0.0, interval=None, sub_step=0):
+    def langevin(cls, r, snr, *, t, m=1.0, s=0.0, interval=None, sub_step=0, step=None):
         """Langevin corrector steps ``x <- x + e score + sqrt(2 e) z``.
 
         ``e = 2 r (snr |z| / |score|)^2`` per batch row; noise from stream
-        ``2 + sub_step``.
+        ``2 + sub_step`` (a scalar or one per row). ``step`` (one per row)
+        groups rows into steps, e.g. the sub-steps of one corrector; default
+        one row per step.
         """
-        n = _steps_of(r, snr, t, m, s, interval)
-        return cls._build(KINDS["langevin"], n, r, 1.0, snr, t, m, s, interval, 2 + sub_step, None)
+        n = _steps_of(r, snr, t, m, s, interval, sub_step, step)
+        return cls._build(KINDS["langevin"], n, r, 1.0, snr, t, m, s, interval, 2 + np.asarray(sub_step), step)
 
     @classmethod
     def concat(cls, *tables):

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from ._validation import integer, positive_float, real_array, real_scalar, shown
+from .methods._view import GridView, marginal_columns
 from .schedules import LinearBeta
 from .sde import VESDE, VPSDE, SubVPSDE
 
@@ -100,6 +101,22 @@ class Chain(abc.ABC):
     def as_sde(self):
         """The SDE whose grid values reproduce this chain."""
 
+    def grid_view(self, grid=None):
+        """The chain on its own grid t_i = i T / N: the
+        :class:`~diffsde.methods.GridView` the methods build their tables
+        from, with ``chain.as_sde()`` for f and g^2 (``grid``: None or
+        ``chain.t``)."""
+        if grid is not None and not np.array_equal(np.asarray(grid), self.t):
+            raise ValueError(f"a chain runs on its own grid t_i = i T / N (N = {self.N}); got another "
+                             "grid (use chain.respace(M) for fewer steps)")
+        m, sd = marginal_columns(*self.marginal_coefficients(np.arange(self.N + 1)))
+        return GridView(self.t, m, sd, self.as_sde(), self.capabilities, exact=self.transition,
+                        chain_steps=self.step_coefficients, **self._chain_columns())
+
+    @abc.abstractmethod
+    def _chain_columns(self):
+        """The chain's own column of the grid view (log_abar or sigma2)."""
+
     @abc.abstractmethod
     def respace(self, M, spacing="trailing", *, steps_offset=0):
         """The chain on M of the N steps, same marginals there (kept indices by
@@ -115,6 +132,10 @@ class Chain(abc.ABC):
 
 class DDPM(Chain):
     r"""The DDPM forward chain x_i = sqrt(1 - beta_i) x_{i-1} + sqrt(beta_i) eps.
+
+    Its methods see it through :meth:`grid_view` with the capabilities
+    "chain" (its own steps), "ddpm_chain" (log abar_i) and "affine" (f and
+    g^2 of :meth:`as_sde`).
 
     Parameters
     ----------
@@ -221,6 +242,18 @@ class DDPM(Chain):
                 raise ValueError(f"{name} must lie in (0, 1); got {value!r}")
         return cls(np.linspace(beta_start, beta_end, N), T)
 
+    capabilities = frozenset({"affine", "chain", "ddpm_chain"})
+
+    @property
+    def log_alpha_bar(self):
+        """log abar_i, i = 0..N (a read-only array; log abar_0 = 0)."""
+        out = self._log_alpha_bar.view()
+        out.setflags(write=False)
+        return out
+
+    def _chain_columns(self):
+        return {"log_abar": self.log_alpha_bar}
+
     @property
     def alpha_bar(self):
         """abar_i = prod_{j<=i} (1 - beta_j), i = 0..N (abar_0 = 1)."""
@@ -296,6 +329,10 @@ class DDPM(Chain):
 class SMLD(Chain):
     r"""The SMLD/NCSN forward chain x_i = x_{i-1} + sqrt(sigma_i^2 - sigma_{i-1}^2) z.
 
+    Its methods see it through :meth:`grid_view` with the capabilities
+    "chain", "smld_chain" (sigma_i^2) and "affine" (f and g^2 of
+    :meth:`as_sde`).
+
     Parameters
     ----------
     sigmas : array of shape (N,)
@@ -341,6 +378,19 @@ class SMLD(Chain):
         """(1, sqrt(sigma_i^2 - sigma_0^2))."""
         s = np.sqrt(self._variance_added[_index(i, self.N)])
         return np.ones_like(s)[()], s
+
+    capabilities = frozenset({"affine", "chain", "smld_chain"})
+
+    @property
+    def sigma_levels(self):
+        """(sigma_0, sigma_1, ..., sigma_N): the noise levels at i = 0..N
+        (a read-only array; sigma_0 = ``sigma0``)."""
+        out = self._full.view()
+        out.setflags(write=False)
+        return out
+
+    def _chain_columns(self):
+        return {"sigma2": self.sigma_levels**2}
 
     def step_coefficients(self):
         return np.ones(self.N), np.sqrt(np.diff(self._full**2))

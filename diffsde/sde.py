@@ -18,6 +18,7 @@ VE         0                     d sigma^2 / dt              (1, sqrt(sigma^2 - 
 with B(t) = int_0^t beta. The VE marginal is exact for the SDE started at
 t = 0; score_sde uses sigma(t) instead, which counts sigma(0) twice.
 """
+import functools
 import math
 import warnings
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from ._validation import along_batch, callable_of, real_array, real_scalar, shown, times, working_dtype
 from ._rng import STREAM_INITIAL, fill_normal, key_from_rng, standard_normal
+from .methods._view import GridView, ddpm_chain_view, marginal_columns
 from .schedules import CosineBeta, GeometricSigma, LinearBeta, PiecewiseBeta, PiecewiseSigma
 from .scores import BoundScore
 
@@ -288,6 +290,32 @@ class AffineSDE:
                              f"this (m, s) is not the marginal of a diffusion")
         out = np.sqrt(np.maximum(g2, 0.0))
         return out if np.ndim(out) else float(out)
+
+    # -- what the methods see ---------------------------------------------------
+    @property
+    def capabilities(self):
+        """What this process offers the methods (``ds.methods.available``):
+        "affine" (f and g^2, for the SDE and ODE methods), plus "ddpm_chain"
+        when ``chain_type`` is "vp" (a DDPM chain with abar_k = m(t_k)^2 on
+        any grid, from B(t)) or "smld_chain" when it is "ve" (an SMLD chain
+        with sigma_k = sigma(t_k))."""
+        extra = {"vp": "ddpm_chain", "ve": "smld_chain"}.get(self.chain_type)
+        return frozenset({"affine", extra} - {None})
+
+    def grid_view(self, grid):
+        """The process on an increasing grid of times in [0, T]: the
+        :class:`~diffsde.methods.GridView` the methods build their tables
+        from (``grid`` is used as given: ``ds.methods.table`` checks it)."""
+        grid = np.asarray(grid, dtype=np.float64)
+        m, sd = marginal_columns(*self.marginal_coefficients(grid))
+        chain = {}
+        if self.chain_type == "vp":
+            chain = {"log_abar": -self.integrated_beta(grid),
+                     "to_chain": functools.partial(ddpm_chain_view, self, grid)}
+        elif self.chain_type == "ve":
+            chain = {"sigma2": self.sigma(grid) ** 2}
+        return GridView(grid, m, sd, self, self.capabilities,
+                        exact=lambda: self.transition(grid[:-1], grid[1:]), **chain)
 
     # -- noise level and log-SNR ----------------------------------------------
     def sigma_of_t(self, t):

@@ -5,18 +5,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _dask, methods
+from . import _dask
 from ._engine import as_state, execute, prepare
-from ._validation import check_fits, integer, real_scalar, shown
+from ._validation import integer
 from ._rng import STREAM_INITIAL, fill_normal, key_from_rng
-from ._steptable import StepTable
 from .brownian import BrownianPath
-from .chains import DDPM, SMLD, Chain
+from .methods import _plan
+from .methods._plan import forward_grid, reverse_grid
 from .scores import BoundScore, EmpiricalData, GaussianMixture
-from .sde import AffineSDE
-
-DEFAULT_SDE_STEPS = 1000
-
 
 @dataclass(frozen=True)
 class Trajectory:
@@ -46,94 +42,6 @@ class Trajectory:
         else:
             saved = f"{len(self.ts)} saved states at t = {self.ts[0]:g} .. {self.ts[-1]:g}"
         return f"Trajectory(x.shape={self.x.shape}, {saved}, nfe={self.nfe})"
-
-
-FORWARD_METHODS = {
-    "sde": ("em", "exact"),
-    "chain": ("chain", "exact", "em"),
-}
-
-
-_PROCESS_TYPES = ("a VPSDE, VESDE, SubVPSDE, EDM, RectifiedFlow, another AffineSDE (AffineSDE(mean, std) "
-                   "or a subclass), DDPM or SMLD")
-
-
-def _process_kind(process):
-    if isinstance(process, AffineSDE):
-        return "sde"
-    if isinstance(process, Chain):
-        return "chain"
-    raise TypeError(f"process must be {_PROCESS_TYPES}; got {type(process).__name__}")
-
-
-def _method(process, method, table):
-    kind = _process_kind(process)
-    valid = table[kind]
-    if method is None:
-        return valid[0]
-    if method not in valid:
-        raise ValueError(f"method {method!r} is not available for {type(process).__name__}; "
-                         f"valid: {', '.join(valid)}")
-    return method
-
-
-def _steps(steps, default):
-    if steps is None:
-        return default
-    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, numbers.Integral):
-        raise TypeError(f"steps must be an int >= 1; got {shown(steps)}")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1; got {int(steps)}")
-    # the per-step table and grid take ~100 bytes a step
-    check_fits(100 * int(steps), f"a run of {int(steps):,} steps")
-    return int(steps)
-
-
-def _chain_grid(chain, steps, span_given, span_names):
-    """A chain's own grid; a time span or user grid does not apply."""
-    if span_given:
-        raise ValueError(f"a chain runs on its own grid t_i = i T / N: {span_names} do not apply "
-                         "(use chain.respace(M) for fewer steps)")
-    if steps is not None and _steps(steps, None) != chain.N:
-        raise ValueError(f"steps must be None or N = {chain.N} for this chain; for fewer "
-                         f"steps use chain.respace({steps})")
-    return chain.t
-
-
-def _user_grid(ts, T, direction):
-    """ts checked: 1-D, finite, strictly monotone in the run's direction, in [0, T]."""
-    grid = np.asarray(ts)
-    if grid.dtype.kind not in "iuf":
-        raise TypeError(f"ts must be real numbers (times in [0, T]); got dtype {grid.dtype}")
-    grid = grid.astype(np.float64)
-    if not np.all(np.isfinite(grid)):
-        raise ValueError(f"ts must be finite; got {float(grid[~np.isfinite(grid)][0])!r}")
-    if grid.ndim != 1 or grid.size < 2:
-        raise ValueError(f"ts must be a 1-D grid of at least 2 times; got shape {grid.shape}")
-    steps = np.diff(grid) if direction == "forward" else -np.diff(grid)
-    if not np.all(np.isfinite(grid)) or np.any(steps <= 0):
-        word = "increase" if direction == "forward" else "decrease"
-        raise ValueError(f"ts must {word} strictly for a {direction} run")
-    if grid.min() < 0 or grid.max() > T:
-        raise ValueError(f"ts must lie in [0, T] = [0, {T:g}]; got [{grid.min():g}, {grid.max():g}]")
-    return grid
-
-
-def _forward_grid(process, steps, t0, t1, ts):
-    """The run's grid of times (increasing), docs/conventions.md."""
-    if isinstance(process, Chain):
-        return _chain_grid(process, steps, ts is not None or t1 is not None or t0 != 0.0, "t0, t1 and ts")
-    T = process.T
-    if ts is not None:
-        if steps is not None or t1 is not None or t0 != 0.0:
-            raise ValueError("pass either ts or steps/t0/t1, not both")
-        return _user_grid(ts, T, "forward")
-    n = _steps(steps, DEFAULT_SDE_STEPS)
-    t0 = real_scalar(t0, "t0")
-    t1 = T if t1 is None else real_scalar(t1, "t1")
-    if not 0 <= t0 < t1 <= T:
-        raise ValueError(f"need 0 <= t0 < t1 <= T = {T:g}; got t0={t0!r}, t1={t1!r}")
-    return t0 + (t1 - t0) * (np.arange(n + 1) / n)
 
 
 def save_steps(grid, save_every=None, save_at=None, reverse=False):
@@ -192,7 +100,7 @@ def _noise(noise, grid, shape, table=None):
 
 def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, rng=None,
             noise=None, save_every=None, save_at=None, dtype=None, nonfinite="raise", out=None,
-            progress=False):
+            progress=False, **options):
     r"""Simulate a diffusion process forward in time from ``x0``.
 
     ==============  ====================================================
@@ -202,6 +110,8 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     DDPM, SMLD      ``chain``, ``exact``, ``em`` (on ``as_sde()``, same grid)
     ==============  ====================================================
 
+    (``ds.methods.available(process, "forward")``; each method's record,
+    with its order and paper, is ``ds.methods.get(name, "forward")``.)
     Any AffineSDE: VPSDE, SubVPSDE, VESDE, EDM, RectifiedFlow, or a user's
     ``AffineSDE(mean, std)`` or subclass (docs/processes.md).
 
@@ -238,22 +148,20 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
         Default (neither): the first and last states.
     dtype, nonfinite, out, progress
         As for :func:`diffsde.run_steps`.
+    **options
+        Options of a method registered with :func:`diffsde.methods.register`
+        (the built-in forward methods take none).
 
     Returns
     -------
     Trajectory
     """
-    method = _method(process, method, FORWARD_METHODS)
+    record = _plan.resolve(process, method, "forward")
     lazy = _dask.is_dask_array(x0)
     if not lazy:
         x0, _ = as_state(x0, dtype, "x0")
-    grid = _forward_grid(process, steps, t0, t1, ts)
-    if isinstance(process, Chain):
-        table = {"chain": lambda: methods.forward_chain(process),
-                 "exact": lambda: methods.forward_chain_exact(process),
-                 "em": lambda: methods.forward_em(process.as_sde(), grid)}[method]()
-    else:
-        table = {"em": methods.forward_em, "exact": methods.forward_exact}[method](process, grid)
+    grid = forward_grid(process, steps, t0, t1, ts)
+    table = _plan.forward_table(process, record.name, grid, options)[1]
     saved = save_steps(grid, save_every, save_at)
     if lazy:
         x, xs = _dask.run(x0, table, saved, key=key_from_rng(rng), noise=_noise(noise, grid, x0.shape, table),
@@ -267,172 +175,11 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
 
 # ---- reverse ------------------------------------------------------------------
 
-REVERSE_METHODS = {
-    "vp": ("em", "ode_heun", "reverse_diffusion", "ancestral", "ddim"),
-    "ve": ("em", "ode_heun", "reverse_diffusion", "ancestral"),
-    "affine": ("em", "ode_heun"),
-    "ddpm": ("ancestral", "reverse_diffusion", "ddim", "em", "ode_heun"),
-    "smld": ("ancestral", "reverse_diffusion", "em", "ode_heun"),
-}
-
-
-def _reverse_family(process):
-    """The methods' family of a process, by what it provides: an AffineSDE
-    whose ``chain_type`` is "vp" (a closed-form B(t), so the DDPM chain on any
-    grid) or "ve" (sigma(t), so the SMLD chain) also runs the chain methods;
-    any other AffineSDE (SubVPSDE, EDM, RectifiedFlow, a user's) runs the
-    methods that need only (m, s, f, g): family "affine"."""
-    if isinstance(process, AffineSDE):
-        return getattr(process, "chain_type", None) or "affine"
-    if isinstance(process, DDPM):
-        return "ddpm"
-    if isinstance(process, SMLD):
-        return "smld"
-    raise TypeError(f"process must be {_PROCESS_TYPES}; got {type(process).__name__}")
-
-
-def _reverse_grid(process, steps, t_start, t_end, ts):
-    """The increasing grid t_0 < ... < t_N a reverse run walks down."""
-    if isinstance(process, Chain):
-        return _chain_grid(process, steps, ts is not None or t_start is not None or t_end != 0.0,
-                           "t_start, t_end and ts")
-    T = process.T
-    if ts is not None:
-        if steps is not None or t_start is not None or t_end != 0.0:
-            raise ValueError("pass either ts or steps/t_start/t_end, not both")
-        return _user_grid(ts, T, "reverse")[::-1].copy()
-    n = _steps(steps, DEFAULT_SDE_STEPS)
-    t_start = process.default_t_start if t_start is None else real_scalar(t_start, "t_start")
-    t_end = real_scalar(t_end, "t_end")
-    if not 0 < t_start <= T:
-        raise ValueError(f"t_start must lie in (0, T] = (0, {T:g}]; got {t_start!r}")
-    if not 0 <= t_end < t_start:
-        raise ValueError(f"t_end must lie in [0, t_start) = [0, {t_start:g}); got {t_end!r}")
-    return t_end + (t_start - t_end) * (np.arange(n + 1) / n)
-
-
-CHAIN_METHODS = ("reverse_diffusion", "ancestral", "ddim")
-
-
-def _vp_chain_law(process, grid, method):
-    """The DDPM chain on the run's grid whose marginals are the VP SDE's:
-    beta_k = 1 - exp(-(B(t_k) - B(t_{k-1}))), abar_k = abar_0 prod_{j<=k} (1 - beta_j)
-    with abar_0 = e^{-B(t_0)}, computed as DDPM does, so on the grid
-    t_i = i T / N this is ``DDPM.from_sde(process, N, rule="exact")``."""
-    big_b = process.integrated_beta(grid)
-    step_b = np.diff(big_b)
-    betas = -np.expm1(-step_b)
-    bad = np.flatnonzero(betas >= 1)
-    if bad.size:
-        k = int(bad[-1]) + 1  # the first step in run order (the latest grid index)
-        n = len(grid) - 1
-        worst = float(step_b.max())
-        suggest = int(np.ceil(n * worst / 30.0))
-        raise ValueError(
-            f"method={method!r} on {process!r} runs on the DDPM chain with abar_k = exp(-B(t_k)) on the "
-            f"run's grid, and its beta_k = 1 - exp(-(B(t_k) - B(t_(k-1)))) >= 1 (to rounding) at step "
-            f"k = {k} (t = {float(grid[k]):g} -> {float(grid[k - 1]):g}, where beta integrates to "
-            f"{float(step_b[k - 1]):.4g}), so the chain is not a valid DDPM"
-            f"{' (the step divides by sqrt(1 - beta_k) = 0)' if method == 'ancestral' else ''}. "
-            f"Use more steps (beta should integrate to well below 36 over every step: about "
-            f"steps >= {suggest} here) or method='em' or 'ode_heun'")
-    log_abar = -big_b[0] + np.r_[0.0, np.cumsum(np.log1p(-betas))]
-    return methods.ReverseGrid(grid, np.exp(0.5 * log_abar), np.sqrt(-np.expm1(log_abar)), process,
-                               log_abar=log_abar)
-
-
-def _grid_law(process, grid, method=None):
-    """What the methods need on the grid (methods.ReverseGrid)."""
-    if isinstance(process, Chain):
-        m, s = process.marginal_coefficients(np.arange(process.N + 1))
-        m = np.broadcast_to(m, s.shape).astype(np.float64)
-        if isinstance(process, DDPM):
-            return methods.ReverseGrid(grid, m, s, process.as_sde(), log_abar=process._log_alpha_bar)
-        return methods.ReverseGrid(grid, m, s, process.as_sde(), sigma2=process._full**2)
-    m, s = process.marginal_coefficients(grid)
-    m = np.broadcast_to(m, s.shape).astype(np.float64)
-    family = _reverse_family(process)
-    if family == "vp":
-        if method in CHAIN_METHODS:
-            return _vp_chain_law(process, grid, method)
-        return methods.ReverseGrid(grid, m, s, process, log_abar=-process.integrated_beta(grid))
-    if family == "ve":
-        return methods.ReverseGrid(grid, m, s, process, sigma2=process.sigma(grid) ** 2)
-    return methods.ReverseGrid(grid, m, s, process)
-
-
-#: The Langevin corrector's signal-to-noise ratio when ``snr`` is not given
-#: (the value of score_sde's CIFAR-10 configurations).
-SNR_DEFAULT = 0.16
-
-
-def _reverse_options(family, method, alpha, variance, eta, last_step_noise, corrector, snr,
-                     n_corrector_steps, corrector_at_start, name=None):
-    """Check the method options; an option given to a method it does not
-    apply to raises, naming the method and the process."""
-    process = _FAMILY_NAMES.get(family, name)
-    alpha = real_scalar(alpha, "alpha", "non_negative")
-    if alpha != 1.0 and method != "em":
-        raise ValueError(f"alpha = {alpha:g} applies to method='em' only (the alpha-family); "
-                         f"method={method!r} has its own noise")
-    if variance not in ("beta", "posterior"):
-        raise ValueError(f"variance must be 'beta' or 'posterior'; got {shown(variance)}")
-    if variance != "beta" and not (method == "ancestral" and family in ("vp", "ddpm")):
-        detail = (" (SMLD/VE ancestral sampling always uses the posterior variance "
-                  "sigma_{i-1}^2 (sigma_i^2 - sigma_{i-1}^2) / sigma_i^2, with sigma_i^2 - sigma_0^2 "
-                  "in place of sigma_i^2)" if family in ("ve", "smld") else "")
-        raise ValueError(f"variance={variance!r} applies to method='ancestral' on DDPM or VPSDE only; "
-                         f"got method={method!r} on {process}{detail}")
-    eta = real_scalar(eta, "eta", "non_negative")
-    if eta != 0.0 and method != "ddim":
-        raise ValueError(f"eta applies to method='ddim' only; got method={method!r} on {process}")
-    if not isinstance(last_step_noise, (bool, np.bool_)):
-        raise TypeError(f"last_step_noise must be True or False; got {shown(last_step_noise)}")
-    if last_step_noise and method != "ancestral":
-        raise ValueError(f"last_step_noise applies to method='ancestral' only; got method={method!r} "
-                         f"on {process}")
-    if not isinstance(corrector_at_start, (bool, np.bool_)):
-        raise TypeError(f"corrector_at_start must be True or False; got {shown(corrector_at_start)}")
-    if corrector not in (None, "langevin"):
-        raise ValueError(f"corrector must be None or 'langevin'; got {shown(corrector)}")
-    if corrector is not None:
-        snr = real_scalar(snr, "snr", "positive")
-        n_corrector_steps = integer(n_corrector_steps, "n_corrector_steps", 1)
-    return alpha, eta, snr
-
-
-def _corrector_defaults(family, method, corrector, snr, n_corrector_steps, process_name=None):
-    """(snr, n_corrector_steps) with None meaning the defaults; either one
-    given without a corrector raises, naming it and the method."""
-    if corrector is None:
-        for name, value in (("snr", snr), ("n_corrector_steps", n_corrector_steps)):
-            if value is not None:
-                raise ValueError(f"{name}={shown(value)} applies to corrector='langevin' only; got "
-                                 f"corrector=None with method={method!r} on "
-                                 f"{_FAMILY_NAMES.get(family, process_name)}")
-    return (SNR_DEFAULT if snr is None else snr), (1 if n_corrector_steps is None else n_corrector_steps)
-
-
-#: The process named in messages; family "affine" names the process's class.
-_FAMILY_NAMES = {"vp": "VPSDE", "ve": "VESDE", "ddpm": "DDPM", "smld": "SMLD"}
-
-
-def _reverse_table(method, law, alpha, variance, eta, last_step_noise=False):
-    if method == "em":
-        return methods.reverse_em(law, alpha)
-    if method == "ode_heun":
-        return methods.reverse_ode_heun(law)
-    if method == "reverse_diffusion":
-        return methods.reverse_diffusion(law)
-    if method == "ancestral":
-        return methods.ancestral(law, variance, last_step_noise)
-    return methods.ddim(law, eta)
-
-
 def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alpha=1.0,
             t_start=None, t_end=0.0, ts=None, variance="beta", eta=0.0, last_step_noise=False,
             corrector=None, snr=None, n_corrector_steps=None, corrector_at_start=True, rng=None, noise=None,
-            save_every=None, save_at=None, dtype=None, nonfinite="raise", out=None, progress=False, chunks=None):
+            save_every=None, save_at=None, dtype=None, nonfinite="raise", out=None, progress=False, chunks=None,
+            **options):
     r"""Sample backwards in time with a score, from ``t_start`` down to ``t_end``.
 
     ==============  ==================================================================
@@ -447,6 +194,12 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     DDPM            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``
     SMLD            ``ancestral``, ``reverse_diffusion``, ``em``, ``ode_heun``
     ==============  ==================================================================
+
+    The lists are ``ds.methods.available(process)``: a method applies where
+    the process has a capability it needs (docs/methods.md), and
+    ``ds.methods.get(name)`` is its record (options, order, nfe per step,
+    noise streams, paper); ``ds.methods.table`` returns the step table a
+    run executes.
 
     ``em`` is reverse Euler-Maruyama for the alpha-family of derivation 004,
     :math:`x_{k-1} = x_k - h[f x_k - \tfrac{1+\alpha^2}{2} g^2 s] + \alpha g \sqrt{h} z`
@@ -535,28 +288,23 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         ``shape`` in blocks of ``chunks`` batch rows (an int) or of the given
         block sizes, never holding the whole batch in one process
         (docs/dask.md).
+    **options
+        Options of a method registered with :func:`diffsde.methods.register`
+        (docs/methods.md); an option the method does not take raises
+        ValueError naming the method and the process.
 
     Returns
     -------
     Trajectory
         ``ts`` decreasing; ``nfe`` the score evaluations of the batch.
     """
-    family = _reverse_family(process)
-    name = type(process).__name__
-    method = _method_for(family, method, name)
-    snr, n_corrector_steps = _corrector_defaults(family, method, corrector, snr, n_corrector_steps, name)
-    alpha, eta, snr = _reverse_options(family, method, alpha, variance, eta, last_step_noise, corrector,
-                                       snr, n_corrector_steps, corrector_at_start, name)
+    options = dict(options, alpha=alpha, variance=variance, eta=eta, last_step_noise=last_step_noise,
+                   snr=snr, n_corrector_steps=n_corrector_steps, corrector_at_start=corrector_at_start)
+    record, opts, corr, corr_opts = _plan.reverse_methods(process, method, corrector, options)
     if score is None:
         raise TypeError("reverse needs a score: a callable score(x, t) or a built-in score")
-    grid = _reverse_grid(process, steps, t_start, t_end, ts)
-    law = _grid_law(process, grid, method)
-    table = _reverse_table(method, law, alpha, variance, eta, last_step_noise)
-    if corrector == "langevin":
-        correctors = methods.langevin_corrector(law, snr, n_corrector_steps, at_start=corrector_at_start)
-        # at_start: each step's corrector sub-steps run before its predictor row
-        table = (StepTable.interleave(*correctors, table) if corrector_at_start
-                 else StepTable.interleave(table, *correctors))
+    grid = reverse_grid(process, steps, t_start, t_end, ts)
+    table, view = _plan.reverse_table(process, grid, record, opts, corr, corr_opts)
 
     lazy = _dask.is_dask_array(x)
     if lazy:
@@ -576,7 +324,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     if lazy:
         x, xs = _dask.run(x, table, saved, key=key_from_rng(rng), score=_bind(score, process), noise=noise,
                           dtype=dtype, nonfinite=nonfinite, out=out, progress=progress,
-                          prior_scale=law.s[-1], chunks=chunks, shape=shape)
+                          prior_scale=view.sd[-1], chunks=chunks, shape=shape)
         return Trajectory(x=x, xs=xs, ts=grid[::-1][saved], nfe=table.nfe)
     probe = np.broadcast_to(np.zeros((), dtype=x.dtype if x is not None else np.float64), shape)
     plan = prepare(x if x is not None else probe, table, score=_bind(score, process), noise=noise,
@@ -584,23 +332,10 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     key = key_from_rng(rng)
     if x is None:
         start = fill_normal(np.empty(shape, dtype=plan.dtype), key, STREAM_INITIAL)
-        start *= plan.dtype.type(law.s[-1])
+        start *= plan.dtype.type(view.sd[-1])
         plan = dataclasses.replace(plan, x=start)
     result = execute(plan, key)
     return Trajectory(x=result.x, xs=result.xs, ts=grid[::-1][saved], nfe=result.nfe)
-
-
-def _method_for(family, method, name=None):
-    valid = REVERSE_METHODS[family]
-    if method is None:
-        return valid[0]
-    if method not in valid:
-        name = _FAMILY_NAMES.get(family, name)
-        why = (" (the chain methods reverse_diffusion, ancestral and ddim run on the DDPM or SMLD chain of a "
-               "VPSDE or VESDE only)" if family == "affine" and method in CHAIN_METHODS else "")
-        raise ValueError(f"method {method!r} is not available for {name} in reverse{why}; "
-                         f"valid: {', '.join(valid)}")
-    return method
 
 
 def _reverse_start(x, shape, dtype):

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import diffsde as ds
-from diffsde import simulate
 
 import reference
 from stats import assert_mean, assert_variance, fitted_slope
@@ -166,9 +165,9 @@ def test_variance_posterior_raises_where_it_does_not_apply(process, method):
 
 
 def test_misplaced_options_name_the_method_and_process():
-    with pytest.raises(ValueError, match=r"eta applies to method='ddim' only; got method='em' on VPSDE"):
+    with pytest.raises(ValueError, match=r"eta=0.5 applies to method='ddim' only; got method='em' on VPSDE"):
         ds.reverse(VP, exact_score, X, 4, eta=0.5)
-    with pytest.raises(ValueError, match=r"last_step_noise applies to method='ancestral' only; got method='em'"):
+    with pytest.raises(ValueError, match=r"last_step_noise=True applies to method='ancestral' only; got method='em'"):
         ds.reverse(VP, exact_score, X, 4, last_step_noise=True)
 
 
@@ -356,9 +355,8 @@ def test_smld_from_sde_ancestral_variance_is_the_chain_posterior():
     i = np.arange(100, 0, -1)
     want = (full[i - 1] ** 2 - full[0] ** 2) * (full[i] ** 2 - full[i - 1] ** 2) / (full[i] ** 2 - full[0] ** 2)
     for proc in (chain, ve):
-        grid = simulate._reverse_grid(proc, None if proc is chain else 100, None, 0.0, None)
-        table = simulate._reverse_table("ancestral", simulate._grid_law(proc, grid, "ancestral"), 1.0, "beta", 0.0,
-                                        True)  # even with the last step's noise kept
+        table = ds.methods.table(proc, "ancestral", None if proc is chain else 100,
+                                 last_step_noise=True)  # even with the last step's noise kept
         np.testing.assert_allclose(table.c ** 2, want, rtol=1e-9, atol=1e-300)
         assert table.c[-1] == 0.0
     # Point-mass data: x_0 is recovered exactly by the score, every step
@@ -366,8 +364,7 @@ def test_smld_from_sde_ancestral_variance_is_the_chain_posterior():
     # m <- (a + b l) m + b r, v <- (a + b l)^2 v + c^2 retraces the chain's
     # marginals (mean MU, variance s_i^2) at every i, ending at variance 0.
     point = ds.LinearScore(MU, 0.0)
-    grid = chain.t
-    table = simulate._reverse_table("ancestral", simulate._grid_law(chain, grid, "ancestral"), 1.0, "beta", 0.0)
+    table = ds.methods.table(chain, "ancestral")
     s_all = chain.marginal_coefficients(np.arange(101))[1]
     history = reference.table_moments(table, MU, s_all[-1] ** 2, MU, 0.0, every_step=True)
     np.testing.assert_allclose([h[1] for h in history], s_all[::-1] ** 2, rtol=1e-9, atol=1e-24)
@@ -398,10 +395,9 @@ def test_ve_ancestral_bias_is_order_log_n_over_n():
     ns = np.array([64, 128, 256, 512, 1024])
     errors = []
     for n in ns:
-        grid = simulate._reverse_grid(ve, int(n), None, 0.0, None)
-        law = simulate._grid_law(ve, grid, "ancestral")
-        table = simulate._reverse_table("ancestral", law, 1.0, "beta", 0.0)
-        mean, var = reference.table_moments(table, MU, V0 + law.s[-1] ** 2, MU, V0)
+        law = ds.methods.view(ve, "ancestral", int(n))
+        table = ds.methods.table(ve, "ancestral", int(n))
+        mean, var = reference.table_moments(table, MU, V0 + law.sd[-1] ** 2, MU, V0)
         errors.append(abs(mean - MU) + abs(var - V0))
     delta = 2 * np.log(10.0) / ns
     assert fitted_slope(ns, np.array(errors) / np.log(V0 / delta)) == pytest.approx(-1.0, abs=0.15)

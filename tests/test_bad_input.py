@@ -57,6 +57,13 @@ def _table(step):
 
 
 # (id, call, exception type, regex that names the argument and what is wrong)
+def _record(**changes):
+    """A user's reverse method 'mine' (Euler-Maruyama's builder), with changes."""
+    fields = dict(name="mine", direction="reverse", build=ds.methods.get("em").build, requires=("affine",),
+                  kind="sde", deterministic=False, nfe_per_step=1, summary="", paper="")
+    return ds.methods.Method(**dict(fields, **changes))
+
+
 CASES = [
     # ---- simulation -----------------------------------------------------------
     ("forward x0 string", lambda: ds.forward(VP, "abc"), TypeError, "x0 has dtype <U3"),
@@ -94,7 +101,7 @@ CASES = [
     ("reverse score None", lambda: ds.reverse(VP, None, X), TypeError, "reverse needs a score"),
     ("reverse score str", lambda: ds.reverse(VP, "gm", X, 4), TypeError, "score must be None, a built-in score or a callable"),
     ("reverse alpha", lambda: ds.reverse(VP, SCORE, X, 4, alpha=np.nan), ValueError, "alpha must be finite and >= 0"),
-    ("reverse alpha method", lambda: ds.reverse(VP, SCORE, X, 4, method="ddim", alpha=0.5), ValueError, "alpha = 0.5 applies to method='em' only"),
+    ("reverse alpha method", lambda: ds.reverse(VP, SCORE, X, 4, method="ddim", alpha=0.5), ValueError, "alpha=0.5 applies to method='em' only"),
     ("reverse eta", lambda: ds.reverse(VP, SCORE, X, 4, method="ddim", eta=-1), ValueError, "eta must be finite and >= 0"),
     ("reverse snr", lambda: ds.reverse(VP, SCORE, X, 4, corrector="langevin", snr=0), ValueError, "snr must be finite and > 0"),
     ("reverse corrector steps", lambda: ds.reverse(VP, SCORE, X, 4, corrector="langevin", n_corrector_steps=0), ValueError, "n_corrector_steps must be an int >= 1"),
@@ -149,6 +156,46 @@ CASES = [
     ("EDM sigma_min", lambda: ds.EDM(sigma_min=0), ValueError, "sigma_min must be finite and > 0"),
     ("reverse method user process", lambda: ds.reverse(AFF, SCORE, X, 4, method="ddim"), ValueError,
      "method 'ddim' is not available for AffineSDE in reverse .*chain methods.*; valid: em, ode_heun$"),
+    # ---- the method registry ----------------------------------------------------
+    ("methods.available process", lambda: ds.methods.available("vp"), TypeError, "process must be a VPSDE, .*; got str$"),
+    ("methods.available direction", lambda: ds.methods.available(VP, "sideways"), ValueError,
+     "direction must be one of 'forward', 'reverse', 'corrector'; got 'sideways'"),
+    ("methods.get unknown", lambda: ds.methods.get("heun"), ValueError,
+     "no reverse method 'heun'; known: em, ode_heun, reverse_diffusion, ancestral, ddim"),
+    ("methods.records direction", lambda: ds.methods.records("up"), ValueError, "direction must be one of"),
+    ("methods.register not a record", lambda: ds.methods.register("em"), TypeError,
+     "register takes a diffsde.methods.Method; got str"),
+    ("methods.register taken", lambda: ds.methods.register(ds.methods.get("em")), ValueError,
+     "a reverse method 'em' is registered already"),
+    ("methods.register capability", lambda: ds.methods.register(_record(requires=("gpu",))), ValueError,
+     r"requires of method 'mine' must be a non-empty tuple of capabilities .*; got \('gpu',\)"),
+    ("methods.register option name", lambda: ds.methods.register(_record(options=(ds.methods.Option("steps", 1, int),))),
+     ValueError, "option 'steps' of method 'mine' must be an identifier that is not a parameter of the run"),
+    ("methods.register second default", lambda: ds.methods.register(_record(default_on="sde")), ValueError,
+     "the default reverse method on sdes is 'em' already"),
+    ("methods.register kind", lambda: ds.methods.register(_record(kind="pde")), ValueError,
+     "kind of method 'mine' must be one of 'sde', 'ode', 'chain', 'exact'; got 'pde'"),
+    ("methods.register nfe", lambda: ds.methods.register(_record(nfe_per_step=-1)), ValueError,
+     "nfe_per_step of method 'mine' must be an int >= 0; got -1"),
+    ("methods.table misplaced option", lambda: ds.methods.table(VP, "ddim", 4, alpha=0.5), ValueError,
+     "^alpha=0.5 applies to method='em' only \\(the alpha-family\\); got method='ddim' on VPSDE$"),
+    ("methods.table unknown option", lambda: ds.methods.table(VP, "em", 4, gamma=1.0), TypeError,
+     "unexpected option 'gamma' for the reverse methods; they take: alpha, corrector_at_start, eta, "
+     "last_step_noise, n_corrector_steps, snr, variance"),
+    ("methods.table chain steps", lambda: ds.methods.table(ds.DDPM([0.1, 0.2]), "ancestral", 4), ValueError,
+     "steps must be None or N = 2 for this chain"),
+    ("methods.table direction", lambda: ds.methods.table(VP, "em", 4, direction="sideways"), ValueError,
+     "direction must be 'reverse' or 'forward'; got 'sideways'"),
+    ("methods.table forward corrector", lambda: ds.methods.table(VP, "em", 4, direction="forward",
+                                                                 corrector="langevin"), ValueError,
+     "corrector applies to reverse runs only"),
+    ("methods.unregister built-in", lambda: ds.methods.unregister("ddim"), ValueError,
+     "reverse method 'ddim' is one of diffsde's own and cannot be unregistered"),
+    ("methods.register summary", lambda: ds.methods.register(_record(summary=None)), TypeError,
+     "summary of method 'mine' must be a str; got None"),
+    ("methods.unregister unknown", lambda: ds.methods.unregister("heun"), ValueError, "no reverse method 'heun'"),
+    ("methods.view method", lambda: ds.methods.view(ds.SubVPSDE(), "ddim", 4), ValueError,
+     "method 'ddim' is not available for SubVPSDE in reverse"),
     ("reverse snr user process", lambda: ds.reverse(AFF, SCORE, X, 4, snr=0.2), ValueError,
      "snr=0.2 applies to corrector='langevin' only; got corrector=None with method='em' on AffineSDE$"),
     ("reverse t_start RectifiedFlow", lambda: ds.reverse(ds.RectifiedFlow(), SCORE, X, 4, t_start=1.5),

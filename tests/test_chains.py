@@ -38,9 +38,7 @@ def test_taylor_step_of_the_seeds_is_second_order_in_beta():
     assert fitted_slope(betas, errors) == pytest.approx(2.0, abs=0.05)
     # the same difference between a DDPM chain and EM on its own SDE
     chain = ds.DDPM(np.full(8, 1e-3))
-    from diffsde import methods
-
-    em = methods.forward_em(chain.as_sde(), chain.t)
+    em = ds.methods.table(chain, "em", direction="forward")
     np.testing.assert_allclose(np.sqrt(1 - chain.betas) - em.a, -(1e-3) ** 2 / 8, rtol=1e-3)
 
 

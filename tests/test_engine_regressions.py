@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import diffsde as ds
-from diffsde import _steptable, _threads, methods, simulate
+from diffsde import _steptable, _threads
 
 VP = ds.VPSDE()
 SHAPE = (6, 3)
@@ -308,7 +308,7 @@ def _loop_corrector(grid, snr, n_steps, at_start):
     """The original construction, one StepTable per sub-step: the twin."""
     k = grid.run_order() if at_start else grid.run_order()[:-1] - 1
     r = np.exp(grid.log_abar[k] - grid.log_abar[k - 1]) if grid.log_abar is not None else np.ones(k.size)
-    return [ds.StepTable.langevin(r, snr, t=grid.t[k], m=grid.m[k], s=grid.s[k], interval=k, sub_step=sub)
+    return [ds.StepTable.langevin(r, snr, t=grid.t[k], m=grid.m[k], s=grid.sd[k], interval=k, sub_step=sub)
             for sub in range(n_steps)]
 
 
@@ -319,13 +319,11 @@ def _loop_corrector(grid, snr, n_steps, at_start):
 def test_vectorized_corrector_table_equals_the_per_sub_step_tables(process, n_sub, at_start):
     """Defect 11: the table built in one pass is the old one, column by column."""
     steps = None if isinstance(process, ds.DDPM) else 9
-    grid = simulate._reverse_grid(process, steps, None, 0.0, None)
-    law = simulate._grid_law(process, grid)
-    if isinstance(process, ds.SubVPSDE):
-        predictor = methods.reverse_em(law, 1.0)
-    else:
-        predictor = methods.reverse_diffusion(law)
-    new = methods.langevin_corrector(law, 0.16, n_sub, at_start=at_start)
+    method = "em" if isinstance(process, ds.SubVPSDE) else "reverse_diffusion"
+    law = ds.methods.view(process, method, steps)
+    predictor = ds.methods.table(process, method, steps)
+    new = ds.methods.get("langevin", "corrector").build(law, snr=0.16, n_corrector_steps=n_sub,
+                                                        corrector_at_start=at_start)
     old = _loop_corrector(law, 0.16, n_sub, at_start)
     if at_start:  # the corrector at t_k before the predictor step from t_k
         new, old = ds.StepTable.interleave(*new, predictor), ds.StepTable.interleave(*old, predictor)

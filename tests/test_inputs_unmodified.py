@@ -21,7 +21,6 @@ import pytest
 
 import diffsde as ds
 from diffsde import _threads, analysis, fokker_planck, plot
-from diffsde.simulate import FORWARD_METHODS, REVERSE_METHODS
 
 from conftest import SUB, VE, VP
 
@@ -99,7 +98,8 @@ SMLD4 = ds.SMLD.from_sde(VE, 4)
 PATH = ds.BrownianPath((6, 2), 3, rng=5)
 SDES = {"VPSDE": VP, "SubVPSDE": SUB, "VESDE": VE}
 CHAINS = {"DDPM": DDPM4, "SMLD": SMLD4}
-PROCESS_OF_FAMILY = {"vp": VP, "ve": VE, "affine": SUB, "ddpm": DDPM4, "smld": SMLD4}
+#: One process of each set of capabilities the methods know.
+PROCESSES = {"vp": VP, "ve": VE, "affine": SUB, "ddpm": DDPM4, "smld": SMLD4}
 TABLE = ds.StepTable.concat(ds.StepTable.affine([0.9, 0.95], 0.1, 0.3, t=[1.0, 0.5], m=0.7, s=0.7),
                             ds.StepTable.heun(0.9, 0.1, 0.95, 0.1, t=0.5, t_end=0.25, m=0.8, s=0.6),
                             ds.StepTable.langevin(0.1, 0.16, t=0.25, m=0.9, s=0.4, interval=3))
@@ -138,13 +138,12 @@ def case(name, call, *inputs, label=None, out=()):
 
 
 # ---- forward -------------------------------------------------------------------------
-for family, methods in FORWARD_METHODS.items():
-    for pname, proc in (SDES if family == "sde" else CHAINS).items():
-        steps = 4 if family == "sde" else None
-        for method in methods:
-            case("forward", lambda x, z, o, p=proc, m=method, n=steps: ds.forward(p, x, n, method=m, noise=z, out=o,
-                                                                              save_every=2),
-                 X, Z, OUT, label=f"forward-{pname}-{method}", out=(2,))
+for pname, proc in dict(SDES, **CHAINS).items():
+    steps = None if "chain" in proc.capabilities else 4
+    for method in ds.methods.available(proc, "forward"):
+        case("forward", lambda x, z, o, p=proc, m=method, n=steps: ds.forward(p, x, n, method=m, noise=z, out=o,
+                                                                          save_every=2),
+             X, Z, OUT, label=f"forward-{pname}-{method}", out=(2,))
 case("forward", lambda x, z, o: ds.forward(VP, x, 4, noise=z, out=o, rng=1), X1, Z1, OUT1,
      label="forward-1d", out=(2,))
 case("forward", lambda x, z, o: ds.forward(VP, x, 4, noise=z, out=o, dtype=np.float32),
@@ -155,10 +154,9 @@ case("forward", lambda x, s: ds.forward(VE, x, 4, save_at=s, noise=PATH), X, SAV
      label="forward-brownian-save_at-times")
 
 # ---- reverse -------------------------------------------------------------------------
-for family, methods in REVERSE_METHODS.items():
-    proc = PROCESS_OF_FAMILY[family]
-    steps = None if family in ("ddpm", "smld") else 4
-    for method in methods:
+for family, proc in PROCESSES.items():
+    steps = None if "chain" in proc.capabilities else 4
+    for method in ds.methods.available(proc):
         case("reverse", lambda x, z, o, p=proc, m=method, n=steps: ds.reverse(p, LIN, x, n, method=m, noise=z, out=o,
                                                                           save_every=1),
              X, Z, OUT, label=f"reverse-{family}-{method}", out=(2,))
@@ -241,7 +239,35 @@ for cname, cls in (("VPSDE", ds.VPSDE), ("SubVPSDE", ds.SubVPSDE)):
     case(f"{cname}.cosine", lambda s, c=cls: c.cosine(s), np.array(0.008))
     case(f"{cname}.from_betas", lambda b, c=cls: c.from_betas(b, T=2.0).marginal_coefficients(1.5), BETAS)
 case("VESDE.from_sigmas", lambda s: ds.VESDE.from_sigmas(s).marginal_coefficients(0.3), SIGMAS0)
+for family, proc in PROCESSES.items():  # a user grid, for the SDEs
+    grid = None if "chain" in proc.capabilities else np.array([1.0, 0.6, 0.2, 0.0])
+    for method in ds.methods.available(proc):
+        case("methods.table", lambda *g, p=proc, m=method: ds.methods.table(p, m, *g),
+             *(() if grid is None else (grid,)), label=f"methods.table-{family}-{method}")
+VIEW = ds.methods.view(VP, "ddim", 4)
+case("methods.available", lambda: [ds.methods.available(p, d) for p in PROCESSES.values()
+                                   for d in ("forward", "reverse", "corrector")])
+case("methods.get", lambda: ds.methods.get("ode_heun"))
+case("methods.records", lambda: ds.methods.records("reverse"))
+case("methods.view", lambda g: ds.methods.view(VP, "ancestral", g), np.array([1.0, 0.5, 0.0]))
+case("methods.Method", lambda: ds.methods.Method("mine", "reverse", ds.methods.get("em").build, ("affine",),
+                                                  "sde", False, 1, "", ""))
+case("methods.Method.applies_to", lambda: ds.methods.get("ddim").applies_to(VE))
+case("methods.Method.option", lambda: ds.methods.get("em").option("alpha"))
+case("methods.Option", lambda: ds.methods.Option("gamma", 0.0, float))
+case("methods.register", lambda: ds.methods.unregister(ds.methods.register(
+    ds.methods.Method("mine_io", "reverse", ds.methods.get("em").build, ("affine",), "sde", False, 1, "", "")).name))
+case("methods.unregister", lambda: ds.methods.register(ds.methods.unregister(ds.methods.register(
+    ds.methods.Method("mine_io2", "reverse", ds.methods.get("em").build, ("affine",), "sde", False, 1, "", "")).name))
+     and ds.methods.unregister("mine_io2"))
+case("methods.GridView", lambda t, m, sd: ds.methods.GridView(t, m, sd, VP, VP.capabilities), TIMES[0], TIMES[0],
+     TIMES[0])
+case("methods.GridView.chain_view", lambda: VIEW.chain_view("ddim"))
+case("methods.GridView.run_order", VIEW.run_order)
+case("methods.GridView.affine", lambda k, a: VIEW.affine(k, a, 0.1, 0.2), np.array([4, 3]), np.array([0.9, 0.8]))
+case("methods.GridView.ddpm_betas", VIEW.ddpm_betas, np.array([4, 3, 1]))
 for cname, sde in SDES.items():
+    case(f"{cname}.grid_view", sde.grid_view, np.array([0.0, 0.25, 0.5, 1.0]))
     case(f"{cname}.drift_coefficient", sde.drift_coefficient, TIMES)
     case(f"{cname}.diffusion", sde.diffusion, TIMES)
     case(f"{cname}.marginal", sde.marginal, TIMES)
@@ -274,6 +300,7 @@ case("AffineSDE", lambda T: ds.AffineSDE(lambda t: 1 - 0.5 * t, lambda t: t, T),
 case("EDM", lambda lo, hi: ds.EDM(lo, hi), np.array(0.002), np.array(80.0))
 case("RectifiedFlow", lambda: ds.RectifiedFlow())
 for cname, sde in (("AffineSDE", AFF), ("EDM", EDM), ("RectifiedFlow", RF)):
+    case(f"{cname}.grid_view", sde.grid_view, INNER[0])
     case(f"{cname}.drift_coefficient", sde.drift_coefficient, INNER)
     case(f"{cname}.diffusion", sde.diffusion, INNER)
     case(f"{cname}.marginal", sde.marginal, INNER)
@@ -307,6 +334,7 @@ for cname, chain in CHAINS.items():
     case(f"{cname}.step_coefficients", chain.step_coefficients)
     case(f"{cname}.transition", chain.transition)
     case(f"{cname}.as_sde", chain.as_sde)
+    case(f"{cname}.grid_view", chain.grid_view)
 
 # ---- scores ------------------------------------------------------------------------
 case("LinearScore", lambda m, v: ds.LinearScore(m, v).evaluate(X, 0.8, 0.6), MEAN2, VAR2)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import diffsde as ds
-from diffsde import simulate
 
 import reference
 from conftest import GAUSS_SCORE as SCORE, MU, SUB, V0, VP
@@ -37,23 +36,18 @@ def process(name, n):
 
 
 def table_of(proc, method, n, **kw):
-    grid = simulate._reverse_grid(proc, None if isinstance(proc, ds.DDPM | ds.SMLD) else n, None, 0.0, None)
-    law = simulate._grid_law(proc, grid, method)
-    alpha, eta, _ = simulate._reverse_options(simulate._reverse_family(proc), method, kw.get("alpha", 1.0),
-                                              kw.get("variance", "beta"), kw.get("eta", 0.0),
-                                              kw.get("last_step_noise", False), None, 0.16, 1, True)
-    return simulate._reverse_table(method, law, alpha, kw.get("variance", "beta"), eta,
-                                   kw.get("last_step_noise", False)), law
+    grid = None if "chain" in proc.capabilities else n
+    return ds.methods.table(proc, method, grid, **kw), ds.methods.view(proc, method, grid)
 
 
 def start_law(law):
     """The exact marginal at t_start, so no prior mismatch hides in the figures."""
-    m, s = law.m[-1], law.s[-1]
+    m, s = law.m[-1], law.sd[-1]
     return m * MU, m * m * V0 + s * s
 
 
 def target_law(law):
-    m, s = law.m[0], law.s[0]
+    m, s = law.m[0], law.sd[0]
     return m * MU, m * m * V0 + s * s
 
 
@@ -140,7 +134,7 @@ def test_a_chain_reverse_matches_its_forward_marginals_step_by_step(case):
         chain = ds.SMLD(chain.sigmas, 0.0)
     score = ds.LinearScore(MU, v0)
     table, law = table_of(chain, "ancestral", 50, **kw)
-    mean0, var0 = law.m[-1] * MU, law.m[-1] ** 2 * v0 + law.s[-1] ** 2
+    mean0, var0 = law.m[-1] * MU, law.m[-1] ** 2 * v0 + law.sd[-1] ** 2
     history = reference.table_moments(table, mean0, var0, MU, v0, every_step=True)
     m, s = chain.marginal_coefficients(np.arange(50, -1, -1))
     np.testing.assert_allclose([h[0] for h in history], m * MU, rtol=1e-12)
@@ -177,9 +171,9 @@ def test_langevin_corrector_after_every_step_but_the_last():
     # Langevin rows at t_{k-1} with streams 2, 3 and interval k - 1; none
     # after the last step, so the score is never evaluated at t_end.
     table, law = table_of(VE, "reverse_diffusion", n)
-    from diffsde import methods
-
-    pc_table = ds.StepTable.interleave(table, *methods.langevin_corrector(law, snr, 2, at_start=False))
+    corrector = ds.methods.get("langevin", "corrector").build(law, snr=snr, n_corrector_steps=2,
+                                                             corrector_at_start=False)
+    pc_table = ds.StepTable.interleave(table, *corrector)
     lang = pc_table.kind == 3
     np.testing.assert_array_equal(pc_table.stream[lang], np.tile([2, 3], n - 1))
     np.testing.assert_array_equal(pc_table.t[lang], np.repeat(law.t[n - 1:0:-1], 2))
@@ -255,7 +249,7 @@ def test_bad_input_gets_a_clear_error():
         ds.reverse(VP, SCORE)
     with pytest.raises(ValueError, match="does not match x.shape"):
         ds.reverse(VP, SCORE, x, shape=(5,))
-    with pytest.raises(ValueError, match="eta applies to method='ddim'"):
+    with pytest.raises(ValueError, match="eta=0.5 applies to method='ddim'"):
         ds.reverse(VP, SCORE, x, eta=0.5)
     with pytest.raises(ValueError, match="variance must be"):
         ds.reverse(VP, SCORE, x, method="ancestral", variance="large")
@@ -275,8 +269,7 @@ def test_user_grids_partial_spans_and_saving():
     x = m * MU + np.sqrt(m * m * V0 + s * s) * ds.standard_normal(100_000, rng=9)
     tr = ds.reverse(VP, SCORE, x, ts=ts, rng=10, save_every=1)
     np.testing.assert_array_equal(tr.ts, ts)
-    law = simulate._grid_law(VP, ts[::-1].copy())
-    table = simulate._reverse_table("em", law, 1.0, "beta", 0.0)
+    table = ds.methods.table(VP, "em", ts)
     history = reference.table_moments(table, m * MU, m * m * V0 + s * s, MU, V0, every_step=True)
     for k, (mean, var) in enumerate(history):
         assert_mean(tr.xs[k], mean, np.sqrt(var))
@@ -321,9 +314,9 @@ def test_langevin_corrector_on_vp_uses_r_equal_one_minus_beta_at_the_landing_tim
     time the corrector runs at: here abar_k / abar_{k-1} at landing index k."""
     n, d, snr = 40, 64, 0.16
     table, law = table_of(VP, "reverse_diffusion", n)
-    from diffsde import methods
-
-    pc_table = ds.StepTable.interleave(table, *methods.langevin_corrector(law, snr, 1, at_start=False))
+    corrector = ds.methods.get("langevin", "corrector").build(law, snr=snr, n_corrector_steps=1,
+                                                             corrector_at_start=False)
+    pc_table = ds.StepTable.interleave(table, *corrector)
     lang = pc_table.kind == 3
     landing = np.arange(n - 1, 0, -1)
     np.testing.assert_allclose(pc_table.a[lang], np.exp(law.log_abar[landing] - law.log_abar[landing - 1]),

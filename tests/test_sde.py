@@ -100,21 +100,19 @@ def test_forward_em_bias_is_first_order(name):
     # The cosine beta reaches 999 near T, where Euler-Maruyama needs h < 2/999
     # to be stable at all; a lower clip shows the asymptotic order at these N.
     sde = ds.VPSDE.cosine(max_beta=20.0) if name == "cosine" else SDES[name]
-    from diffsde import methods
-
     v0 = 0.3
     errors, ns = [], np.array([64, 128, 256, 512, 1024])
     m_T, s_T = sde.marginal_coefficients(sde.T)
     exact_var = m_T**2 * v0 + s_T**2
     for n in ns:
         grid = np.linspace(0, sde.T, n + 1)
-        _, var = affine_moments(methods.forward_em(sde, grid), 1.0, v0)
+        _, var = affine_moments(ds.methods.table(sde, "em", grid, direction="forward"), 1.0, v0)
         errors.append(abs(var - exact_var))
     assert fitted_slope(ns, errors) == pytest.approx(-1.0, abs=0.15)
     # and the simulation follows the recursion it was derived from
     n = 200_000
     x0 = 1.0 + np.sqrt(v0) * ds.standard_normal(n, rng=1)
-    table = methods.forward_em(sde, np.linspace(0, sde.T, 33))
+    table = ds.methods.table(sde, "em", np.linspace(0, sde.T, 33), direction="forward")
     mean, var = affine_moments(table, 1.0, v0)
     x = ds.forward(sde, x0, steps=32, rng=2).x
     assert_mean(x, mean, np.sqrt(var))

@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 import diffsde as ds
-from diffsde import simulate
 
 import reference
 from conftest import GAUSS_SCORE as SCORE, LADDER, MU, ORDER_TOL, V0, VE, data_marginal
@@ -43,9 +42,7 @@ def start_at_T(sde, n, rng):
 
 def reverse_table(sde, method, n, alpha=1.0):
     """The package's per-step table of a reverse run with n steps."""
-    grid = simulate._reverse_grid(sde, n, None, 0.0, None)
-    law = simulate._grid_law(sde, grid)
-    return simulate._reverse_table(method, law, alpha, "beta", 0.0)
+    return ds.methods.table(sde, method, n, alpha=alpha)
 
 
 def exact_output_moments(sde, method, n, alpha=1.0):

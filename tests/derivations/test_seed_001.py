@@ -26,7 +26,6 @@ import numpy as np
 import pytest
 
 import diffsde as ds
-from diffsde import simulate
 
 import reference
 from conftest import GAUSS_SCORE as SCORE, LADDER, MU, ORDER_TOL, V0, VE, VP, data_marginal
@@ -68,9 +67,7 @@ def log_p(sde, x, t):
 
 
 def exact_output_moments(sde, method, n):
-    grid = simulate._reverse_grid(sde, n, None, 0.0, None)
-    law = simulate._grid_law(sde, grid)
-    table = simulate._reverse_table(method, law, 1.0, "beta", 0.0)
+    table = ds.methods.table(sde, method, n)
     return reference.table_moments(table, *data_marginal(sde, sde.T), MU, V0)
 
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import diffsde as ds
-from diffsde import simulate
 
 import reference
 from conftest import GAUSS_SCORE as SCORE, MU, V0, VP, gaussian_marginal as marginal_law
@@ -22,15 +21,14 @@ NS = np.array([64, 128, 256, 512, 1024])
 
 
 def reverse_table(process, method, n=None, variance="beta", last_step_noise=False):
-    """The table ds.reverse runs, and the grid law it is built on."""
-    grid = simulate._reverse_grid(process, n, None, 0.0, None)
-    law = simulate._grid_law(process, grid)
-    return simulate._reverse_table(method, law, 1.0, variance, 0.0, last_step_noise), law
+    """The table ds.reverse runs, and the grid view it is built on."""
+    table = ds.methods.table(process, method, n, variance=variance, last_step_noise=last_step_noise)
+    return table, ds.methods.view(process, method, n)
 
 
 def start_law(law):
     """The exact marginal at t_start: no prior mismatch hides in the bias."""
-    return marginal_law(law.m[-1], law.s[-1])
+    return marginal_law(law.m[-1], law.sd[-1])
 
 
 def with_b(table, b):

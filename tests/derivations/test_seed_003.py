@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import diffsde as ds
-from diffsde import analysis, methods
+from diffsde import analysis
 
 from conftest import GAUSS_SCORE as SCORE, MU, V0, VP
 from stats import assert_mean, assert_variance, fitted_slope
@@ -77,7 +77,7 @@ def test_step3_one_chain_step_is_em_up_to_higher_order():
         for k in n:
             k = int(k)
             chain = chain_with(rule, k)
-            em = methods.forward_em(VP, chain.t)
+            em = ds.methods.table(VP, "em", chain.t, direction="forward")
             a, c = chain.step_coefficients()
             i = k // 2  # the step t_{k/2} -> t_{k/2 + 1}
             drift.append(abs(a[i] - em.a[i]))
