@@ -9,6 +9,13 @@
 /* Points of empirical data handled per pass over a block of rows. */
 #define POINTS_PER_PASS 256
 
+/* Full covariances of up to this dimension go through the precision
+ * matrices and the tile kernel (d^2 per row and component, plus K d^3 per
+ * evaluation to form them); larger ones stay with the row kernel (2 d^2 per
+ * row and component, nothing per evaluation), where forming the matrices
+ * would cost more than it saves at the driver's blocks of 4096 / d rows. */
+#define FULL_TILE_MAX_DIM 32
+
 /* Rows of the mixture tile for a block of `rows` rows. */
 static int64_t
 tile_width(int64_t rows)
@@ -26,10 +33,14 @@ dsde_score_work_size(const dsde_builtin_score *sc, int64_t rows)
     case DSDE_SCORE_MIXTURE:
         /* 1/c and m mu (K d each), log-normalizers (K); then either a tile's
          * rows and scores transposed (d W each) and its scratch ((K + 2) W),
-         * or, full covariances, the per-component scores of one row (K d),
-         * its logits (K) and x, y, g (d each) */
+         * or, full covariances up to FULL_TILE_MAX_DIM, the precision
+         * matrices (K d^2), the same transposed tile and the full kernel's
+         * scratch ((K + 2 + d + K d) W), or, above, the per-component scores
+         * of one row (K d), its logits (K) and x, y, g (d each) */
         if (sc->vectors == NULL)
             return 2 * K * d + K + (2 * d + K + 2) * W;
+        if (d <= FULL_TILE_MAX_DIM)
+            return 2 * K * d + K + K * d * d + (3 * d + K + 2 + K * d) * W;
         return 3 * K * d + 2 * K + 3 * d;
     case DSDE_SCORE_EMPIRICAL:
         /* per row: running max, running sum, weighted sum (d); the rows
@@ -86,7 +97,7 @@ mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
     w.lognorm = w.mmu + K * d;
     w.end = w.lognorm + K;
     w.logit = w.per = w.xd = w.y = w.g = NULL;
-    if (sc->vectors != NULL) {
+    if (sc->vectors != NULL && d > FULL_TILE_MAX_DIM) {
         w.per = w.end;
         w.logit = w.per + K * d;
         w.xd = w.logit + K;
@@ -95,16 +106,42 @@ mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
         w.end = w.g + d;
     }
     for (int64_t k = 0; k < K; k++) {
-        double half_logdet = 0.0;
+        double half_logdet = 0.0, last_c = NAN, term = 0.0;
         for (int64_t j = 0; j < d; j++) {
             double c = m * m * sc->lambdas[k * d + j] + s * s;
             w.inv_c[k * d + j] = 1.0 / c;
             w.mmu[k * d + j] = m * sc->means[k * d + j];
-            half_logdet += 0.5 * (LOG_2PI + log(c));
+            /* isotropic components repeat one variance d times: one log
+             * (the same value, so the same bits) instead of d, which at
+             * large d and small blocks would dominate the evaluation */
+            if (!(c == last_c)) {
+                term = 0.5 * (LOG_2PI + log(c));
+                last_c = c;
+            }
+            half_logdet += term;
         }
         w.lognorm[k] = sc->log_weights[k] - half_logdet;
     }
     return w;
+}
+
+/* P_k = U_k diag(1/c_k) U_k^T (K d^2 doubles at `prec`), each entry summed
+ * over the eigenvalue index in order. */
+static void
+mixture_precisions(const dsde_builtin_score *sc, const mixture_work *w, double *prec)
+{
+    const int64_t d = sc->dim, K = sc->n_components;
+    for (int64_t k = 0; k < K; k++) {
+        const double *U = sc->vectors + k * d * d, *inv_c = w->inv_c + k * d;
+        double *P = prec + k * d * d;
+        for (int64_t i = 0; i < d; i++)
+            for (int64_t j = 0; j < d; j++) {
+                double acc = (U[i * d] * inv_c[0]) * U[j * d];
+                for (int64_t l = 1; l < d; l++)
+                    acc += (U[i * d + l] * inv_c[l]) * U[j * d + l];
+                P[i * d + j] = acc;
+            }
+    }
 }
 
 /* per_k = C_k^{-1} (m mu_k - x) and its logit; y_k = U_k^T (m mu_k - x). */
@@ -229,17 +266,25 @@ empirical_rows(const dsde_builtin_score *sc, double m, double s, const double *x
         if (sc->kind == DSDE_SCORE_LINEAR) {                                   \
             LINEAR(sc, m, s, x, rows, out, work);                              \
         }                                                                      \
-        else if (sc->kind == DSDE_SCORE_MIXTURE && sc->vectors == NULL) {      \
+        else if (sc->kind == DSDE_SCORE_MIXTURE &&                            \
+                 (sc->vectors == NULL || d <= FULL_TILE_MAX_DIM)) {            \
             mixture_work w = mixture_prepare(sc, m, s, work);                  \
             const int64_t W = tile_width(rows);                                \
+            const double *coef = w.inv_c;                                      \
+            dsde_mixture_tile_fn tile = dsde_simd()->mixture_tile;             \
+            if (sc->vectors != NULL) {                                         \
+                mixture_precisions(sc, &w, w.end);                             \
+                coef = w.end;                                                  \
+                w.end += sc->n_components * d * d;                             \
+                tile = dsde_simd()->mixture_full_tile;                         \
+            }                                                                  \
             double *xT = w.end, *gT = xT + d * W, *scratch = gT + d * W;       \
-            const dsde_mixture_tile_fn tile = dsde_simd()->mixture_tile;       \
             for (int64_t r0 = 0; r0 < rows; r0 += W) {                         \
                 int64_t n = rows - r0 < W ? rows - r0 : W;                     \
                 for (int64_t j = 0; j < d; j++)                                \
                     for (int64_t r = 0; r < W; r++)                            \
                         xT[j * W + r] = r < n ? (double)x[(r0 + r) * d + j] : 0.0; \
-                tile(sc->n_components, d, W, w.inv_c, w.mmu, w.lognorm, xT,    \
+                tile(sc->n_components, d, W, coef, w.mmu, w.lognorm, xT,       \
                      gT, scratch);                                             \
                 for (int64_t r = 0; r < n; r++)                                \
                     for (int64_t j = 0; j < d; j++)                            \

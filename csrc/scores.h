@@ -14,7 +14,12 @@
  *              c_kj = m^2 lambda_kj + s^2 and y_k = U_k^T (x - m mu_k),
  *                  l_k = log w_k - 1/2 sum_j [log(2 pi c_kj) + y_kj^2 / c_kj]
  *                  score(x) = -sum_k softmax(l)_k U_k (y_k / c_k)
- *              in double, log-sum-exp stable, O(K d) per row (O(K d^2) full).
+ *              in double, log-sum-exp stable, O(K d) per row. Full covariances
+ *              up to d = 32 use the precision matrices P_k = U_k diag(1/c_k) U_k^T
+ *              (formed per evaluation, K d^3): v_k = P_k (m mu_k - x), quad_k =
+ *              (m mu_k - x) . v_k, score = sum_k softmax(l)_k v_k, d^2 per row
+ *              and component, vectorized over rows like the diagonal kernel;
+ *              larger ones rotate each row, 2 d^2 per row and component.
  *   empirical  data = n points y_i with equal weights, smoothed by the kernel:
  *                  score(x) = sum_i softmax_i(-|x - m y_i|^2 / (2 s^2)) (m y_i - x) / s^2
  *              in double, streamed over blocks of points with a running

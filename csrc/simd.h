@@ -31,6 +31,9 @@ typedef struct {
     dsde_normal_blocks_f64_fn normal_f64; /* normals 2 b0 .. 2 (b0 + n) - 1 */
     dsde_normal_blocks_f32_fn normal_f32; /* normals 4 b0 .. 4 (b0 + n) - 1 */
     dsde_mixture_tile_fn mixture_tile;   /* scratch: (K + 2) width doubles */
+    /* full covariances: inv_c is replaced by the K precision matrices (d x d);
+     * scratch: (K + 2 + d + K d) width doubles */
+    dsde_mixture_tile_fn mixture_full_tile;
 } dsde_simd_kernels;
 
 /* Picks the best path the CPU supports; called once, at module import, so
@@ -57,7 +60,10 @@ int dsde_simd_select(const char *name);
                                       uint64_t, int64_t, float *);             \
     void dsde_mixture_tile_##isa(int64_t, int64_t, int64_t, const double *,    \
                                  const double *, const double *,               \
-                                 const double *, double *, double *);
+                                 const double *, double *, double *);      \
+    void dsde_mixture_full_tile_##isa(int64_t, int64_t, int64_t, const double *, \
+                                      const double *, const double *,          \
+                                      const double *, double *, double *);
 DSDE_DECLARE_KERNELS(baseline)
 #if defined(__x86_64__) && defined(__GNUC__)
 DSDE_DECLARE_KERNELS(avx2)

@@ -14,8 +14,10 @@ The transcendental functions are the kernel's own:
 * the isotropic/diagonal mixture weights go through the series exp of
   csrc/fastmath.h (``reference.exp_nonpositive``) after the kernel's clamp
   at -750;
-* the log-determinant terms (every mixture), the full-covariance weights and
-  the empirical weights call the C library's ``log`` and ``exp``; the twins
+* so do the full-covariance weights up to d = FULL_TILE_MAX_DIM (the tile
+  kernel on the precision matrices);
+* the log-determinant terms (every mixture), the weights of larger full
+  covariances (the row kernel) and the empirical weights call the C library's ``log`` and ``exp``; the twins
   call them through Python's ``math.log`` and ``math.exp``, which are those
   same libm functions (not NumPy's ufuncs, whose SIMD loops may round
   differently).
@@ -30,6 +32,7 @@ from reference import exp_nonpositive
 
 LOG_2PI = 1.8378770664093454835606594728112  # the literal of csrc/scores.c
 EXP_FLOOR = -750.0  # DSDE_EXP_FLOOR of csrc/mixture_kernel.h
+FULL_TILE_MAX_DIM = 32  # of csrc/scores.c: larger full covariances use the row kernel
 
 _libm_exp = np.frompyfunc(math.exp, 1, 1)
 
@@ -90,6 +93,57 @@ def _mixture_diagonal(gm, rows, m, s, exp):
     return g / total[:, None]
 
 
+def precisions(gm, inv_c):
+    """P_k = U_k diag(1/c_k) U_k^T as mixture_precisions forms it: entry (i, j)
+    summed over the eigenvalue index l in order, each term (U_il / c_l) U_jl."""
+    U = np.asarray(gm.vectors, np.float64)
+    K, d = inv_c.shape
+    P = np.empty((K, d, d))
+    for k in range(K):
+        a = U[k] * inv_c[k][None, :]  # (U_il / c_l), exact per element
+        acc = a[:, None, 0] * U[k][None, :, 0]
+        for l in range(1, d):
+            acc = acc + a[:, None, l] * U[k][None, :, l]
+        P[k] = acc
+    return P
+
+
+def _mixture_full_tile(gm, rows, m, s, exp):
+    """The full-covariance tile kernel (d <= FULL_TILE_MAX_DIM): diff = m mu_k
+    - x, v = P_k diff (sums over j in order, starting from the j = 0 term),
+    quad = sum_i diff_i v_i from 0, then the diagonal kernel's clamped series
+    exp and weighted sum of the v_k."""
+    inv_c, mmu, lognorm = mixture_prepare(gm, m, s)
+    P = precisions(gm, inv_c)
+    K, d = inv_c.shape
+    n = rows.shape[0]
+    logit = np.empty((K, n))
+    v = np.empty((K, n, d))
+    best = np.full(n, -np.inf)
+    for k in range(K):
+        diff = mmu[k][None, :] - rows
+        for i in range(d):
+            vi = P[k, i, 0] * diff[:, 0]
+            for j in range(1, d):
+                vi = vi + P[k, i, j] * diff[:, j]
+            v[k, :, i] = vi
+        quad = np.zeros(n)
+        for i in range(d):
+            quad = quad + diff[:, i] * v[k, :, i]
+        lk = lognorm[k] - 0.5 * quad
+        best = np.where(lk > best, lk, best)
+        logit[k] = lk
+    total = np.zeros(n)
+    g = np.zeros((n, d))
+    for k in range(K):
+        e = logit[k] - best
+        weight = exp(np.where(e < EXP_FLOOR, EXP_FLOOR, e))
+        total = total + weight
+        for j in range(d):
+            g[:, j] = g[:, j] + weight * v[k, :, j]
+    return g / total[:, None]
+
+
 def _mixture_full(gm, rows, m, s, exp):
     """The row kernel for full covariances: y = U^T (m mu - x) / c, quad =
     sum_i y_i (U^T (m mu - x))_i, per = U y, libm exp of logit - best."""
@@ -133,11 +187,14 @@ def mixture_score(gm, x, m, s, *, exp=None):
     float32) for the marginal m x_0 + s z.
 
     ``exp`` replaces the kernel's exp (the series for isotropic/diagonal
-    covariances, libm's for full ones): the tests swap them to show that the
-    outputs depend on which exp runs."""
+    covariances and full ones up to FULL_TILE_MAX_DIM, libm's for larger full
+    ones): the tests swap them to show that the outputs depend on which exp
+    runs."""
     rows, dtype, shape = _rows(x, gm.d)
     if gm.vectors is None:
         g = _mixture_diagonal(gm, rows, float(m), float(s), exp or exp_nonpositive)
+    elif gm.d <= FULL_TILE_MAX_DIM:
+        g = _mixture_full_tile(gm, rows, float(m), float(s), exp or exp_nonpositive)
     else:
         g = _mixture_full(gm, rows, float(m), float(s), exp or libm_exp)
     return g.astype(dtype).reshape(shape)
