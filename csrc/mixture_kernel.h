@@ -88,14 +88,55 @@ DSDE_ISA_NAME(mixture_tile_body)(int64_t K, int64_t d, const int64_t W, const do
             gT[j * W + r] /= total[r];
 }
 
+/* One row (a tile of width 1: large d, where the driver's blocks hold a
+ * few rows), vectorized over the coordinates instead of the rows, with the
+ * tile's operations in the tile's order, so the same bits: each logit is
+ * still summed over j in order (the K sums advance together, j outermost,
+ * so that they are independent chains), and each score coordinate still
+ * sums its components in order (vectorized over j). */
+static void
+DSDE_ISA_NAME(mixture_row)(int64_t K, int64_t d, const double *inv_c, const double *mmu,
+                           const double *lognorm, const double *x, double *g, double *scratch)
+{
+    double *logit = scratch, best = -INFINITY, total = 0.0;
+    for (int64_t k = 0; k < K; k++)
+        logit[k] = 0.0;
+    for (int64_t j = 0; j < d; j++) {
+        const double xj = x[j];
+        for (int64_t k = 0; k < K; k++) {
+            double diff = mmu[k * d + j] - xj;
+            logit[k] += diff * (diff * inv_c[k * d + j]);
+        }
+    }
+    for (int64_t k = 0; k < K; k++) {
+        logit[k] = lognorm[k] - 0.5 * logit[k];
+        best = logit[k] > best ? logit[k] : best;
+    }
+    for (int64_t j = 0; j < d; j++)
+        g[j] = 0.0;
+    for (int64_t k = 0; k < K; k++) {
+        double v = logit[k] - best;
+        const double weight = dsde_exp_nonpositive(v < DSDE_EXP_FLOOR ? DSDE_EXP_FLOOR : v);
+        const double *mk = mmu + k * d, *ick = inv_c + k * d;
+        total += weight;
+        for (int64_t j = 0; j < d; j++)
+            g[j] += weight * ((mk[j] - x[j]) * ick[j]);
+    }
+    for (int64_t j = 0; j < d; j++)
+        g[j] /= total;
+}
+
 void
 DSDE_ISA_NAME(dsde_mixture_tile)(int64_t K, int64_t d, int64_t width, const double *inv_c,
                                  const double *mmu, const double *lognorm, const double *xT,
                                  double *gT, double *scratch)
 {
     /* A full tile gets a copy with a constant trip count (the fast path);
-     * short blocks (large d) get one sized to their rows. */
-    if (width == DSDE_TILE)
+     * short blocks (large d) get one sized to their rows, or, one row,
+     * the kernel vectorized over the coordinates. */
+    if (width == 1)
+        DSDE_ISA_NAME(mixture_row)(K, d, inv_c, mmu, lognorm, xT, gT, scratch);
+    else if (width == DSDE_TILE)
         DSDE_ISA_NAME(mixture_tile_body)(K, d, DSDE_TILE, inv_c, mmu, lognorm, xT, gT, scratch);
     else
         DSDE_ISA_NAME(mixture_tile_body)(K, d, width, inv_c, mmu, lognorm, xT, gT, scratch);
@@ -228,4 +269,19 @@ DSDE_ISA_NAME(dsde_mixture_full_tile)(int64_t K, int64_t d, int64_t width, const
         DSDE_ISA_NAME(mixture_full_tile_body)(K, d, DSDE_TILE, prec, mmu, lognorm, xT, gT, scratch);
     else
         DSDE_ISA_NAME(mixture_full_tile_body)(K, d, width, prec, mmu, lognorm, xT, gT, scratch);
+}
+
+/* inv_c = 1 / (m^2 lambda + s^2) and mmu = m mu over n = K d entries,
+ * elementwise (the same IEEE operations on every path); compiled per
+ * instruction set because at large d and small blocks these K d divisions
+ * are a large part of an evaluation. */
+void
+DSDE_ISA_NAME(dsde_mixture_coefficients)(int64_t n, double m, double s, const double *lambdas,
+                                         const double *means, double *inv_c, double *mmu)
+{
+    const double m2 = m * m, s2 = s * s;
+    for (int64_t i = 0; i < n; i++)
+        inv_c[i] = 1.0 / (m2 * lambdas[i] + s2);
+    for (int64_t i = 0; i < n; i++)
+        mmu[i] = m * means[i];
 }

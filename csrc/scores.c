@@ -20,7 +20,9 @@
 static int64_t
 tile_width(int64_t rows)
 {
-    return rows < DSDE_TILE ? (rows > 0 ? rows : 1) : DSDE_TILE;
+    /* below a vector of rows, one row at a time (vectorized over d): a
+     * row's bits depend on neither choice */
+    return rows < DSDE_TILE ? (rows >= 8 ? rows : 1) : DSDE_TILE;
 }
 
 int64_t
@@ -95,7 +97,7 @@ mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
     w.inv_c = work;
     w.mmu = w.inv_c + K * d;
     w.lognorm = w.mmu + K * d;
-    w.end = w.lognorm + K;
+    w.end = w.lognorm + K; /* K doubles after it serve as scratch here */
     w.logit = w.per = w.xd = w.y = w.g = NULL;
     if (sc->vectors != NULL && d > FULL_TILE_MAX_DIM) {
         w.per = w.end;
@@ -105,23 +107,26 @@ mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
         w.g = w.y + d;
         w.end = w.g + d;
     }
-    for (int64_t k = 0; k < K; k++) {
-        double half_logdet = 0.0, last_c = NAN, term = 0.0;
-        for (int64_t j = 0; j < d; j++) {
-            double c = m * m * sc->lambdas[k * d + j] + s * s;
-            w.inv_c[k * d + j] = 1.0 / c;
-            w.mmu[k * d + j] = m * sc->means[k * d + j];
-            /* isotropic components repeat one variance d times: one log
-             * (the same value, so the same bits) instead of d, which at
-             * large d and small blocks would dominate the evaluation */
-            if (!(c == last_c)) {
-                term = 0.5 * (LOG_2PI + log(c));
-                last_c = c;
+    dsde_simd()->mixture_coefficients(K * d, m, s, sc->lambdas, sc->means, w.inv_c, w.mmu);
+    /* half_logdet_k = sum_j 1/2 (log 2 pi + log c_kj), in j order for each
+     * k; the K sums advance together (independent chains rather than one
+     * long one, which at large d costs an add latency per element), and a
+     * repeated variance (isotropic components repeat one d times) reuses
+     * its log: the same value, so the same bits, with one log per distinct
+     * variance instead of one per coordinate */
+    double *half_logdet = w.lognorm, *term = w.end;
+    for (int64_t k = 0; k < K; k++)
+        half_logdet[k] = 0.0;
+    for (int64_t j = 0; j < d; j++)
+        for (int64_t k = 0; k < K; k++) {
+            if (j == 0 || !(sc->lambdas[k * d + j] == sc->lambdas[k * d + j - 1])) {
+                double c = m * m * sc->lambdas[k * d + j] + s * s;
+                term[k] = 0.5 * (LOG_2PI + log(c));
             }
-            half_logdet += term;
+            half_logdet[k] += term[k];
         }
-        w.lognorm[k] = sc->log_weights[k] - half_logdet;
-    }
+    for (int64_t k = 0; k < K; k++)
+        w.lognorm[k] = sc->log_weights[k] - half_logdet[k];
     return w;
 }
 

@@ -34,6 +34,9 @@ typedef struct {
     /* full covariances: inv_c is replaced by the K precision matrices (d x d);
      * scratch: (K + 2 + d + K d) width doubles */
     dsde_mixture_tile_fn mixture_full_tile;
+    /* inv_c = 1 / (m^2 lambda + s^2), mmu = m mu, elementwise */
+    void (*mixture_coefficients)(int64_t n, double m, double s, const double *lambdas,
+                                 const double *means, double *inv_c, double *mmu);
 } dsde_simd_kernels;
 
 /* Picks the best path the CPU supports; called once, at module import, so
@@ -63,7 +66,9 @@ int dsde_simd_select(const char *name);
                                  const double *, double *, double *);      \
     void dsde_mixture_full_tile_##isa(int64_t, int64_t, int64_t, const double *, \
                                       const double *, const double *,          \
-                                      const double *, double *, double *);
+                                      const double *, double *, double *);     \
+    void dsde_mixture_coefficients_##isa(int64_t, double, double, const double *, \
+                                         const double *, double *, double *);
 DSDE_DECLARE_KERNELS(baseline)
 #if defined(__x86_64__) && defined(__GNUC__)
 DSDE_DECLARE_KERNELS(avx2)
