@@ -6,8 +6,8 @@
 
 #define LOG_2PI 1.8378770664093454835606594728112
 
-/* Points of empirical data handled per pass over a block of rows. */
-#define POINTS_PER_PASS 256
+/* Partial sums of the empirical weights per row (csrc/empirical_kernel.h). */
+#define DSDE_EMP_LANES_TOTAL 8
 
 /* Full covariances of up to this dimension go through the precision
  * matrices and the tile kernel (d^2 per row and component, plus K d^3 per
@@ -45,9 +45,10 @@ dsde_score_work_size(const dsde_builtin_score *sc, int64_t rows)
             return 2 * K * d + K + K * d * d + (3 * d + K + 2 + K * d) * W;
         return 3 * K * d + 2 * K + 3 * d;
     case DSDE_SCORE_EMPIRICAL:
-        /* per row: running max, running sum, weighted sum (d); the rows
-         * widened to double and their scores (d each) */
-        return rows * (3 * d + 2);
+        /* a group of rows widened to double and their scores (d each), and
+         * the kernel's running sums, centred rows and logits */
+        return DSDE_EMP_ROWS * (4 * d + DSDE_EMP_POINTS + DSDE_EMP_LANES_TOTAL) +
+               DSDE_EMP_POINTS; /* and the indices of a pass's live points */
     default:
         return 0;
     }
@@ -211,52 +212,16 @@ mixture_row(const dsde_builtin_score *sc, const mixture_work *w)
 
 /* ---- empirical data ------------------------------------------------------- */
 
-/* Streams the points in passes; each row keeps a running log-sum-exp:
- * (best, total, acc) with acc = sum_i e^{l_i - best} (m y_i - x). */
-static void
-empirical_rows(const dsde_builtin_score *sc, double m, double s, const double *xd,
-               int64_t rows, double *g, double *work, dsde_pool *pool, int master)
+typedef struct {
+    dsde_pool *pool;
+    int master;
+} poll_target;
+
+static int
+poll_pool(void *arg)
 {
-    const int64_t d = sc->dim, n = sc->n_points;
-    const double inv_two_s2 = 0.5 / (s * s);
-    double *best = work, *total = work + rows, *acc = work + 2 * rows;
-    for (int64_t r = 0; r < rows; r++) {
-        best[r] = -INFINITY;
-        total[r] = 0.0;
-    }
-    memset(acc, 0, (size_t)(rows * d) * sizeof(double));
-    for (int64_t p0 = 0; p0 < n; p0 += POINTS_PER_PASS) {
-        int64_t p1 = p0 + POINTS_PER_PASS < n ? p0 + POINTS_PER_PASS : n;
-        for (int64_t r = 0; r < rows; r++) {
-            const double *xr = xd + r * d;
-            double *ar = acc + r * d;
-            for (int64_t p = p0; p < p1; p++) {
-                const double *yp = sc->points + p * d;
-                double dist = 0.0;
-                for (int64_t j = 0; j < d; j++) {
-                    double diff = xr[j] - m * yp[j];
-                    dist += diff * diff;
-                }
-                double l = -dist * inv_two_s2;
-                if (l > best[r]) {
-                    double shrink = exp(best[r] - l);
-                    total[r] *= shrink;
-                    for (int64_t j = 0; j < d; j++)
-                        ar[j] *= shrink;
-                    best[r] = l;
-                }
-                double weight = exp(l - best[r]);
-                total[r] += weight;
-                for (int64_t j = 0; j < d; j++)
-                    ar[j] += weight * (m * yp[j] - xr[j]);
-            }
-        }
-        if (dsde_poll(pool, master))
-            return;
-    }
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < d; j++)
-            g[r * d + j] = acc[r * d + j] / (total[r] * s * s);
+    poll_target *t = arg;
+    return dsde_poll(t->pool, t->master);
 }
 
 /* ---- dispatch ------------------------------------------------------------- */
@@ -311,12 +276,22 @@ empirical_rows(const dsde_builtin_score *sc, double m, double s, const double *x
             }                                                                  \
         }                                                                      \
         else if (sc->kind == DSDE_SCORE_EMPIRICAL) {                           \
-            double *xd = work + rows * (d + 2), *g = xd + rows * d;            \
-            for (int64_t i = 0; i < rows * d; i++)                             \
-                xd[i] = (double)x[i];                                          \
-            empirical_rows(sc, m, s, xd, rows, g, work, pool, master);         \
-            for (int64_t i = 0; i < rows * d; i++)                             \
-                out[i] = (T)g[i];                                              \
+            const int64_t R = DSDE_EMP_ROWS;                                   \
+            double *xd = work, *g = xd + R * d, *kwork = g + R * d;            \
+            poll_target target = {pool, master};                               \
+            dsde_emp_args a = {sc->n_points, d, m, s, sc->points, sc->points_t, \
+                               sc->sq_norms, sc->center, poll_pool, &target};  \
+            const dsde_empirical_rows_fn group = dsde_simd()->empirical_rows;  \
+            for (int64_t r0 = 0; r0 < rows; r0 += R) {                         \
+                int64_t n = rows - r0 < R ? rows - r0 : R;                     \
+                for (int64_t i = 0; i < n * d; i++)                            \
+                    xd[i] = (double)x[r0 * d + i];                             \
+                group(&a, xd, n, g, kwork);                                    \
+                if (dsde_poll(pool, master))                                   \
+                    return;                                                    \
+                for (int64_t i = 0; i < n * d; i++)                            \
+                    out[r0 * d + i] = (T)g[i];                                 \
+            }                                                                  \
         }                                                                      \
     }
 

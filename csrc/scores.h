@@ -22,8 +22,9 @@
  *              larger ones rotate each row, 2 d^2 per row and component.
  *   empirical  data = n points y_i with equal weights, smoothed by the kernel:
  *                  score(x) = sum_i softmax_i(-|x - m y_i|^2 / (2 s^2)) (m y_i - x) / s^2
- *              in double, streamed over blocks of points with a running
- *              log-sum-exp; needs s > 0.
+ *              in double, groups of rows against blocks of points with a
+ *              running log-sum-exp, the distances expanded around the data's
+ *              centre (csrc/empirical_kernel.h); needs s > 0.
  */
 #ifndef DIFFSDE_SCORES_H
 #define DIFFSDE_SCORES_H
@@ -54,7 +55,10 @@ typedef struct {
     const double *vectors;      /* (K, dim, dim) eigenvectors as columns, or NULL */
     /* empirical */
     int64_t n_points;
-    const double *points;       /* (n, dim) */
+    const double *points;       /* (n, dim), centred: y_i - center */
+    const double *points_t;     /* (ceil(n / 8), dim, 8): the same, 8 to a block, transposed */
+    const double *sq_norms;     /* (8 ceil(n / 8),): |y_i - center|^2, +inf past n */
+    const double *center;       /* (dim,) */
 } dsde_builtin_score;
 
 /* Doubles of per-thread workspace a block of `rows` rows needs. */

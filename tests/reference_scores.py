@@ -16,8 +16,9 @@ The transcendental functions are the kernel's own:
   at -750;
 * so do the full-covariance weights up to d = FULL_TILE_MAX_DIM (the tile
   kernel on the precision matrices);
-* the log-determinant terms (every mixture), the weights of larger full
-  covariances (the row kernel) and the empirical weights call the C library's ``log`` and ``exp``; the twins
+* so do the empirical weights (and the rescaling of their running sums);
+* the log-determinant terms (every mixture) and the weights of larger full
+  covariances (the row kernel) call the C library's ``log`` and ``exp``; the twins
   call them through Python's ``math.log`` and ``math.exp``, which are those
   same libm functions (not NumPy's ufuncs, whose SIMD loops may round
   differently).
@@ -200,33 +201,57 @@ def mixture_score(gm, x, m, s, *, exp=None):
     return g.astype(dtype).reshape(shape)
 
 
-def empirical_score(data, x, m, s):
-    """Twin of the C empirical score (``data`` an EmpiricalData): per row a
-    running log-sum-exp over the points in order, rescaled by the libm
-    exp(best - l) whenever a larger logit arrives."""
+EMP_POINTS = 256  # DSDE_EMP_POINTS of csrc/simd.h: points per pass
+EMP_LANES = 8  # partial sums of the weights per row
+
+
+def empirical_score(data, x, m, s, *, exp=None):
+    """Twin of the C empirical score (``data`` an EmpiricalData) on the
+    packed arrays ``data.c_params`` hands to C (points centred, their
+    squared norms, the centre): per row x' = x - m centre, |x'|^2 and the
+    dot products x'.y'_p summed over j in order, the logits
+    ((|x'|^2 - 2m x'.y'_p) + m^2 |y'_p|^2) (-1/(2 s^2)); per block of 256
+    points a running maximum (sums rescaled by the series exp of the
+    change, plus 0.0 so that no sum is -0), clamped series-exp weights, eight partial totals (point p in
+    p mod 8) and the weighted sum of the y'_p in point order; at the end
+    ((m acc) / total - x') / s^2 with the total's fixed tree."""
+    exp = exp or exp_nonpositive
     m, s = float(m), float(s)
     rows, dtype, shape = _rows(x, data.d)
-    points = np.asarray(data.points, np.float64)
-    n, d = rows.shape[0], data.d
-    inv_two_s2 = 0.5 / (s * s)
-    best = np.full(n, -np.inf)
-    total = np.zeros(n)
-    acc = np.zeros((n, d))
-    for yp in points:
-        dist = np.zeros(n)
-        for j in range(d):
-            diff = rows[:, j] - m * yp[j]
-            dist = dist + diff * diff
-        lg = -dist * inv_two_s2
-        up = lg > best
-        if up.any():
-            shrink = libm_exp(best[up] - lg[up])
-            total[up] = total[up] * shrink
-            acc[up] = acc[up] * shrink[:, None]
-            best[up] = lg[up]
-        weight = libm_exp(lg - best)
-        total = total + weight
-        for j in range(d):
-            acc[:, j] = acc[:, j] + weight * (m * yp[j] - rows[:, j])
-    g = acc / ((total * s) * s)[:, None]
+    _, (flat, _blocks, sq, center) = data.c_params(data.d)
+    n, d = data.n, data.d
+    Y = flat.reshape(n, d)
+    s2 = s * s
+    two_m, m2, neg_inv_two_s2 = 2.0 * m, m * m, -0.5 / s2
+    nr = rows.shape[0]
+    xc = np.empty((nr, d))
+    xx = np.zeros(nr)
+    for j in range(d):
+        xc[:, j] = rows[:, j] - m * center[j]
+        xx = xx + xc[:, j] * xc[:, j]
+    best = np.full(nr, -np.inf)
+    tot = np.zeros((nr, EMP_LANES))
+    acc = np.zeros((nr, d))
+    for p0 in range(0, n, EMP_POINTS):
+        p1 = min(p0 + EMP_POINTS, n)
+        dot = xc[:, 0:1] * Y[None, p0:p1, 0]
+        for j in range(1, d):
+            dot = dot + xc[:, j:j + 1] * Y[None, p0:p1, j]
+        logit = ((xx[:, None] - two_m * dot) + m2 * sq[None, p0:p1]) * neg_inv_two_s2
+        top = logit.max(axis=1)
+        up = top > best
+        e = np.where(up, best - top, 0.0)  # the rows that rescale; the others keep their sums
+        shrink = exp(np.where(e < EXP_FLOOR, EXP_FLOOR, e))
+        tot = np.where(up[:, None], tot * shrink[:, None], tot)
+        acc = np.where(up[:, None], acc * shrink[:, None] + 0.0, acc)
+        best = np.where(up, top, best)
+        e = logit - best[:, None]
+        w = exp(np.where(e < EXP_FLOOR, EXP_FLOOR, e))
+        for p in range(p0, p1):
+            wp = w[:, p - p0]
+            tot[:, p % EMP_LANES] = tot[:, p % EMP_LANES] + wp
+            acc = acc + wp[:, None] * Y[None, p]
+    t = tot
+    total = ((t[:, 0] + t[:, 1]) + (t[:, 2] + t[:, 3])) + ((t[:, 4] + t[:, 5]) + (t[:, 6] + t[:, 7]))
+    g = ((m * acc) / total[:, None] - xc) / s2
     return g.astype(dtype).reshape(shape)
