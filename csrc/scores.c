@@ -98,7 +98,7 @@ mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
     w.inv_c = work;
     w.mmu = w.inv_c + K * d;
     w.lognorm = w.mmu + K * d;
-    w.end = w.lognorm + K; /* K doubles after it serve as scratch here */
+    w.end = w.lognorm + K;
     w.logit = w.per = w.xd = w.y = w.g = NULL;
     if (sc->vectors != NULL && d > FULL_TILE_MAX_DIM) {
         w.per = w.end;
@@ -115,7 +115,7 @@ mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
      * repeated variance (isotropic components repeat one d times) reuses
      * its log: the same value, so the same bits, with one log per distinct
      * variance instead of one per coordinate */
-    double *half_logdet = w.lognorm, *term = w.end;
+    double *half_logdet = w.lognorm, *term = w.lognorm + K; /* the K doubles after it */
     for (int64_t k = 0; k < K; k++)
         half_logdet[k] = 0.0;
     for (int64_t j = 0; j < d; j++)
