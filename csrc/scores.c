@@ -90,6 +90,57 @@ typedef struct {
     double *end;      /* the rest of the workspace */
 } mixture_work;
 
+/* h + t + t + ... + t (n additions, each rounded to nearest): the bits of
+ * that loop, in a few steps per binade of h. While h and t share a sign
+ * and h stays inside its binade [2^(e-1), 2^e) (ulp u), every sum h + t
+ * rounds to h + delta with delta the multiple of u nearest t (unique unless
+ * t is a tie, then the loop's own step is taken), so k such additions are
+ * one exact h + k delta; each binade boundary is crossed by one ordinary
+ * addition. Anything unusual (signs differ, h tiny, t huge) takes the
+ * ordinary step too. */
+static double
+repeat_add(double h, double t, int64_t n)
+{
+    while (n > 0) {
+        if (h == 0.0 || (h > 0.0) != (t > 0.0) || !isfinite(h) || !isfinite(t) ||
+            fabs(h) < 0x1p-900 || fabs(t) > 0x1p60) {
+            h += t;
+            n--;
+            continue;
+        }
+        int e;
+        frexp(h, &e); /* |h| in [2^(e-1), 2^e) */
+        const double u = ldexp(1.0, e - 53);
+        const double q = fabs(t) / u, fq = floor(q); /* exact: u is a power of 2 */
+        if (q - fq == 0.5) { /* a tie: the rounding depends on h's last bit */
+            h += t;
+            n--;
+            continue;
+        }
+        const double D = q - fq < 0.5 ? fq : fq + 1.0; /* delta = D u */
+        if (D == 0.0) /* every remaining sum rounds back to h */
+            return h;
+        /* steps whose result stays at or below 2^e - u: there a sum is
+         * below 2^e - u / 2, so its grid is still u */
+        const double A = 0x1p53 - fabs(h) / u; /* (2^e - |h|) / u, an integer */
+        double k = floor((A - 1.0) / D);
+        if (k * D > A - 1.0)
+            k -= 1.0;
+        if (k > (double)n)
+            k = (double)n;
+        if (k >= 1.0) {
+            const double step = (k * D) * u; /* exact: k D < 2^53 */
+            h = h > 0.0 ? h + step : h - step;
+            n -= (int64_t)k;
+        }
+        if (n > 0) {
+            h += t;
+            n--;
+        }
+    }
+    return h;
+}
+
 static mixture_work
 mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
 {
@@ -110,16 +161,26 @@ mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
     }
     dsde_simd()->mixture_coefficients(K * d, m, s, sc->lambdas, sc->means, w.inv_c, w.mmu);
     /* half_logdet_k = sum_j 1/2 (log 2 pi + log c_kj), in j order for each
-     * k; the K sums advance together (independent chains rather than one
-     * long one, which at large d costs an add latency per element), and a
-     * repeated variance (isotropic components repeat one d times) reuses
-     * its log: the same value, so the same bits, with one log per distinct
-     * variance instead of one per coordinate */
+     * k. A component with one variance (sc->uniform) adds one term d times:
+     * repeat_add gives that loop's bits in O(log d) steps. The others
+     * advance their sums together (independent chains rather than one long
+     * one, which at large d costs an add latency per element), and a
+     * variance repeated from the previous coordinate reuses its log: the
+     * same value, so the same bits, with one log per run instead of one per
+     * coordinate */
     double *half_logdet = w.lognorm, *term = w.lognorm + K; /* the K doubles after it */
-    for (int64_t k = 0; k < K; k++)
+    int mixed = 0;
+    for (int64_t k = 0; k < K; k++) {
         half_logdet[k] = 0.0;
-    for (int64_t j = 0; j < d; j++)
+        if (sc->uniform != NULL && sc->uniform[k] != 0.0)
+            half_logdet[k] = repeat_add(0.0, 0.5 * (LOG_2PI + log(m * m * sc->lambdas[k * d] + s * s)), d);
+        else
+            mixed = 1;
+    }
+    for (int64_t j = 0; mixed && j < d; j++)
         for (int64_t k = 0; k < K; k++) {
+            if (sc->uniform != NULL && sc->uniform[k] != 0.0)
+                continue;
             if (j == 0 || !(sc->lambdas[k * d + j] == sc->lambdas[k * d + j - 1])) {
                 double c = m * m * sc->lambdas[k * d + j] + s * s;
                 term[k] = 0.5 * (LOG_2PI + log(c));

@@ -53,6 +53,7 @@ typedef struct {
     const double *means;        /* (K, dim) */
     const double *lambdas;      /* (K, dim): covariance eigenvalues (or diagonal) */
     const double *vectors;      /* (K, dim, dim) eigenvectors as columns, or NULL */
+    const double *uniform;      /* (K,): 1 where all lambdas of component k are equal, else 0 */
     /* empirical */
     int64_t n_points;
     const double *points;       /* (n, dim), centred: y_i - center */

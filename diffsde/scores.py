@@ -461,8 +461,11 @@ class GaussianMixture:
             raise ValueError(f"this GaussianMixture has d = {self.d}; the states have {dim} "
                              "coordinates per row")
         vectors = np.zeros(0) if self.vectors is None else np.ascontiguousarray(self.vectors).ravel()
+        # 1 for a component whose variances are all equal (C sums its
+        # log-normalizer from one log; it checks the flags)
+        uniform = np.all(self.lambdas == self.lambdas[:, :1], axis=1).astype(np.float64)
         return _SCORE_MIXTURE, (self._log_weights(), np.ascontiguousarray(self.means).ravel(),
-                                np.ascontiguousarray(self.lambdas).ravel(), vectors)
+                                np.ascontiguousarray(self.lambdas).ravel(), vectors, uniform)
 
     def __repr__(self):
         return f"GaussianMixture(K={self.K}, d={self.d}, {self.cov_kind})"

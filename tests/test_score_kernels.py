@@ -153,3 +153,24 @@ def test_workspace_follows_the_block_not_the_data():
     gm = ds.GaussianMixture(np.full(K, 1 / K), np.zeros((K, d)), np.full(K, 0.5))
     kind, params = gm.c_params(d)
     assert _core.score_work_size(kind, params, d, 1) <= 2 * K * d + K + (2 * d + K + 2)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 1000, 4097, 65_536])
+def test_isotropic_log_normalizers_have_the_bits_of_the_sequential_sum(d):
+    """A component with one variance sums its d equal log terms in a few
+    steps per binade (csrc/scores.c, repeat_add) instead of d additions;
+    the twin adds them one by one. Terms of both signs, one near 0 (c near
+    1/(2 pi)), one large; two components with a common mean whose
+    responsibilities are near 1/2 at the rows chosen, so that one ulp of a
+    log-normalizer moves the output's last bits."""
+    rng = np.random.default_rng(d)
+    for v1, v2 in ((1.0, 1.3), (1e-3, 2e-3), (1 / (2 * np.pi), 0.2), (1e4, 3e4), (0.15915, 7.0)):
+        gm = ds.GaussianMixture([0.5, 0.5], np.zeros((2, d)), [v1, v2])
+        # |x|^2 where the two log densities cross, spread a little
+        r2 = d * np.log(v2 / v1) / (1 / v1 - 1 / v2)
+        dirs = rng.standard_normal((20, d))
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        x = dirs * np.sqrt(r2 * rng.uniform(0.999, 1.001, 20))[:, None]
+        twin = twins.mixture_score(gm, x, 1.0, 0.0)
+        for path, got in on_every_simd_path(lambda: reference.score_in_c(gm, x, 1.0, 0.0)).items():
+            np.testing.assert_array_equal(got, twin, err_msg=f"{path}, v = {v1}, {v2}")
