@@ -88,28 +88,53 @@ DSDE_ISA_NAME(mixture_tile_body)(int64_t K, int64_t d, const int64_t W, const do
             gT[j * W + r] /= total[r];
 }
 
-/* One row (a tile of width 1: large d, where the driver's blocks hold a
- * few rows), vectorized over the coordinates instead of the rows, with the
+/* One row (large d, where the driver's blocks hold fewer rows than a
+ * vector), vectorized over the coordinates instead of the rows, with the
  * tile's operations in the tile's order, so the same bits: each logit is
- * still summed over j in order (the K sums advance together, j outermost,
- * so that they are independent chains), and each score coordinate still
- * sums its components in order (vectorized over j). */
-static void
-DSDE_ISA_NAME(mixture_row)(int64_t K, int64_t d, const double *inv_c, const double *mmu,
-                           const double *lognorm, const double *x, double *g, double *scratch)
+ * still summed over j in order (eight terms at a time computed in a vector,
+ * then added one by one; the K sums are independent chains), and each
+ * score coordinate still sums its components in order (vectorized over j).
+ * The coefficients are formed here rather than stored for the block (at
+ * large d their K d stores and loads would cost more than the score):
+ * m mu on the fly, 1/c once for a component with one variance, else into
+ * icbuf (K d) during the first pass. */
+void
+DSDE_ISA_NAME(dsde_mixture_row)(const dsde_mix_row_args *a, const double *x, double *g,
+                                double *icbuf, double *scratch)
 {
+    const int64_t K = a->K, d = a->d;
+    const double m = a->m, m2 = a->m * a->m, s2 = a->s * a->s;
     double *logit = scratch, best = -INFINITY, total = 0.0;
-    for (int64_t k = 0; k < K; k++)
-        logit[k] = 0.0;
-    for (int64_t j = 0; j < d; j++) {
-        const double xj = x[j];
-        for (int64_t k = 0; k < K; k++) {
-            double diff = mmu[k * d + j] - xj;
-            logit[k] += diff * (diff * inv_c[k * d + j]);
-        }
-    }
     for (int64_t k = 0; k < K; k++) {
-        logit[k] = lognorm[k] - 0.5 * logit[k];
+        const double *mu = a->means + k * d, *lam = a->lambdas + k * d;
+        double *ic = icbuf + k * d, lk = 0.0;
+        const int one = a->uniform != NULL && a->uniform[k] != 0.0;
+        const double ic0 = 1.0 / (m2 * lam[0] + s2);
+        int64_t j0 = 0;
+        for (; j0 + 8 <= d; j0 += 8) {
+            double t[8];
+            if (one)
+                for (int l = 0; l < 8; l++) {
+                    double diff = m * mu[j0 + l] - x[j0 + l];
+                    t[l] = diff * (diff * ic0);
+                }
+            else
+                for (int l = 0; l < 8; l++) {
+                    double c = 1.0 / (m2 * lam[j0 + l] + s2);
+                    double diff = m * mu[j0 + l] - x[j0 + l];
+                    ic[j0 + l] = c;
+                    t[l] = diff * (diff * c);
+                }
+            for (int l = 0; l < 8; l++)
+                lk += t[l];
+        }
+        for (int64_t j = j0; j < d; j++) {
+            double c = one ? ic0 : 1.0 / (m2 * lam[j] + s2);
+            double diff = m * mu[j] - x[j];
+            ic[j] = c;
+            lk += diff * (diff * c);
+        }
+        logit[k] = a->lognorm[k] - 0.5 * lk;
         best = logit[k] > best ? logit[k] : best;
     }
     for (int64_t j = 0; j < d; j++)
@@ -117,10 +142,16 @@ DSDE_ISA_NAME(mixture_row)(int64_t K, int64_t d, const double *inv_c, const doub
     for (int64_t k = 0; k < K; k++) {
         double v = logit[k] - best;
         const double weight = dsde_exp_nonpositive(v < DSDE_EXP_FLOOR ? DSDE_EXP_FLOOR : v);
-        const double *mk = mmu + k * d, *ick = inv_c + k * d;
+        const double *mu = a->means + k * d, *ic = icbuf + k * d;
         total += weight;
-        for (int64_t j = 0; j < d; j++)
-            g[j] += weight * ((mk[j] - x[j]) * ick[j]);
+        if (a->uniform != NULL && a->uniform[k] != 0.0) {
+            const double ic0 = 1.0 / (m2 * a->lambdas[k * d] + s2);
+            for (int64_t j = 0; j < d; j++)
+                g[j] += weight * ((m * mu[j] - x[j]) * ic0);
+        }
+        else
+            for (int64_t j = 0; j < d; j++)
+                g[j] += weight * ((m * mu[j] - x[j]) * ic[j]);
     }
     for (int64_t j = 0; j < d; j++)
         g[j] /= total;
@@ -132,11 +163,8 @@ DSDE_ISA_NAME(dsde_mixture_tile)(int64_t K, int64_t d, int64_t width, const doub
                                  double *gT, double *scratch)
 {
     /* A full tile gets a copy with a constant trip count (the fast path);
-     * short blocks (large d) get one sized to their rows, or, one row,
-     * the kernel vectorized over the coordinates. */
-    if (width == 1)
-        DSDE_ISA_NAME(mixture_row)(K, d, inv_c, mmu, lognorm, xT, gT, scratch);
-    else if (width == DSDE_TILE)
+     * short blocks (large d) get one sized to their rows. */
+    if (width == DSDE_TILE)
         DSDE_ISA_NAME(mixture_tile_body)(K, d, DSDE_TILE, inv_c, mmu, lognorm, xT, gT, scratch);
     else
         DSDE_ISA_NAME(mixture_tile_body)(K, d, width, inv_c, mmu, lognorm, xT, gT, scratch);

@@ -142,7 +142,8 @@ repeat_add(double h, double t, int64_t n)
 }
 
 static mixture_work
-mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
+mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work,
+                int coefficients)
 {
     const int64_t d = sc->dim, K = sc->n_components;
     mixture_work w;
@@ -159,7 +160,8 @@ mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
         w.g = w.y + d;
         w.end = w.g + d;
     }
-    dsde_simd()->mixture_coefficients(K * d, m, s, sc->lambdas, sc->means, w.inv_c, w.mmu);
+    if (coefficients)
+        dsde_simd()->mixture_coefficients(K * d, m, s, sc->lambdas, sc->means, w.inv_c, w.mmu);
     /* half_logdet_k = sum_j 1/2 (log 2 pi + log c_kj), in j order for each
      * k. A component with one variance (sc->uniform) adds one term d times:
      * repeat_add gives that loop's bits in O(log d) steps. The others
@@ -299,8 +301,9 @@ poll_pool(void *arg)
         }                                                                      \
         else if (sc->kind == DSDE_SCORE_MIXTURE &&                            \
                  (sc->vectors == NULL || d <= FULL_TILE_MAX_DIM)) {            \
-            mixture_work w = mixture_prepare(sc, m, s, work);                  \
             const int64_t W = tile_width(rows);                                \
+            const int row_kernel = W == 1 && sc->vectors == NULL;              \
+            mixture_work w = mixture_prepare(sc, m, s, work, !row_kernel);     \
             const double *coef = w.inv_c;                                      \
             dsde_mixture_tile_fn tile = dsde_simd()->mixture_tile;             \
             if (sc->vectors != NULL) {                                         \
@@ -310,13 +313,18 @@ poll_pool(void *arg)
                 tile = dsde_simd()->mixture_full_tile;                         \
             }                                                                  \
             double *xT = w.end, *gT = xT + d * W, *scratch = gT + d * W;       \
+            dsde_mix_row_args ra = {sc->n_components, d, m, s, sc->means,      \
+                                    sc->lambdas, sc->uniform, w.lognorm};      \
             for (int64_t r0 = 0; r0 < rows; r0 += W) {                         \
                 int64_t n = rows - r0 < W ? rows - r0 : W;                     \
                 for (int64_t j = 0; j < d; j++)                                \
                     for (int64_t r = 0; r < W; r++)                            \
                         xT[j * W + r] = r < n ? (double)x[(r0 + r) * d + j] : 0.0; \
-                tile(sc->n_components, d, W, coef, w.mmu, w.lognorm, xT,       \
-                     gT, scratch);                                             \
+                if (row_kernel) /* 1/c goes to w.inv_c, m mu is not stored */   \
+                    dsde_simd()->mixture_row(&ra, xT, gT, w.inv_c, scratch);   \
+                else                                                           \
+                    tile(sc->n_components, d, W, coef, w.mmu, w.lognorm, xT,   \
+                         gT, scratch);                                         \
                 for (int64_t r = 0; r < n; r++)                                \
                     for (int64_t j = 0; j < d; j++)                            \
                         out[(r0 + r) * d + j] = (T)gT[j * W + r];              \
@@ -325,7 +333,7 @@ poll_pool(void *arg)
             }                                                                  \
         }                                                                      \
         else if (sc->kind == DSDE_SCORE_MIXTURE) {                             \
-            mixture_work w = mixture_prepare(sc, m, s, work);                  \
+            mixture_work w = mixture_prepare(sc, m, s, work, 1);               \
             for (int64_t r = 0; r < rows; r++) {                               \
                 for (int64_t j = 0; j < d; j++)                                \
                     w.xd[j] = (double)x[r * d + j];                            \

@@ -45,6 +45,15 @@ typedef struct {
 typedef void (*dsde_empirical_rows_fn)(const dsde_emp_args *a, const double *x, int64_t nrows,
                                        double *g, double *work);
 
+/* The mixture (isotropic/diagonal) for one row: csrc/mixture_kernel.h. */
+typedef struct {
+    int64_t K, d;
+    double m, s;
+    const double *means, *lambdas, *uniform, *lognorm;
+} dsde_mix_row_args;
+typedef void (*dsde_mixture_row_fn)(const dsde_mix_row_args *a, const double *x, double *g,
+                                    double *icbuf, double *scratch);
+
 typedef struct {
     const char *name;
     dsde_normal_blocks_f64_fn normal_f64; /* normals 2 b0 .. 2 (b0 + n) - 1 */
@@ -57,6 +66,7 @@ typedef struct {
     void (*mixture_coefficients)(int64_t n, double m, double s, const double *lambdas,
                                  const double *means, double *inv_c, double *mmu);
     dsde_empirical_rows_fn empirical_rows;
+    dsde_mixture_row_fn mixture_row; /* icbuf: K d doubles; scratch: K */
 } dsde_simd_kernels;
 
 /* Picks the best path the CPU supports; called once, at module import, so
@@ -90,7 +100,9 @@ int dsde_simd_select(const char *name);
     void dsde_mixture_coefficients_##isa(int64_t, double, double, const double *, \
                                          const double *, double *, double *);  \
     void dsde_empirical_rows_##isa(const dsde_emp_args *, const double *,      \
-                                   int64_t, double *, double *);
+                                   int64_t, double *, double *);               \
+    void dsde_mixture_row_##isa(const dsde_mix_row_args *, const double *,     \
+                                double *, double *, double *);
 DSDE_DECLARE_KERNELS(baseline)
 #if defined(__x86_64__) && defined(__GNUC__)
 DSDE_DECLARE_KERNELS(avx2)

@@ -69,16 +69,17 @@ def test_full_covariance_scores_match_the_closed_form(d):
 
 
 def test_large_dimension_rows_equal_the_twin_with_repeated_and_distinct_variances():
-    """d = 3000: the driver's blocks hold one row, which the kernel scores
-    vectorized over the coordinates; the log-normalizers reuse the log of a
-    repeated variance. Runs of equal variances next to distinct ones, an
+    """d = 3003: the driver's blocks hold one row, which the kernel scores
+    vectorized over the coordinates, forming 1/c itself (once for the
+    isotropic component); the log-normalizers reuse the log of a repeated
+    variance. Runs of equal variances next to distinct ones, an
     isotropic component, and blocks of 1, 7, 8 and 9 rows (the row kernel
     below 8, tiles from 8): every row equals the twin on every path."""
     rng = np.random.default_rng(21)
-    d, K = 3000, 3
+    d, K = 3003, 3  # 375 vectors of eight coordinates and a tail of three
     covs = np.empty((K, d))
     covs[0] = 0.5
-    covs[1] = np.repeat(rng.uniform(0.1, 2.0, 30), 100)
+    covs[1] = np.repeat(rng.uniform(0.1, 2.0, 31), 100)[:d]
     covs[2] = rng.uniform(0.1, 2.0, d)
     covs[2, 1000:1400] = 0.7
     gm = ds.GaussianMixture([0.2, 0.3, 0.5], rng.standard_normal((K, d)), covs)
