@@ -34,11 +34,14 @@ dsde_score_work_size(const dsde_builtin_score *sc, int64_t rows)
         return 2 * d;
     case DSDE_SCORE_MIXTURE:
         /* 1/c and m mu (K d each), log-normalizers (K); then either a tile's
-         * rows and scores transposed (d W each) and its scratch ((K + 2) W),
+         * rows and scores transposed (d W each) and its scratch ((K + 2) W)
+         * (for one row, W = 1, no m mu: the row kernel forms it),
          * or, full covariances up to FULL_TILE_MAX_DIM, the precision
          * matrices (K d^2), the same transposed tile and the full kernel's
          * scratch ((K + 2 + d + K d) W), or, above, the per-component scores
          * of one row (K d), its logits (K) and x, y, g (d each) */
+        if (sc->vectors == NULL && W == 1) /* the row kernel: 1/c only */
+            return K * d + K + 2 * d + K + 2;
         if (sc->vectors == NULL)
             return 2 * K * d + K + (2 * d + K + 2) * W;
         if (d <= FULL_TILE_MAX_DIM)
@@ -148,8 +151,8 @@ mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work,
     const int64_t d = sc->dim, K = sc->n_components;
     mixture_work w;
     w.inv_c = work;
-    w.mmu = w.inv_c + K * d;
-    w.lognorm = w.mmu + K * d;
+    w.mmu = coefficients ? w.inv_c + K * d : NULL; /* the row kernel forms m mu itself */
+    w.lognorm = w.inv_c + (coefficients ? 2 : 1) * K * d;
     w.end = w.lognorm + K;
     w.logit = w.per = w.xd = w.y = w.g = NULL;
     if (sc->vectors != NULL && d > FULL_TILE_MAX_DIM) {

@@ -144,7 +144,7 @@ def test_empirical_weights_of_far_points_are_zero_and_skipped_exactly():
 def test_workspace_follows_the_block_not_the_data():
     """The empirical kernel needs the same workspace for a block of 1 row or
     of 4096 rows, and none of it grows with the number of points; the
-    mixture at d = 65,536 asks for its coefficients (2 K d) and one row."""
+    mixture at d = 65,536 asks for 1/c (K d) and one row."""
     data = ds.EmpiricalData(np.zeros((5000, 64)))
     kind, params = data.c_params(64)
     sizes = {rows: _core.score_work_size(kind, params, 64, rows) for rows in (1, 4, 64, 4096)}
@@ -153,7 +153,7 @@ def test_workspace_follows_the_block_not_the_data():
     d, K = 65_536, 8
     gm = ds.GaussianMixture(np.full(K, 1 / K), np.zeros((K, d)), np.full(K, 0.5))
     kind, params = gm.c_params(d)
-    assert _core.score_work_size(kind, params, d, 1) <= 2 * K * d + K + (2 * d + K + 2)
+    assert _core.score_work_size(kind, params, d, 1) <= K * d + 2 * d + 2 * K + 2
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 1000, 4097, 65_536])
