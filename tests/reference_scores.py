@@ -1,5 +1,5 @@
 """NumPy twins of the built-in mixture and empirical scores (csrc/scores.c,
-csrc/mixture_kernel.h), bit for bit.
+csrc/mixture_kernel.h, csrc/empirical_kernel.h), bit for bit.
 
 Each twin repeats the kernel's double arithmetic operation by operation and
 in the kernel's order: vectorized over rows (every row is computed on its
@@ -18,10 +18,12 @@ The transcendental functions are the kernel's own:
   kernel on the precision matrices);
 * so do the empirical weights (and the rescaling of their running sums);
 * the log-determinant terms (every mixture) and the weights of larger full
-  covariances (the row kernel) call the C library's ``log`` and ``exp``; the twins
-  call them through Python's ``math.log`` and ``math.exp``, which are those
-  same libm functions (not NumPy's ufuncs, whose SIMD loops may round
-  differently).
+  covariances (the row kernel) call the C library's ``log`` and ``exp``; the
+  twins call them through Python's ``math.log`` and ``math.exp``, which are
+  those same libm functions (not NumPy's ufuncs, whose SIMD loops may round
+  differently). The C kernels take shortcuts that keep these bits (one log
+  per run of equal variances, an isotropic log-normalizer summed binade by
+  binade, zero weights skipped); the twins take none of them.
 
 float32 states are widened to double, scored in double and rounded once.
 """
