@@ -175,3 +175,19 @@ def test_isotropic_log_normalizers_have_the_bits_of_the_sequential_sum(d):
         twin = twins.mixture_score(gm, x, 1.0, 0.0)
         for path, got in on_every_simd_path(lambda: reference.score_in_c(gm, x, 1.0, 0.0)).items():
             np.testing.assert_array_equal(got, twin, err_msg=f"{path}, v = {v1}, {v2}")
+
+
+@pytest.mark.parametrize("d", [8, 13, 64])
+def test_empirical_kernel_equals_its_twin_with_vectors_of_coordinates(d):
+    """d >= 8: the weighted sums run eight coordinates at a time in vector
+    registers (then a tail of d mod 8); 600 points cross a pass of 256 and
+    end in a partial vector of points; 23 rows end in a short group."""
+    rng = np.random.default_rng(40 + d)
+    data = ds.EmpiricalData(rng.standard_normal((600, d)) + 3.0)
+    for m, s in ((0.9, 0.2), (0.5, 0.9)):
+        x = m * data.points[rng.integers(0, 600, 23)] + s * rng.standard_normal((23, d))
+        for dtype in (np.float64, np.float32):
+            xs = x.astype(dtype)
+            twin = twins.empirical_score(data, xs, m, s)
+            for path, got in on_every_simd_path(lambda: reference.score_in_c(data, xs, m, s, dtype)).items():
+                np.testing.assert_array_equal(got, twin, err_msg=f"{path}, d={d}, {np.dtype(dtype)}")

@@ -140,8 +140,14 @@ CATALOGUE = [
              "            n -= (int64_t)k;\n", "            n -= (int64_t)k + 1;\n",
              "one equal log term too few in the binade-by-binade sum of an isotropic log-normalizer"),
     Mutation("mixture_tile_half_dropped", "csrc/mixture_kernel.h",
-             "lk[r] = lognorm[k] - 0.5 * lk[r];", "lk[r] = lognorm[k] - lk[r];",
-             "vectorized mixture logits without the 1/2 of the quadratic form"),
+             "(diff * ic);\n            }\n        }\n        for (int64_t r = 0; r < W; r++) {\n"
+             "            lk[r] = lognorm[k] - 0.5 * lk[r];",
+             "(diff * ic);\n            }\n        }\n        for (int64_t r = 0; r < W; r++) {\n"
+             "            lk[r] = lognorm[k] - lk[r];",
+             "vectorized mixture logits without the 1/2 of the quadratic form (diagonal tile)"),
+    Mutation("mixture_row_half_dropped", "csrc/mixture_kernel.h",
+             "logit[k] = a->lognorm[k] - 0.5 * lk;", "logit[k] = a->lognorm[k] - lk;",
+             "one-row mixture logits (large d) without the 1/2 of the quadratic form"),
     Mutation("mixture_exp_floor_raised", "csrc/mixture_kernel.h",
              "#define DSDE_EXP_FLOOR -750.0", "#define DSDE_EXP_FLOOR -700.0",
              "mixture weights clamped at e^-700, above the subnormal range, instead of at e^-750"),
