@@ -13,5 +13,6 @@
 #define DSDE_ISA avx2
 #include "normal_kernel.h"
 #include "mixture_kernel.h"
+#include "empirical_kernel.h"
 #endif
 typedef int dsde_avx2_translation_unit_is_not_empty;

@@ -12,5 +12,6 @@
 #define DSDE_ISA avx512
 #include "normal_kernel.h"
 #include "mixture_kernel.h"
+#include "empirical_kernel.h"
 #endif
 typedef int dsde_avx512_translation_unit_is_not_empty;

@@ -4,3 +4,4 @@
 #define DSDE_ISA baseline
 #include "normal_kernel.h"
 #include "mixture_kernel.h"
+#include "empirical_kernel.h"

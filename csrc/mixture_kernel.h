@@ -16,6 +16,14 @@
  * only keeps the exponent arithmetic of dsde_exp_nonpositive in range. */
 #define DSDE_EXP_FLOOR -750.0
 
+/* Rows per register block of the full-covariance kernel (one AVX-512
+ * vector of doubles, two AVX2 ones, four SSE2 or NEON ones). */
+#define DSDE_LANES 8
+#ifndef DSDE_LANES_TYPE
+#define DSDE_LANES_TYPE
+typedef double dsde_lanes __attribute__((vector_size(DSDE_LANES * sizeof(double))));
+#endif
+
 #ifndef DSDE_ALWAYS_INLINE
 #if defined(__GNUC__)
 #define DSDE_ALWAYS_INLINE inline __attribute__((always_inline))
@@ -80,6 +88,75 @@ DSDE_ISA_NAME(mixture_tile_body)(int64_t K, int64_t d, const int64_t W, const do
             gT[j * W + r] /= total[r];
 }
 
+/* One row (large d, where the driver's blocks hold fewer rows than a
+ * vector), vectorized over the coordinates instead of the rows, with the
+ * tile's operations in the tile's order, so the same bits: each logit is
+ * still summed over j in order (eight terms at a time computed in a vector,
+ * then added one by one; the K sums are independent chains), and each
+ * score coordinate still sums its components in order (vectorized over j).
+ * The coefficients are formed here rather than stored for the block (at
+ * large d their K d stores and loads would cost more than the score):
+ * m mu on the fly, 1/c once for a component with one variance, else into
+ * icbuf (K d) during the first pass. */
+void
+DSDE_ISA_NAME(dsde_mixture_row)(const dsde_mix_row_args *a, const double *x, double *g,
+                                double *icbuf, double *scratch)
+{
+    const int64_t K = a->K, d = a->d;
+    const double m = a->m, m2 = a->m * a->m, s2 = a->s * a->s;
+    double *logit = scratch, best = -INFINITY, total = 0.0;
+    for (int64_t k = 0; k < K; k++) {
+        const double *mu = a->means + k * d, *lam = a->lambdas + k * d;
+        double *ic = icbuf + k * d, lk = 0.0;
+        const int one = a->uniform != NULL && a->uniform[k] != 0.0;
+        const double ic0 = 1.0 / (m2 * lam[0] + s2);
+        int64_t j0 = 0;
+        for (; j0 + 8 <= d; j0 += 8) {
+            double t[8];
+            if (one)
+                for (int l = 0; l < 8; l++) {
+                    double diff = m * mu[j0 + l] - x[j0 + l];
+                    t[l] = diff * (diff * ic0);
+                }
+            else
+                for (int l = 0; l < 8; l++) {
+                    double c = 1.0 / (m2 * lam[j0 + l] + s2);
+                    double diff = m * mu[j0 + l] - x[j0 + l];
+                    ic[j0 + l] = c;
+                    t[l] = diff * (diff * c);
+                }
+            for (int l = 0; l < 8; l++)
+                lk += t[l];
+        }
+        for (int64_t j = j0; j < d; j++) {
+            double c = one ? ic0 : 1.0 / (m2 * lam[j] + s2);
+            double diff = m * mu[j] - x[j];
+            ic[j] = c;
+            lk += diff * (diff * c);
+        }
+        logit[k] = a->lognorm[k] - 0.5 * lk;
+        best = logit[k] > best ? logit[k] : best;
+    }
+    for (int64_t j = 0; j < d; j++)
+        g[j] = 0.0;
+    for (int64_t k = 0; k < K; k++) {
+        double v = logit[k] - best;
+        const double weight = dsde_exp_nonpositive(v < DSDE_EXP_FLOOR ? DSDE_EXP_FLOOR : v);
+        const double *mu = a->means + k * d, *ic = icbuf + k * d;
+        total += weight;
+        if (a->uniform != NULL && a->uniform[k] != 0.0) {
+            const double ic0 = 1.0 / (m2 * a->lambdas[k * d] + s2);
+            for (int64_t j = 0; j < d; j++)
+                g[j] += weight * ((m * mu[j] - x[j]) * ic0);
+        }
+        else
+            for (int64_t j = 0; j < d; j++)
+                g[j] += weight * ((m * mu[j] - x[j]) * ic[j]);
+    }
+    for (int64_t j = 0; j < d; j++)
+        g[j] /= total;
+}
+
 void
 DSDE_ISA_NAME(dsde_mixture_tile)(int64_t K, int64_t d, int64_t width, const double *inv_c,
                                  const double *mmu, const double *lognorm, const double *xT,
@@ -91,4 +168,148 @@ DSDE_ISA_NAME(dsde_mixture_tile)(int64_t K, int64_t d, int64_t width, const doub
         DSDE_ISA_NAME(mixture_tile_body)(K, d, DSDE_TILE, inv_c, mmu, lognorm, xT, gT, scratch);
     else
         DSDE_ISA_NAME(mixture_tile_body)(K, d, width, inv_c, mmu, lognorm, xT, gT, scratch);
+}
+
+
+/*
+ * Full covariances, the same tile layout: per component the precision
+ * matrix P_k = (m^2 Sigma_k + s^2 I)^{-1} = U_k diag(1/c_k) U_k^T, formed
+ * once per call (csrc/scores.c), turns each row into one matrix-vector
+ * product, d^2 multiply-adds per component vectorized over the tile's rows:
+ *
+ *     diff = m mu_k - x,  v_k = P_k diff,  quad_k = diff . v_k,
+ *     l_k = lognorm_k - quad_k / 2,  score = sum_k softmax(l)_k v_k,
+ *
+ * with the sums in index order and the weights through the same clamp and
+ * series exp as the diagonal kernel. scratch: K W logits, 2 W, then d W
+ * (diff) and K d W (the v_k).
+ */
+static DSDE_ALWAYS_INLINE void
+DSDE_ISA_NAME(mixture_full_tile_body)(int64_t K, int64_t d, const int64_t W, const double *prec,
+                                      const double *mmu, const double *lognorm, const double *xT,
+                                      double *gT, double *scratch)
+{
+    double *logit = scratch, *best = scratch + K * W, *total = best + W;
+    double *diff = total + W, *v = diff + d * W;
+    for (int64_t r = 0; r < W; r++)
+        best[r] = -INFINITY;
+    for (int64_t k = 0; k < K; k++) {
+        const double *P = prec + k * d * d;
+        double *lk = logit + k * W, *vk = v + k * d * W;
+        for (int64_t j = 0; j < d; j++) {
+            const double mj = mmu[k * d + j];
+            const double *xj = xT + j * W;
+            double *dj = diff + j * W;
+            for (int64_t r = 0; r < W; r++)
+                dj[r] = mj - xj[r];
+        }
+        /* v_i and the quadratic form, DSDE_LANES rows at a time in a
+         * vector (GCC/clang vector extension, split by the compiler into
+         * what the instruction set has): the accumulator stays in a
+         * register over j, each lane its own row with IEEE mul and add */
+        int64_t r0 = 0;
+        for (; r0 + DSDE_LANES <= W; r0 += DSDE_LANES) {
+            dsde_lanes quad = {0.0}, acc, a[4], dj, di;
+            int64_t i = 0;
+            /* four rows of P per pass share the loads of diff, and their
+             * four independent sums hide the latency of the adds */
+            for (; i + 4 <= d; i += 4) {
+                const double *Pi = P + i * d;
+                memcpy(&dj, diff + r0, sizeof dj);
+                for (int q = 0; q < 4; q++)
+                    a[q] = Pi[q * d] * dj;
+                for (int64_t j = 1; j < d; j++) {
+                    memcpy(&dj, diff + j * W + r0, sizeof dj);
+                    for (int q = 0; q < 4; q++)
+                        a[q] = a[q] + Pi[q * d + j] * dj;
+                }
+                for (int q = 0; q < 4; q++) {
+                    memcpy(vk + (i + q) * W + r0, &a[q], sizeof a[q]);
+                    memcpy(&di, diff + (i + q) * W + r0, sizeof di);
+                    quad = quad + di * a[q];
+                }
+            }
+            for (; i < d; i++) {
+                const double *Pi = P + i * d;
+                memcpy(&dj, diff + r0, sizeof dj);
+                acc = Pi[0] * dj;
+                for (int64_t j = 1; j < d; j++) {
+                    memcpy(&dj, diff + j * W + r0, sizeof dj);
+                    acc = acc + Pi[j] * dj;
+                }
+                memcpy(vk + i * W + r0, &acc, sizeof acc);
+                memcpy(&di, diff + i * W + r0, sizeof di);
+                quad = quad + di * acc;
+            }
+            memcpy(lk + r0, &quad, sizeof quad);
+        }
+        for (int64_t r = r0; r < W; r++) {
+            double quad = 0.0;
+            for (int64_t i = 0; i < d; i++) {
+                const double *Pi = P + i * d;
+                double acc = Pi[0] * diff[r];
+                for (int64_t j = 1; j < d; j++)
+                    acc += Pi[j] * diff[j * W + r];
+                vk[i * W + r] = acc;
+                quad += diff[i * W + r] * acc;
+            }
+            lk[r] = quad;
+        }
+        for (int64_t r = 0; r < W; r++) {
+            lk[r] = lognorm[k] - 0.5 * lk[r];
+            best[r] = lk[r] > best[r] ? lk[r] : best[r];
+        }
+    }
+    for (int64_t r = 0; r < W; r++)
+        total[r] = 0.0;
+    for (int64_t j = 0; j < d; j++)
+        for (int64_t r = 0; r < W; r++)
+            gT[j * W + r] = 0.0;
+    for (int64_t k = 0; k < K; k++) {
+        double *lk = logit + k * W;
+        const double *vk = v + k * d * W;
+        for (int64_t r = 0; r < W; r++) {
+            double e = lk[r] - best[r];
+            lk[r] = e < DSDE_EXP_FLOOR ? DSDE_EXP_FLOOR : e;
+        }
+        for (int64_t r = 0; r < W; r++) {
+            lk[r] = dsde_exp_nonpositive(lk[r]);
+            total[r] += lk[r];
+        }
+        for (int64_t j = 0; j < d; j++) {
+            const double *vj = vk + j * W;
+            double *gj = gT + j * W;
+            for (int64_t r = 0; r < W; r++)
+                gj[r] += lk[r] * vj[r];
+        }
+    }
+    for (int64_t j = 0; j < d; j++)
+        for (int64_t r = 0; r < W; r++)
+            gT[j * W + r] /= total[r];
+}
+
+void
+DSDE_ISA_NAME(dsde_mixture_full_tile)(int64_t K, int64_t d, int64_t width, const double *prec,
+                                      const double *mmu, const double *lognorm, const double *xT,
+                                      double *gT, double *scratch)
+{
+    if (width == DSDE_TILE)
+        DSDE_ISA_NAME(mixture_full_tile_body)(K, d, DSDE_TILE, prec, mmu, lognorm, xT, gT, scratch);
+    else
+        DSDE_ISA_NAME(mixture_full_tile_body)(K, d, width, prec, mmu, lognorm, xT, gT, scratch);
+}
+
+/* inv_c = 1 / (m^2 lambda + s^2) and mmu = m mu over n = K d entries,
+ * elementwise (the same IEEE operations on every path); compiled per
+ * instruction set because at large d and small blocks these K d divisions
+ * are a large part of an evaluation. */
+void
+DSDE_ISA_NAME(dsde_mixture_coefficients)(int64_t n, double m, double s, const double *lambdas,
+                                         const double *means, double *inv_c, double *mmu)
+{
+    const double m2 = m * m, s2 = s * s;
+    for (int64_t i = 0; i < n; i++)
+        inv_c[i] = 1.0 / (m2 * lambdas[i] + s2);
+    for (int64_t i = 0; i < n; i++)
+        mmu[i] = m * means[i];
 }

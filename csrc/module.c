@@ -67,9 +67,9 @@ dtype_of(PyArrayObject *x, int *dtype)
 static int
 unpack_score_params(dsde_builtin_score *sc, PyObject *params)
 {
-    static const int counts[] = {0, 2, 0, 4, 1};
+    static const int counts[] = {0, 2, 0, 5, 4};
     const int64_t d = sc->dim;
-    PyArrayObject *arr[4] = {NULL, NULL, NULL, NULL};
+    PyArrayObject *arr[5] = {NULL, NULL, NULL, NULL, NULL};
     if (!PyTuple_Check(params) || PyTuple_GET_SIZE(params) != counts[sc->kind]) {
         PyErr_Format(PyExc_ValueError, "_core: score_params must be a tuple of %d arrays",
                      counts[sc->kind]);
@@ -100,13 +100,35 @@ unpack_score_params(dsde_builtin_score *sc, PyObject *params)
         for (int64_t i = 0; i < K * d; i++)
             if (!(sc->lambdas[i] > 0.0))
                 goto bad;
+        /* the flags of components with one variance: checked, since the
+         * kernel sums their log-normalizer from the first variance alone */
+        if (PyArray_SIZE(arr[4]) != K)
+            goto bad;
+        sc->uniform = PyArray_DATA(arr[4]);
+        for (int64_t k = 0; k < K; k++) {
+            if (sc->uniform[k] != 0.0 && sc->uniform[k] != 1.0)
+                goto bad;
+            for (int64_t j = 1; sc->uniform[k] != 0.0 && j < d; j++)
+                if (!(sc->lambdas[k * d + j] == sc->lambdas[k * d]))
+                    goto bad;
+        }
     }
     else {
+        /* centred points, the same 8 to a block transposed, their squared
+         * norms (+inf past n) and the centre: csrc/simd.h */
         int64_t n = d > 0 ? PyArray_SIZE(arr[0]) / d : 0;
-        if (n < 1 || PyArray_SIZE(arr[0]) != n * d)
+        int64_t padded = (n + 7) / 8 * 8;
+        if (n < 1 || PyArray_SIZE(arr[0]) != n * d || PyArray_SIZE(arr[1]) != padded * d ||
+            PyArray_SIZE(arr[2]) != padded || PyArray_SIZE(arr[3]) != d)
             goto bad;
         sc->n_points = n;
         sc->points = PyArray_DATA(arr[0]);
+        sc->points_t = PyArray_DATA(arr[1]);
+        sc->sq_norms = PyArray_DATA(arr[2]);
+        sc->center = PyArray_DATA(arr[3]);
+        for (int64_t i = n; i < padded; i++)
+            if (!(sc->sq_norms[i] == INFINITY))
+                goto bad;
     }
     return 0;
 bad:

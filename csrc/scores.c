@@ -6,14 +6,23 @@
 
 #define LOG_2PI 1.8378770664093454835606594728112
 
-/* Points of empirical data handled per pass over a block of rows. */
-#define POINTS_PER_PASS 256
+/* Partial sums of the empirical weights per row (csrc/empirical_kernel.h). */
+#define DSDE_EMP_LANES_TOTAL 8
+
+/* Full covariances of up to this dimension go through the precision
+ * matrices and the tile kernel (d^2 per row and component, plus K d^3 per
+ * evaluation to form them); larger ones stay with the row kernel (2 d^2 per
+ * row and component, nothing per evaluation), where forming the matrices
+ * would cost more than it saves at the driver's blocks of 4096 / d rows. */
+#define FULL_TILE_MAX_DIM 32
 
 /* Rows of the mixture tile for a block of `rows` rows. */
 static int64_t
 tile_width(int64_t rows)
 {
-    return rows < DSDE_TILE ? (rows > 0 ? rows : 1) : DSDE_TILE;
+    /* below a vector of rows, one row at a time (vectorized over d): a
+     * row's bits depend on neither choice */
+    return rows < DSDE_TILE ? (rows >= 8 ? rows : 1) : DSDE_TILE;
 }
 
 int64_t
@@ -25,16 +34,24 @@ dsde_score_work_size(const dsde_builtin_score *sc, int64_t rows)
         return 2 * d;
     case DSDE_SCORE_MIXTURE:
         /* 1/c and m mu (K d each), log-normalizers (K); then either a tile's
-         * rows and scores transposed (d W each) and its scratch ((K + 2) W),
-         * or, full covariances, the per-component scores of one row (K d),
-         * its logits (K) and x, y, g (d each) */
+         * rows and scores transposed (d W each) and its scratch ((K + 2) W)
+         * (for one row, W = 1, no m mu: the row kernel forms it),
+         * or, full covariances up to FULL_TILE_MAX_DIM, the precision
+         * matrices (K d^2), the same transposed tile and the full kernel's
+         * scratch ((K + 2 + d + K d) W), or, above, the per-component scores
+         * of one row (K d), its logits (K) and x, y, g (d each) */
+        if (sc->vectors == NULL && W == 1) /* the row kernel: 1/c only */
+            return K * d + K + 2 * d + K + 2;
         if (sc->vectors == NULL)
             return 2 * K * d + K + (2 * d + K + 2) * W;
+        if (d <= FULL_TILE_MAX_DIM)
+            return 2 * K * d + K + K * d * d + (3 * d + K + 2 + K * d) * W;
         return 3 * K * d + 2 * K + 3 * d;
     case DSDE_SCORE_EMPIRICAL:
-        /* per row: running max, running sum, weighted sum (d); the rows
-         * widened to double and their scores (d each) */
-        return rows * (3 * d + 2);
+        /* a group of rows widened to double and their scores (d each), and
+         * the kernel's running sums, centred rows and logits */
+        return DSDE_EMP_ROWS * (4 * d + DSDE_EMP_POINTS + DSDE_EMP_LANES_TOTAL) +
+               DSDE_EMP_POINTS; /* and the indices of a pass's live points */
     default:
         return 0;
     }
@@ -76,17 +93,69 @@ typedef struct {
     double *end;      /* the rest of the workspace */
 } mixture_work;
 
+/* h + t + t + ... + t (n additions, each rounded to nearest): the bits of
+ * that loop, in a few steps per binade of h. While h and t share a sign
+ * and h stays inside its binade [2^(e-1), 2^e) (ulp u), every sum h + t
+ * rounds to h + delta with delta the multiple of u nearest t (unique unless
+ * t is a tie, then the loop's own step is taken), so k such additions are
+ * one exact h + k delta; each binade boundary is crossed by one ordinary
+ * addition. Anything unusual (signs differ, h tiny, t huge) takes the
+ * ordinary step too. */
+static double
+repeat_add(double h, double t, int64_t n)
+{
+    while (n > 0) {
+        if (h == 0.0 || (h > 0.0) != (t > 0.0) || !isfinite(h) || !isfinite(t) ||
+            fabs(h) < 0x1p-900 || fabs(t) > 0x1p60) {
+            h += t;
+            n--;
+            continue;
+        }
+        int e;
+        frexp(h, &e); /* |h| in [2^(e-1), 2^e) */
+        const double u = ldexp(1.0, e - 53);
+        const double q = fabs(t) / u, fq = floor(q); /* exact: u is a power of 2 */
+        if (q - fq == 0.5) { /* a tie: the rounding depends on h's last bit */
+            h += t;
+            n--;
+            continue;
+        }
+        const double D = q - fq < 0.5 ? fq : fq + 1.0; /* delta = D u */
+        if (D == 0.0) /* every remaining sum rounds back to h */
+            return h;
+        /* steps whose result stays at or below 2^e - u: there a sum is
+         * below 2^e - u / 2, so its grid is still u */
+        const double A = 0x1p53 - fabs(h) / u; /* (2^e - |h|) / u, an integer */
+        double k = floor((A - 1.0) / D);
+        if (k * D > A - 1.0)
+            k -= 1.0;
+        if (k > (double)n)
+            k = (double)n;
+        if (k >= 1.0) {
+            const double step = (k * D) * u; /* exact: k D < 2^53 */
+            h = h > 0.0 ? h + step : h - step;
+            n -= (int64_t)k;
+        }
+        if (n > 0) {
+            h += t;
+            n--;
+        }
+    }
+    return h;
+}
+
 static mixture_work
-mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
+mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work,
+                int coefficients)
 {
     const int64_t d = sc->dim, K = sc->n_components;
     mixture_work w;
     w.inv_c = work;
-    w.mmu = w.inv_c + K * d;
-    w.lognorm = w.mmu + K * d;
+    w.mmu = coefficients ? w.inv_c + K * d : NULL; /* the row kernel forms m mu itself */
+    w.lognorm = w.inv_c + (coefficients ? 2 : 1) * K * d;
     w.end = w.lognorm + K;
     w.logit = w.per = w.xd = w.y = w.g = NULL;
-    if (sc->vectors != NULL) {
+    if (sc->vectors != NULL && d > FULL_TILE_MAX_DIM) {
         w.per = w.end;
         w.logit = w.per + K * d;
         w.xd = w.logit + K;
@@ -94,17 +163,57 @@ mixture_prepare(const dsde_builtin_score *sc, double m, double s, double *work)
         w.g = w.y + d;
         w.end = w.g + d;
     }
+    if (coefficients)
+        dsde_simd()->mixture_coefficients(K * d, m, s, sc->lambdas, sc->means, w.inv_c, w.mmu);
+    /* half_logdet_k = sum_j 1/2 (log 2 pi + log c_kj), in j order for each
+     * k. A component with one variance (sc->uniform) adds one term d times:
+     * repeat_add gives that loop's bits in O(log d) steps. The others
+     * advance their sums together (independent chains rather than one long
+     * one, which at large d costs an add latency per element), and a
+     * variance repeated from the previous coordinate reuses its log: the
+     * same value, so the same bits, with one log per run instead of one per
+     * coordinate */
+    double *half_logdet = w.lognorm, *term = w.lognorm + K; /* the K doubles after it */
+    int mixed = 0;
     for (int64_t k = 0; k < K; k++) {
-        double half_logdet = 0.0;
-        for (int64_t j = 0; j < d; j++) {
-            double c = m * m * sc->lambdas[k * d + j] + s * s;
-            w.inv_c[k * d + j] = 1.0 / c;
-            w.mmu[k * d + j] = m * sc->means[k * d + j];
-            half_logdet += 0.5 * (LOG_2PI + log(c));
-        }
-        w.lognorm[k] = sc->log_weights[k] - half_logdet;
+        half_logdet[k] = 0.0;
+        if (sc->uniform != NULL && sc->uniform[k] != 0.0)
+            half_logdet[k] = repeat_add(0.0, 0.5 * (LOG_2PI + log(m * m * sc->lambdas[k * d] + s * s)), d);
+        else
+            mixed = 1;
     }
+    for (int64_t j = 0; mixed && j < d; j++)
+        for (int64_t k = 0; k < K; k++) {
+            if (sc->uniform != NULL && sc->uniform[k] != 0.0)
+                continue;
+            if (j == 0 || !(sc->lambdas[k * d + j] == sc->lambdas[k * d + j - 1])) {
+                double c = m * m * sc->lambdas[k * d + j] + s * s;
+                term[k] = 0.5 * (LOG_2PI + log(c));
+            }
+            half_logdet[k] += term[k];
+        }
+    for (int64_t k = 0; k < K; k++)
+        w.lognorm[k] = sc->log_weights[k] - half_logdet[k];
     return w;
+}
+
+/* P_k = U_k diag(1/c_k) U_k^T (K d^2 doubles at `prec`), each entry summed
+ * over the eigenvalue index in order. */
+static void
+mixture_precisions(const dsde_builtin_score *sc, const mixture_work *w, double *prec)
+{
+    const int64_t d = sc->dim, K = sc->n_components;
+    for (int64_t k = 0; k < K; k++) {
+        const double *U = sc->vectors + k * d * d, *inv_c = w->inv_c + k * d;
+        double *P = prec + k * d * d;
+        for (int64_t i = 0; i < d; i++)
+            for (int64_t j = 0; j < d; j++) {
+                double acc = (U[i * d] * inv_c[0]) * U[j * d];
+                for (int64_t l = 1; l < d; l++)
+                    acc += (U[i * d + l] * inv_c[l]) * U[j * d + l];
+                P[i * d + j] = acc;
+            }
+    }
 }
 
 /* per_k = C_k^{-1} (m mu_k - x) and its logit; y_k = U_k^T (m mu_k - x). */
@@ -169,52 +278,16 @@ mixture_row(const dsde_builtin_score *sc, const mixture_work *w)
 
 /* ---- empirical data ------------------------------------------------------- */
 
-/* Streams the points in passes; each row keeps a running log-sum-exp:
- * (best, total, acc) with acc = sum_i e^{l_i - best} (m y_i - x). */
-static void
-empirical_rows(const dsde_builtin_score *sc, double m, double s, const double *xd,
-               int64_t rows, double *g, double *work, dsde_pool *pool, int master)
+typedef struct {
+    dsde_pool *pool;
+    int master;
+} poll_target;
+
+static int
+poll_pool(void *arg)
 {
-    const int64_t d = sc->dim, n = sc->n_points;
-    const double inv_two_s2 = 0.5 / (s * s);
-    double *best = work, *total = work + rows, *acc = work + 2 * rows;
-    for (int64_t r = 0; r < rows; r++) {
-        best[r] = -INFINITY;
-        total[r] = 0.0;
-    }
-    memset(acc, 0, (size_t)(rows * d) * sizeof(double));
-    for (int64_t p0 = 0; p0 < n; p0 += POINTS_PER_PASS) {
-        int64_t p1 = p0 + POINTS_PER_PASS < n ? p0 + POINTS_PER_PASS : n;
-        for (int64_t r = 0; r < rows; r++) {
-            const double *xr = xd + r * d;
-            double *ar = acc + r * d;
-            for (int64_t p = p0; p < p1; p++) {
-                const double *yp = sc->points + p * d;
-                double dist = 0.0;
-                for (int64_t j = 0; j < d; j++) {
-                    double diff = xr[j] - m * yp[j];
-                    dist += diff * diff;
-                }
-                double l = -dist * inv_two_s2;
-                if (l > best[r]) {
-                    double shrink = exp(best[r] - l);
-                    total[r] *= shrink;
-                    for (int64_t j = 0; j < d; j++)
-                        ar[j] *= shrink;
-                    best[r] = l;
-                }
-                double weight = exp(l - best[r]);
-                total[r] += weight;
-                for (int64_t j = 0; j < d; j++)
-                    ar[j] += weight * (m * yp[j] - xr[j]);
-            }
-        }
-        if (dsde_poll(pool, master))
-            return;
-    }
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < d; j++)
-            g[r * d + j] = acc[r * d + j] / (total[r] * s * s);
+    poll_target *t = arg;
+    return dsde_poll(t->pool, t->master);
 }
 
 /* ---- dispatch ------------------------------------------------------------- */
@@ -229,18 +302,32 @@ empirical_rows(const dsde_builtin_score *sc, double m, double s, const double *x
         if (sc->kind == DSDE_SCORE_LINEAR) {                                   \
             LINEAR(sc, m, s, x, rows, out, work);                              \
         }                                                                      \
-        else if (sc->kind == DSDE_SCORE_MIXTURE && sc->vectors == NULL) {      \
-            mixture_work w = mixture_prepare(sc, m, s, work);                  \
+        else if (sc->kind == DSDE_SCORE_MIXTURE &&                            \
+                 (sc->vectors == NULL || d <= FULL_TILE_MAX_DIM)) {            \
             const int64_t W = tile_width(rows);                                \
+            const int row_kernel = W == 1 && sc->vectors == NULL;              \
+            mixture_work w = mixture_prepare(sc, m, s, work, !row_kernel);     \
+            const double *coef = w.inv_c;                                      \
+            dsde_mixture_tile_fn tile = dsde_simd()->mixture_tile;             \
+            if (sc->vectors != NULL) {                                         \
+                mixture_precisions(sc, &w, w.end);                             \
+                coef = w.end;                                                  \
+                w.end += sc->n_components * d * d;                             \
+                tile = dsde_simd()->mixture_full_tile;                         \
+            }                                                                  \
             double *xT = w.end, *gT = xT + d * W, *scratch = gT + d * W;       \
-            const dsde_mixture_tile_fn tile = dsde_simd()->mixture_tile;       \
+            dsde_mix_row_args ra = {sc->n_components, d, m, s, sc->means,      \
+                                    sc->lambdas, sc->uniform, w.lognorm};      \
             for (int64_t r0 = 0; r0 < rows; r0 += W) {                         \
                 int64_t n = rows - r0 < W ? rows - r0 : W;                     \
                 for (int64_t j = 0; j < d; j++)                                \
                     for (int64_t r = 0; r < W; r++)                            \
                         xT[j * W + r] = r < n ? (double)x[(r0 + r) * d + j] : 0.0; \
-                tile(sc->n_components, d, W, w.inv_c, w.mmu, w.lognorm, xT,    \
-                     gT, scratch);                                             \
+                if (row_kernel) /* 1/c goes to w.inv_c, m mu is not stored */   \
+                    dsde_simd()->mixture_row(&ra, xT, gT, w.inv_c, scratch);   \
+                else                                                           \
+                    tile(sc->n_components, d, W, coef, w.mmu, w.lognorm, xT,   \
+                         gT, scratch);                                         \
                 for (int64_t r = 0; r < n; r++)                                \
                     for (int64_t j = 0; j < d; j++)                            \
                         out[(r0 + r) * d + j] = (T)gT[j * W + r];              \
@@ -249,7 +336,7 @@ empirical_rows(const dsde_builtin_score *sc, double m, double s, const double *x
             }                                                                  \
         }                                                                      \
         else if (sc->kind == DSDE_SCORE_MIXTURE) {                             \
-            mixture_work w = mixture_prepare(sc, m, s, work);                  \
+            mixture_work w = mixture_prepare(sc, m, s, work, 1);               \
             for (int64_t r = 0; r < rows; r++) {                               \
                 for (int64_t j = 0; j < d; j++)                                \
                     w.xd[j] = (double)x[r * d + j];                            \
@@ -261,12 +348,22 @@ empirical_rows(const dsde_builtin_score *sc, double m, double s, const double *x
             }                                                                  \
         }                                                                      \
         else if (sc->kind == DSDE_SCORE_EMPIRICAL) {                           \
-            double *xd = work + rows * (d + 2), *g = xd + rows * d;            \
-            for (int64_t i = 0; i < rows * d; i++)                             \
-                xd[i] = (double)x[i];                                          \
-            empirical_rows(sc, m, s, xd, rows, g, work, pool, master);         \
-            for (int64_t i = 0; i < rows * d; i++)                             \
-                out[i] = (T)g[i];                                              \
+            const int64_t R = DSDE_EMP_ROWS;                                   \
+            double *xd = work, *g = xd + R * d, *kwork = g + R * d;            \
+            poll_target target = {pool, master};                               \
+            dsde_emp_args a = {sc->n_points, d, m, s, sc->points, sc->points_t, \
+                               sc->sq_norms, sc->center, poll_pool, &target};  \
+            const dsde_empirical_rows_fn group = dsde_simd()->empirical_rows;  \
+            for (int64_t r0 = 0; r0 < rows; r0 += R) {                         \
+                int64_t n = rows - r0 < R ? rows - r0 : R;                     \
+                for (int64_t i = 0; i < n * d; i++)                            \
+                    xd[i] = (double)x[r0 * d + i];                             \
+                group(&a, xd, n, g, kwork);                                    \
+                if (dsde_poll(pool, master))                                   \
+                    return;                                                    \
+                for (int64_t i = 0; i < n * d; i++)                            \
+                    out[r0 * d + i] = (T)g[i];                                 \
+            }                                                                  \
         }                                                                      \
     }
 

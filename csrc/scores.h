@@ -14,11 +14,17 @@
  *              c_kj = m^2 lambda_kj + s^2 and y_k = U_k^T (x - m mu_k),
  *                  l_k = log w_k - 1/2 sum_j [log(2 pi c_kj) + y_kj^2 / c_kj]
  *                  score(x) = -sum_k softmax(l)_k U_k (y_k / c_k)
- *              in double, log-sum-exp stable, O(K d) per row (O(K d^2) full).
+ *              in double, log-sum-exp stable, O(K d) per row. Full covariances
+ *              up to d = 32 use the precision matrices P_k = U_k diag(1/c_k) U_k^T
+ *              (formed per evaluation, K d^3): v_k = P_k (m mu_k - x), quad_k =
+ *              (m mu_k - x) . v_k, score = sum_k softmax(l)_k v_k, d^2 per row
+ *              and component, vectorized over rows like the diagonal kernel;
+ *              larger ones rotate each row, 2 d^2 per row and component.
  *   empirical  data = n points y_i with equal weights, smoothed by the kernel:
  *                  score(x) = sum_i softmax_i(-|x - m y_i|^2 / (2 s^2)) (m y_i - x) / s^2
- *              in double, streamed over blocks of points with a running
- *              log-sum-exp; needs s > 0.
+ *              in double, groups of rows against blocks of points with a
+ *              running log-sum-exp, the distances expanded around the data's
+ *              centre (csrc/empirical_kernel.h); needs s > 0.
  */
 #ifndef DIFFSDE_SCORES_H
 #define DIFFSDE_SCORES_H
@@ -47,9 +53,13 @@ typedef struct {
     const double *means;        /* (K, dim) */
     const double *lambdas;      /* (K, dim): covariance eigenvalues (or diagonal) */
     const double *vectors;      /* (K, dim, dim) eigenvectors as columns, or NULL */
+    const double *uniform;      /* (K,): 1 where all lambdas of component k are equal, else 0 */
     /* empirical */
     int64_t n_points;
-    const double *points;       /* (n, dim) */
+    const double *points;       /* (n, dim), centred: y_i - center */
+    const double *points_t;     /* (ceil(n / 8), dim, 8): the same, 8 to a block, transposed */
+    const double *sq_norms;     /* (8 ceil(n / 8),): |y_i - center|^2, +inf past n */
+    const double *center;       /* (dim,) */
 } dsde_builtin_score;
 
 /* Doubles of per-thread workspace a block of `rows` rows needs. */

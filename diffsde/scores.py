@@ -386,8 +386,11 @@ class GaussianMixture:
             raise ValueError(f"this GaussianMixture has d = {self.d}; the states have {dim} "
                              "coordinates per row")
         vectors = np.zeros(0) if self.vectors is None else np.ascontiguousarray(self.vectors).ravel()
+        # 1 for a component whose variances are all equal (C sums its
+        # log-normalizer from one log; it checks the flags)
+        uniform = np.all(self.lambdas == self.lambdas[:, :1], axis=1).astype(np.float64)
         return _SCORE_MIXTURE, (self._log_weights(), np.ascontiguousarray(self.means).ravel(),
-                                np.ascontiguousarray(self.lambdas).ravel(), vectors)
+                                np.ascontiguousarray(self.lambdas).ravel(), vectors, uniform)
 
     def __repr__(self):
         return f"GaussianMixture(K={self.K}, d={self.d}, {self.cov_kind})"
@@ -470,9 +473,34 @@ class EmpiricalData:
         return (score[:, 0] if scalar else score), trace
 
     def c_params(self, dim):
+        """(kind, arrays) of the C kernel (csrc/simd.h, dsde_emp_args): the
+        points centred on their mean, the same eight to a block transposed
+        (zeros past n), their squared norms (+inf past n, so that padding
+        weighs 0) and the centre. Packed once: the points are read-only."""
         if dim != self.d:
             raise ValueError(f"this EmpiricalData has d = {self.d}; the states have {dim} coordinates per row")
-        return _SCORE_EMPIRICAL, (self.points.ravel(),)
+        packed = getattr(self, "_packed", None)
+        if packed is None:
+            n, d = self.n, self.d
+            # the centre of the bounding box and the norms summed over the
+            # coordinates in order: single IEEE operations, so the packed
+            # arrays have the same bits on every machine
+            center = 0.5 * (self.points.min(axis=0) + self.points.max(axis=0))
+            centred = self.points - center
+            padded = -(-n // 8) * 8
+            blocks = np.zeros((padded, d))
+            blocks[:n] = centred
+            blocks = np.ascontiguousarray(blocks.reshape(padded // 8, 8, d).transpose(0, 2, 1))
+            sq = np.full(padded, np.inf)
+            norms = np.zeros(n)
+            for j in range(d):
+                norms = norms + centred[:, j] * centred[:, j]
+            sq[:n] = norms
+            packed = tuple(np.ascontiguousarray(a).ravel() for a in (centred, blocks, sq, center))
+            for a in packed:
+                a.setflags(write=False)
+            self._packed = packed
+        return _SCORE_EMPIRICAL, packed
 
     def __repr__(self):
         return f"EmpiricalData(n={self.n}, d={self.d})"

@@ -129,21 +129,27 @@ def test_the_mixture_weights_go_through_the_series_exp():
             np.testing.assert_array_equal(got, series, err_msg=path)
 
 
-def test_full_covariance_weights_use_libm_exp():
-    """The full-covariance kernel (one row at a time, O(K d^2)) weighs its
-    components with the C library's exp, not the series: two rotated
-    components at -(1, 1)/2 and (1, 1)/2 with x between them (the score
-    cancels, so a 1-ulp change of a weight shows), where the C output equals
-    the twin calling math.exp and differs from the twin with the series exp
-    in many rows."""
-    cov = np.array([[1.0, 0.3], [0.3, 0.5]])
-    gm = ds.GaussianMixture([0.5, 0.5], [[-0.5, -0.5], [0.5, 0.5]], [cov, cov])
-    x = np.random.default_rng(13).uniform(-0.5, 0.5, (4000, 2))
-    libm = twins.mixture_score(gm, x, 1.0, 0.0)
-    series = twins.mixture_score(gm, x, 1.0, 0.0, exp=reference.exp_nonpositive)
-    assert np.count_nonzero(np.any(series != libm, axis=1)) >= 200
-    for path, got in on_every_simd_path(lambda: reference.score_in_c(gm, x, 1.0, 0.0)).items():
-        np.testing.assert_array_equal(got, libm, err_msg=path)
+def test_full_covariance_weights_use_the_series_exp_in_the_tile_kernel_and_libm_above():
+    """Full covariances up to d = 32 go through the precision matrices and the
+    tile kernel, which weighs with the series exp; larger ones stay with the
+    row kernel and the C library's exp. Two rotated components at -u/2 and u/2
+    (u = (1, ..., 1)) with x between them (the score cancels, so a 1-ulp
+    change of a weight shows): the C output equals the twin with the exp of
+    its kernel and differs from the twin with the other exp in many rows, on
+    every SIMD path."""
+    rng = np.random.default_rng(13)
+    for d, own, other in ((2, reference.exp_nonpositive, twins.libm_exp),
+                          (33, twins.libm_exp, reference.exp_nonpositive)):
+        A = rng.standard_normal((d, d))
+        cov = A @ A.T / d + 0.5 * np.eye(d)
+        gm = ds.GaussianMixture([0.5, 0.5], [-0.5 * np.ones(d), 0.5 * np.ones(d)], [cov, cov])
+        x = rng.uniform(-0.5, 0.5, (4000 if d == 2 else 300, d))
+        expected = twins.mixture_score(gm, x, 1.0, 0.0, exp=own)
+        swapped = twins.mixture_score(gm, x, 1.0, 0.0, exp=other)
+        assert np.count_nonzero(np.any(swapped != expected, axis=1)) >= x.shape[0] // 20
+        np.testing.assert_array_equal(twins.mixture_score(gm, x, 1.0, 0.0), expected)
+        for path, got in on_every_simd_path(lambda: reference.score_in_c(gm, x, 1.0, 0.0)).items():
+            np.testing.assert_array_equal(got, expected, err_msg=f"{path}, d={d}")
 
 
 @pytest.mark.parametrize("d", [1, 2, 5])
