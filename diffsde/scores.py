@@ -176,60 +176,6 @@ class LinearScore:
         return f"LinearScore(mean={self.mean.tolist()}, var={self.var.tolist()})"
 
 
-class EpsScore:
-    r"""The score of a noise-prediction model: :math:`s(x, t) = -\varepsilon(x, t) / s(t)`.
-
-    ``s(t)`` is the marginal std of the process (``sde.marginal_coefficients(t)[1]``; for a
-    chain, :math:`\sqrt{1 - \bar\alpha_i}` at i = t N / T). Made by
-    :func:`score_from_eps`.
-    """
-
-    def __init__(self, eps_fn, process):
-        from .chains import Chain
-        from .sde import SDE
-
-        if not callable(eps_fn):
-            raise TypeError(f"eps_fn must be callable as eps_fn(x, t); got {eps_fn!r}")
-        if not isinstance(process, (SDE, Chain)):
-            raise TypeError(f"process must be an SDE or a chain; got {type(process).__name__}")
-        self.eps_fn, self.process = eps_fn, process
-        self._is_chain = isinstance(process, Chain)
-
-    def std(self, t):
-        """The marginal std s(t) the eps model was trained against."""
-        t = _scalar_time(t, self.process)
-        if self._is_chain:
-            i = int(round(t * self.process.N / self.process.T))
-            return float(self.process.marginal_coefficients(i)[1])
-        return float(self.process.marginal_coefficients(t)[1])
-
-    def __call__(self, x, t):
-        std = self.std(t)
-        if std == 0.0:
-            raise ValueError(f"the score of an eps model is undefined at t = {t!r}, where s(t) = 0")
-        return -np.asarray(self.eps_fn(x, t)) / std
-
-    def __repr__(self):
-        return f"score_from_eps({self.eps_fn!r}, {self.process!r})"
-
-
-def score_from_eps(eps_fn, process):
-    r"""Turn a noise-prediction model into a score: :math:`s = -\varepsilon(x, t)/s(t)`.
-
-    Parameters
-    ----------
-    eps_fn : callable eps_fn(x, t)
-        Predicts the noise z in x_t = m x_0 + s z.
-    process : SDE or chain
-        Gives s(t) (for a chain, sqrt(1 - abar_i) at t = t_i).
-
-    Returns
-    -------
-    callable score(x, t)
-    """
-    return EpsScore(eps_fn, process)
-
-
 class BoundScore:
     """The exact score of known data under a process: ``data.score(process)``.
 
@@ -551,3 +497,7 @@ class EmpiricalData:
 
     def __repr__(self):
         return f"EmpiricalData(n={self.n}, d={self.d})"
+
+
+# the prediction adapters live in predictions.py; these names stay importable from here
+from .predictions import EpsScore, score_from_eps  # noqa: E402,F401

@@ -631,4 +631,6 @@ def _bind(score, process):
         return score
     if isinstance(score, (GaussianMixture, EmpiricalData)):
         return score.score(process)
-    return score
+    from ._frameworks import adapt  # torch/JAX networks become NumPy scores
+
+    return adapt(score, process)
