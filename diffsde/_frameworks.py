@@ -81,7 +81,7 @@ class _NumpyBackend:
     def times(self, values, dtype):
         return values.astype(np.int64) if values.dtype.kind in "iu" else values.astype(dtype)
 
-    def call(self, x, t):
+    def call(self, x, t, share=True):
         xs = self.state(x)
         return np.asarray(self.fn(xs, self.times(t, xs.dtype)))
 
@@ -120,12 +120,12 @@ class _TorchBackend:
         return {self.torch.float32: np.float32, self.torch.float64: np.float64,
                 self.torch.float16: np.float16}[tdtype]
 
-    def state(self, x):
+    def state(self, x, share=True):
         """x as a tensor of the network's dtype: zero-copy (DLPack) when the
-        dtype already matches, else a converted copy."""
+        dtype already matches and ``share``, else a converted copy."""
         torch = self.torch
         want = self.dtype or torch.from_numpy(np.empty(0, x.dtype)).dtype
-        if x.dtype == self._np(want) and self.device.type == "cpu":
+        if share and x.dtype == self._np(want) and self.device.type == "cpu":
             try:
                 return torch.from_dlpack(x)
             except (BufferError, RuntimeError, TypeError):
@@ -151,15 +151,15 @@ class _TorchBackend:
         except (BufferError, RuntimeError, TypeError):
             return out.numpy()
 
-    def call(self, x, t):
+    def call(self, x, t, share=True):
         torch = self.torch
-        xt = self.state(x)
+        xt = self.state(x, share)
         version = xt._version
         with torch.inference_mode():
             out = self.fn(xt, self.times(t, xt.dtype))
         if xt._version != version:
-            raise RuntimeError("the network changed its input tensor in place; it shares memory with the "
-                               "sampler's state (zero-copy), so it must not (clone it first)")
+            raise RuntimeError("the network changed its input tensor in place; it may share memory with the "
+                               "sampler's state (zero-copy, DLPack), so it must not (clone it first)")
         return self._numpy(out, "network")
 
     def score_and_trace(self, score_of, x, t, probes):
@@ -231,7 +231,7 @@ class _JaxBackend:
             raise TypeError(f"the JAX network must return a jax.Array; got {type(out).__name__}")
         return np.asarray(out)
 
-    def call(self, x, t):
+    def call(self, x, t, share=True):
         return self._numpy(self.fn(self.state(x), self.times(t)))
 
     def score_and_trace(self, score_of, x, t, probes):
@@ -338,7 +338,11 @@ class NetworkScore:
         if x.dtype.kind != "f":
             x = x.astype(np.float64)
         net_x = x if scale == 1.0 else x * scale
-        pred = self.backend.call(net_x, self._time_values(value, t, x.shape[0]))
+        # zero-copy only for the sampler's read-only state views and our own
+        # temporaries: a caller's writable array is copied, so that no
+        # network can change it
+        share = net_x is not x or not x.flags.writeable
+        pred = self.backend.call(net_x, self._time_values(value, t, x.shape[0]), share)
         if pred.shape != x.shape:
             raise ValueError(f"the network returned shape {pred.shape} at t = {shown(t)}; expected {x.shape}, "
                              f"the shape of x")

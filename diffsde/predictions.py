@@ -335,9 +335,10 @@ def network_score(fn, process, prediction="eps", time="t", *, framework=None, dt
         on and float32 otherwise; else the state's dtype. States of another
         dtype are cast to it on the way in (a float32 network on float64
         states rounds its inputs to float32) and the score is returned in
-        the state's dtype. Torch inputs of the network's dtype are shared
-        zero-copy through DLPack (the network must not change them in place:
-        RuntimeError if it does).
+        the state's dtype. The sampler's states reach a torch network of
+        their dtype zero-copy through DLPack (a caller's writable array is
+        copied); the network must not change its input in place
+        (RuntimeError if it does).
 
     Returns
     -------
