@@ -51,7 +51,8 @@ SUBMODULES = ["analysis", "datasets", "fokker_planck", "plot", "schedules", "gri
 GROUPS = [
     ("Processes", ["VPSDE", "VESDE", "SubVPSDE", "ReverseSDE", "DDPM", "SMLD"]),
     ("Simulation", ["forward", "reverse", "Trajectory", "BrownianPath", "log_likelihood"]),
-    ("Scores", ["GaussianMixture", "EmpiricalData", "LinearScore", "score_from_eps"]),
+    ("Scores", ["GaussianMixture", "EmpiricalData", "LinearScore", "score_from_eps", "score_from_x0",
+                "score_from_v", "score_from_velocity", "network_score"]),
 ]
 
 
