@@ -12,7 +12,7 @@ Brownian path.
 # First, so that an unbuilt source tree fails with instructions, not a
 # circular-import message from whichever module reached _core first.
 from . import _build_check  # noqa: F401  (isort: skip)
-from . import analysis, datasets, fokker_planck, plot
+from . import analysis, datasets, fokker_planck, plot, training
 from ._engine import RunResult, run_steps
 from ._rng import standard_normal
 from ._simd import get_simd_path, set_simd_path, simd_paths
@@ -64,4 +64,5 @@ __all__ = [
     "set_simd_path",
     "simd_paths",
     "standard_normal",
+    "training",
 ]

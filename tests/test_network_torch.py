@@ -13,6 +13,8 @@ torch = pytest.importorskip("torch", reason="torch is not installed: pip install
 import diffsde as ds  # noqa: E402
 import networks  # noqa: E402
 
+# two cores shared by the whole test run: torch's own thread pool only spins
+torch.set_num_threads(1)
 VP = ds.VPSDE(0.1, 20.0)
 VE = ds.VESDE(0.01, 50.0)
 DATA = networks.data()
@@ -265,3 +267,41 @@ def test_high_dimension_defaults_to_hutchinson():
     np.testing.assert_allclose(est, exact, rtol=0, atol=1e-8)
     with pytest.raises(ValueError, match="n_probes applies"):
         ds.log_likelihood(VP, gauss, x, steps=30, n_probes=2, divergence="autograd")
+
+
+# -- training --------------------------------------------------------------------------
+
+def test_dsm_training_reaches_the_minimal_loss_of_gaussian_data():
+    # For data N(mu, v) the DSM loss's minimum is E_t[Var(eps | x_t)] = E_t[m^2 v / (m^2 v + s^2)]
+    # (the posterior variance of eps); a trained network's loss must come down to it.
+    mu, v = 1.0, 0.5
+    sub = ds.VPSDE(0.1, 20.0)
+    t_min = 0.01
+    t = np.linspace(t_min, 1.0, 20001)
+    m, s = sub.marginal_coefficients(t)
+    minimum = np.trapezoid(m * m * v / (m * m * v + s * s), t) / (1.0 - t_min)
+    torch.manual_seed(0)
+    net = ds.training.mlp(1, hidden=32, frequencies=2)
+    net, losses = ds.training.train_dsm(lambda n, rng: mu + np.sqrt(v) * np.random.default_rng(rng).standard_normal(n),
+                                        sub, net=net, steps=600, batch=256, lr=5e-3, t_min=t_min, rng=1)
+    tail = losses[-200:]
+    se = tail.std(ddof=1) / np.sqrt(tail.size)
+    assert losses[:10].mean() > 1.5 * minimum
+    # at or above the minimum (an estimate of it: 5 standard errors), and within 15 % of it
+    assert minimum - 5 * se < tail.mean() < 1.15 * minimum, (tail.mean(), minimum, se)
+
+
+def test_saved_weights_load_as_numpy_and_torch(tmp_path):
+    torch.manual_seed(3)
+    net = ds.training.mlp(2, hidden=16, frequencies=3)
+    path = tmp_path / "w.npz"
+    ds.training.save_mlp(net, path, note="x")
+    as_np = ds.training.load_mlp(path)
+    as_torch = ds.training.load_mlp(path, framework="torch")
+    t = np.linspace(0.1, 0.9, X.shape[0])
+    with torch.no_grad():
+        ref = net(torch.from_numpy(X).float(), torch.from_numpy(t).float()).double().numpy()
+        got_t = as_torch(torch.from_numpy(X), torch.from_numpy(t)).numpy()
+    np.testing.assert_allclose(as_np(X, t), got_t, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(as_np(X, t), ref, rtol=0, atol=1e-5)  # the module computed in float32
+    assert str(as_np.metadata["note"]) == "x"
