@@ -199,7 +199,7 @@ def load_mlp(path, framework="numpy"):
         d, hidden, frequencies = (int(v) for v in f["shape"])
         weights = [f[f"w{i}"].astype(np.float64) for i in range(3)]
         biases = [f[f"b{i}"].astype(np.float64) for i in range(3)]
-        metadata = {k[5:]: f[k][()] for k in f.files if k.startswith("meta_")}
+        metadata = {k[5:]: f[k][()].item() for k in f.files if k.startswith("meta_")}
     if framework == "numpy":
         return NumpyMLP(weights, biases, d, hidden, frequencies, metadata)
     torch = require("torch", "diffsde.training.load_mlp")
