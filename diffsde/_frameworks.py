@@ -290,11 +290,28 @@ class NetworkScore:
                              f"got {shown(framework)}")
         self.fn, self.prediction, self.time, self.framework = fn, prediction, time, framework
         self._chain = chain
+        self._cache = {}
         self.backend = _BACKENDS[framework](fn, dtype)
 
     # -- the network's inputs ------------------------------------------------------
+    #: Times whose coefficients are kept: a sampler asks for the same grid
+    #: times on every run, and computing (m, s) again costs more than a
+    #: small network's forward pass.
+    _CACHE_SIZE = 4096
+
     def _setup(self, t):
-        """(m, s, m', s', input scale, time value) at the scalar time t."""
+        """(m, s, m', s', input scale, time value) at the scalar time t, cached by t."""
+        key = t if type(t) is float else None
+        found = self._cache.get(key) if key is not None else None
+        if found is None:
+            found = self._compute_setup(t)
+            if key is not None:
+                if len(self._cache) >= self._CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[key] = found
+        return found
+
+    def _compute_setup(self, t):
         m, s, dm, ds = coefficients(self.process, t, self.prediction == "velocity")
         if s == 0.0 and self.prediction != "score":
             raise ValueError(f"the score of a {self.prediction} prediction is undefined at t = {shown(t)} "
