@@ -12,7 +12,7 @@ Brownian path.
 # First, so that an unbuilt source tree fails with instructions, not a
 # circular-import message from whichever module reached _core first.
 from . import _build_check  # noqa: F401  (isort: skip)
-from . import analysis, datasets, fokker_planck, grids, methods, plot
+from . import analysis, datasets, fokker_planck, grids, methods, plot, training
 from ._engine import RunResult, run_steps
 from ._rng import standard_normal
 from ._simd import get_simd_path, set_simd_path, simd_paths
@@ -21,7 +21,8 @@ from ._threads import get_num_threads, set_num_threads
 from .brownian import BrownianPath
 from .likelihood import log_likelihood
 from .chains import DDPM, SMLD
-from .scores import EmpiricalData, GaussianMixture, LinearScore, score_from_eps
+from .scores import EmpiricalData, GaussianMixture, LinearScore
+from .predictions import network_score, score_from_eps, score_from_v, score_from_velocity, score_from_x0
 from .sde import EDM, VESDE, VPSDE, AffineSDE, RectifiedFlow, ReverseSDE, SubVPSDE
 from .simulate import Trajectory, forward, reverse
 
@@ -54,11 +55,16 @@ __all__ = [
     "get_num_threads",
     "get_simd_path",
     "log_likelihood",
+    "network_score",
     "reverse",
     "run_steps",
     "score_from_eps",
+    "score_from_v",
+    "score_from_velocity",
+    "score_from_x0",
     "set_num_threads",
     "set_simd_path",
     "simd_paths",
     "standard_normal",
+    "training",
 ]

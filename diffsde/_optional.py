@@ -3,7 +3,7 @@
 import importlib
 
 #: The extra of pyproject.toml that installs each optional package.
-EXTRAS = {"scipy": "fokker-planck", "matplotlib": "plot"}
+EXTRAS = {"scipy": "fokker-planck", "matplotlib": "plot", "torch": "torch", "jax": "jax"}
 
 
 def require(module, feature):

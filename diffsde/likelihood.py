@@ -14,6 +14,7 @@ p_T by e^{-B(T)}-sized terms for VP; pass ``prior=`` to use another.
 """
 import numpy as np
 
+from ._frameworks import NetworkScore, adapt
 from ._validation import integer, real_scalar, shown
 from ._rng import STREAM_INITIAL, fill_uniform, key_from_rng
 from .scores import BoundScore, EmpiricalData, GaussianMixture
@@ -31,19 +32,29 @@ def _jacobian_trace_hutchinson(score, x, t, probes, delta):
     return total / len(probes)
 
 
+#: The divergences of :func:`log_likelihood`.
+DIVERGENCES = ("exact", "autograd", "hutchinson", "finite_difference")
+#: Up to this many coordinates a torch/JAX score's default divergence is the
+#: exact autograd trace (d backward passes); above it, Hutchinson with VJPs.
+AUTOGRAD_EXACT_MAX_DIM = 32
+
+
 def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rng=None,
-                   prior=None, delta=1e-4):
+                   prior=None, delta=1e-4, divergence=None):
     r"""log p_{t_end}(x) by Heun's method on the probability-flow ODE from
     t_end to T (second order in the step).
 
     Parameters
     ----------
     process : VPSDE, VESDE or SubVPSDE
-    score : GaussianMixture, EmpiricalData, their ``.score(process)``, or a callable
-        Built-in data give the exact divergence. For a callable the trace of
-        the score's Jacobian is Hutchinson's estimate with ``n_probes``
+    score : GaussianMixture, EmpiricalData, their ``.score(process)``, a callable, or a network
+        Built-in data give the exact divergence. A torch or JAX network (a
+        ``torch.nn.Module``, a JAX-jitted function, a function annotated
+        ``torch.Tensor``/``jax.Array``, or :func:`diffsde.network_score` of
+        one) gets its divergence by autograd. For a NumPy callable the trace
+        of the score's Jacobian is Hutchinson's estimate with ``n_probes``
         Rademacher vectors (fixed along each path) and central differences of
-        step ``delta`` (no autodiff in NumPy); it is unbiased up to O(delta^2).
+        step ``delta``; it is unbiased up to O(delta^2).
     x : array (batch, d), or (batch,) for d = 1
     steps : int
         Equal Heun steps on [t_end, T].
@@ -59,6 +70,23 @@ def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rn
         :math:`e^T (s(x + \delta e) - s(x - \delta e)) / (2 \delta)` that
         estimate :math:`e^T (\nabla s) e` (error O(delta^2) plus rounding
         O(eps / delta)); ignored for built-in data, whose trace is exact.
+    divergence : {"exact", "autograd", "hutchinson", "finite_difference"}, optional
+        How :math:`\mathrm{tr}\,\nabla s` is computed:
+
+        - ``"exact"``: built-in data's closed form (their default, and only choice);
+        - ``"autograd"``: a torch/JAX network's exact trace, one
+          vector-Jacobian product per coordinate (d backward passes);
+        - ``"hutchinson"``: Hutchinson's estimate
+          :math:`E[e^T (\nabla s) e]` (Hutchinson 1989; Grathwohl et al.
+          2019) over ``n_probes`` Rademacher vectors, each
+          :math:`e^T \nabla s` one vector-Jacobian product by autograd
+          (torch/JAX networks; unbiased, no step to choose);
+        - ``"finite_difference"``: the same estimate with central
+          differences of step ``delta`` (any callable; NumPy callables' default).
+
+        Default (None): ``"exact"`` for built-in data; for torch/JAX networks
+        ``"autograd"`` up to d = 32 coordinates and ``"hutchinson"`` above;
+        ``"finite_difference"`` for NumPy callables.
 
     Returns
     -------
@@ -80,6 +108,13 @@ def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rn
         raise ValueError(f"the score is bound to {score.process!r}, not {process!r}")
     if not callable(score):
         raise TypeError(f"score must be a GaussianMixture, EmpiricalData or a callable; got {shown(score)}")
+    if divergence is not None and divergence not in DIVERGENCES:
+        raise ValueError(f"divergence must be one of {', '.join(map(repr, DIVERGENCES))} or None; "
+                         f"got {shown(divergence)}")
+    network = False
+    if not isinstance(score, BoundScore):
+        score = adapt(score, process)
+        network = isinstance(score, NetworkScore) and score.backend.autograd
     if prior is not None and not callable(prior):
         raise TypeError(f"prior must be None or a callable logp(x_T); got {shown(prior)}")
     x = np.asarray(x, dtype=np.float64)
@@ -90,6 +125,21 @@ def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rn
     d = rows.shape[1]
 
     exact = isinstance(score, BoundScore)
+    if divergence is None:
+        divergence = ("exact" if exact else "finite_difference" if not network
+                      else "autograd" if d <= AUTOGRAD_EXACT_MAX_DIM else "hutchinson")
+    if exact and divergence != "exact":
+        raise ValueError(f"divergence={divergence!r} is for callable scores; built-in data give the exact "
+                         f"divergence (divergence='exact' or None)")
+    if not exact and divergence == "exact":
+        raise ValueError("divergence='exact' needs built-in data (GaussianMixture, EmpiricalData); for a "
+                         "network use 'autograd' or 'hutchinson'")
+    if divergence in ("autograd", "hutchinson") and not network:
+        raise ValueError(f"divergence={divergence!r} needs a torch or JAX network (autograd); got a NumPy "
+                         f"callable {score!r}: use divergence='finite_difference'")
+    if divergence == "autograd" and n_probes is not None:
+        raise ValueError("n_probes applies to divergence='hutchinson' or 'finite_difference'; "
+                         "divergence='autograd' is the exact trace")
     if exact:
         if n_probes is not None:
             raise ValueError("n_probes applies to callable scores; built-in data give the exact divergence")
@@ -97,6 +147,20 @@ def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rn
         def field(y, t):
             s, trace = score.score_and_trace(y[:, 0] if scalar else y, t)
             return np.asarray(s).reshape(y.shape), trace
+    elif divergence == "autograd":
+        def field(y, t):
+            s, trace = score.score_and_trace(y[:, 0] if scalar else y.reshape(x.shape), t)
+            return s.reshape(y.shape), trace
+    elif divergence == "hutchinson":
+        n_probes = 1 if n_probes is None else integer(n_probes, "n_probes", 1)
+        key = key_from_rng(rng)
+        u = fill_uniform(np.empty((n_probes,) + rows.shape), key, STREAM_INITIAL, 1)
+        probes = np.where(u < 0.5, -1.0, 1.0)
+        shaped_probes = [e[:, 0] if scalar else e.reshape(x.shape) for e in probes]
+
+        def field(y, t):
+            s, trace = score.score_and_trace(y[:, 0] if scalar else y.reshape(x.shape), t, shaped_probes)
+            return s.reshape(y.shape), trace
     else:
         n_probes = integer(n_probes, "n_probes", 1, none=True) or 1
         key = key_from_rng(rng)

@@ -13,7 +13,9 @@ import numpy as np
 
 from ._protocol import check_process, coefficients_at_time
 from ._rng import STREAM_INITIAL, fill_normal, fill_uniform, key_from_rng
-from ._validation import all_finite, callable_of, float_copy, integer, shown
+from ._validation import all_finite, float_copy, integer, shown
+# the prediction adapters live in predictions.py; these names stay importable from here
+from .predictions import EpsScore, score_from_eps  # noqa: F401
 
 _SCORE_LINEAR, _SCORE_MIXTURE, _SCORE_EMPIRICAL = 1, 3, 4
 _LOG_2PI = math.log(2 * math.pi)
@@ -121,49 +123,6 @@ class LinearScore:
 
     def __repr__(self):
         return f"LinearScore(mean={self.mean.tolist()}, var={self.var.tolist()})"
-
-
-class EpsScore:
-    r"""The score of a noise-prediction model: :math:`s(x, t) = -\varepsilon(x, t) / s(t)`.
-
-    ``s(t)`` is the marginal std of the process (``sde.marginal_coefficients(t)[1]``; for a
-    chain, :math:`\sqrt{1 - \bar\alpha_i}` at i = t N / T). Made by
-    :func:`score_from_eps`.
-    """
-
-    def __init__(self, eps_fn, process):
-        self.eps_fn = callable_of(eps_fn, "eps_fn", "eps_fn(x, t)")
-        self.process = check_process(process)
-
-    def std(self, t):
-        """The marginal std s(t) the eps model was trained against."""
-        return coefficients_at_time(self.process, t)[1]
-
-    def __call__(self, x, t):
-        std = self.std(t)
-        if std == 0.0:
-            raise ValueError(f"the score of an eps model is undefined at t = {shown(t)}, where s(t) = 0")
-        return -np.asarray(self.eps_fn(x, t)) / std
-
-    def __repr__(self):
-        return f"score_from_eps({self.eps_fn!r}, {self.process!r})"
-
-
-def score_from_eps(eps_fn, process):
-    r"""Turn a noise-prediction model into a score: :math:`s = -\varepsilon(x, t)/s(t)`.
-
-    Parameters
-    ----------
-    eps_fn : callable eps_fn(x, t)
-        Predicts the noise z in x_t = m x_0 + s z.
-    process : SDE or chain
-        Gives s(t) (for a chain, sqrt(1 - abar_i) at t = t_i).
-
-    Returns
-    -------
-    callable score(x, t)
-    """
-    return EpsScore(eps_fn, process)
 
 
 class BoundScore:
@@ -504,3 +463,4 @@ class EmpiricalData:
 
     def __repr__(self):
         return f"EmpiricalData(n={self.n}, d={self.d})"
+

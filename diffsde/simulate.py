@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _dask
+from ._frameworks import adapt
 from ._engine import as_state, execute, prepare
 from ._validation import integer
 from ._rng import STREAM_INITIAL, fill_normal, key_from_rng
@@ -365,4 +366,5 @@ def _bind(score, process):
         return score
     if isinstance(score, (GaussianMixture, EmpiricalData)):
         return score.score(process)
-    return score
+
+    return adapt(score, process)

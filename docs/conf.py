@@ -47,11 +47,12 @@ numpydoc_validation_checks = set()
 # The reference pages are derived from the code: every name in
 # ``diffsde.__all__`` and every public function or class defined in the
 # submodules below, so a new public name cannot be left undocumented.
-SUBMODULES = ["analysis", "datasets", "fokker_planck", "methods", "plot", "schedules", "grids"]
+SUBMODULES = ["analysis", "datasets", "fokker_planck", "methods", "plot", "schedules", "grids", "training"]
 GROUPS = [
     ("Processes", ["VPSDE", "VESDE", "SubVPSDE", "ReverseSDE", "DDPM", "SMLD"]),
     ("Simulation", ["forward", "reverse", "Trajectory", "BrownianPath", "log_likelihood"]),
-    ("Scores", ["GaussianMixture", "EmpiricalData", "LinearScore", "score_from_eps"]),
+    ("Scores", ["GaussianMixture", "EmpiricalData", "LinearScore", "score_from_eps", "score_from_x0",
+                "score_from_v", "score_from_velocity", "network_score"]),
 ]
 
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 #: Where the package the tests import lives, for subprocesses.
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(ds.__file__))
-OPTIONAL = ("scipy", "matplotlib", "tqdm")
+OPTIONAL = ("scipy", "matplotlib", "tqdm", "torch", "jax")
 
 
 def run_python(code, tmp_path, **env):

@@ -370,6 +370,47 @@ case("EmpiricalData.score", lambda x: EMP.score(SUB).score_and_trace(x, 0.5), X)
 case("EmpiricalData.score_at", EMP.score_at, X, M, S)
 case("EmpiricalData.score_and_trace", EMP.score_and_trace, X, M, S)
 case("score_from_eps", lambda x: ds.score_from_eps(_eps, DDPM4)(x, 0.5), X)
+case("score_from_x0", lambda x: ds.score_from_x0(_eps, SUB)(x, 0.5), X)
+case("score_from_v", lambda x: ds.score_from_v(_eps, VP)(x, 0.5), X)
+case("score_from_velocity", lambda x: ds.score_from_velocity(_eps, VE)(x, 0.5), X)
+case("network_score", lambda x: ds.network_score(_eps, VP, prediction="x0", time="sigma")(x, 0.5), X)
+
+
+def _torch_minus(x):
+    pytest.importorskip("torch", reason="torch is not installed (the torch extra)")
+    return ds.network_score(lambda v, tt: -v, VP, prediction="score", framework="torch")(x, 0.5)
+
+
+def _mlp_weights(scale):
+    """The three layers of a 2 -> 4 -> 4 -> 2 MLP with no Fourier features, from one array."""
+    return ([np.full((4, 3), scale), np.full((4, 4), scale), np.full((2, 4), scale)],
+            [np.zeros(4), np.zeros(4), np.zeros(2)])
+
+
+def _load_mlp(x):
+    import tempfile
+    w, b = _mlp_weights(0.1)
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/w.npz"
+        np.savez(path, w0=w[0], w1=w[1], w2=w[2], b0=b[0], b1=b[1], b2=b[2], shape=np.array([2, 4, 0]))
+        return ds.training.load_mlp(path)(x, 0.5)
+
+
+def _torch_training(x):
+    pytest.importorskip("torch", reason="torch is not installed (the torch extra)")
+    import tempfile
+    net = ds.training.mlp(2, hidden=4, frequencies=1)
+    ds.training.train_dsm(x, VP, net=net, steps=2, batch=4, rng=0)
+    with tempfile.TemporaryDirectory() as folder:
+        ds.training.save_mlp(net, f"{folder}/w.npz")
+
+
+case("network_score", _torch_minus, X, label="network_score-torch")
+case("training.NumpyMLP", lambda x: ds.training.NumpyMLP(*_mlp_weights(0.1), 2, 4, 0, {})(x, 0.5), X)
+case("training.load_mlp", _load_mlp, X)
+case("training.mlp", lambda x: _torch_training(x), X)
+case("training.train_dsm", lambda x: _torch_training(x), X)
+case("training.save_mlp", lambda x: _torch_training(x), X)
 case("log_likelihood", lambda x: ds.log_likelihood(VP, GM, x, 4), X)
 case("log_likelihood", lambda x: ds.log_likelihood(VP, GM1, x, 4, t_end=0.1), X1, label="log_likelihood-1d")
 case("log_likelihood", lambda x: ds.log_likelihood(VE, _minus, x, 4, n_probes=2, rng=13, delta=1e-3), X,

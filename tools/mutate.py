@@ -249,6 +249,27 @@ CATALOGUE = [
     Mutation("respace_linspace_timestep_is_index", "diffsde/chains.py",
              "np.round(np.linspace(0, N - 1, M)).astype(np.int64) + 1]", "np.round(np.linspace(0, N, M)).astype(np.int64)]",
              "linspace spacing spans 0..N in chain indices instead of diffusers' timesteps 0..N-1"),
+    # -- prediction types and network scores -------------------------------------
+    Mutation("v_prediction_sign", "diffsde/predictions.py",
+             "return (x * s + pred * m) * (-1.0 / s)", "return (x * s - pred * m) * (-1.0 / s)",
+             "score_from_v reads v as s x0 - m eps (the sign convention flipped)"),
+    Mutation("velocity_determinant", "diffsde/predictions.py",
+             "det = m * ds - dm * s", "det = m * ds + dm * s",
+             "score_from_velocity solves u = m' x0 + s' eps with the wrong sign in m s' - m' s"),
+    Mutation("x0_missing_m", "diffsde/predictions.py",
+             "return (pred * m - x) * (1.0 / (s * s))", "return (pred - x) * (1.0 / (s * s))",
+             "score_from_x0 drops m (right on VE and EDM only)"),
+    Mutation("sigma_time_unscaled", "diffsde/_frameworks.py",
+             "value, scale = s / m, 1.0 / m", "value, scale = s / m, 1.0",
+             "time='sigma' gives the denoiser x instead of k-diffusion's x / m"),
+    Mutation("index_time_off_by_one", "diffsde/_frameworks.py",
+             "value = int(round(float(t) * self.process.N / self.process.T)) - 1",
+             "value = int(round(float(t) * self.process.N / self.process.T))",
+             "time='index' passes chain index i instead of diffusers' timestep i - 1"),
+    Mutation("autograd_trace_column", "diffsde/_frameworks.py",
+             "trace += vjp(cot, j == d - 1).reshape(b, -1)[:, j].double()",
+             "trace += vjp(cot, j == d - 1).reshape(b, -1)[:, 0].double()",
+             "the exact autograd divergence sums the first column's entries instead of the diagonal"),
 ]
 
 

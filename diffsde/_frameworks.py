@@ -1,0 +1,388 @@
+"""Networks of torch and JAX as NumPy scores, and their divergence by autograd.
+
+torch and JAX are optional: this module imports neither. A callable is
+recognised as a torch or JAX network only when its package is already
+imported (``sys.modules``), so plain NumPy scores never pay for the check
+beyond a dictionary lookup.
+"""
+import inspect
+import math
+import sys
+
+import numpy as np
+
+from ._validation import shown
+from ._optional import require
+from .predictions import PREDICTIONS, TIMES, _check_process, _check_unit_path, _is_chain, coefficients, to_score
+
+FRAMEWORKS = ("torch", "jax", "numpy")
+
+
+def _annotation_framework(fn):
+    """'torch' or 'jax' when fn's first parameter is annotated with a tensor type."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if not params or params[0].annotation is inspect.Parameter.empty:
+        return None
+    ann = params[0].annotation
+    torch, jax = sys.modules.get("torch"), sys.modules.get("jax")
+    if isinstance(ann, str):
+        return {"torch.Tensor": "torch", "Tensor": "torch", "jax.Array": "jax"}.get(ann)
+    if torch is not None and ann is torch.Tensor:
+        return "torch"
+    if jax is not None and ann is jax.Array:
+        return "jax"
+    return None
+
+
+def framework_of(fn):
+    """'torch', 'jax' or None (a NumPy callable) for a score or network."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(fn, torch.nn.Module):
+        return "torch"
+    if "jax" in sys.modules and (type(fn).__module__ or "").partition(".")[0] in ("jax", "jaxlib"):
+        return "jax"
+    if "torch" in sys.modules or "jax" in sys.modules:
+        return _annotation_framework(fn)
+    return None
+
+
+def adapt(score, process):
+    """The score a run uses: a torch or JAX callable becomes a NumPy score
+    (prediction "score", time "t"); anything else is returned as it is."""
+    if isinstance(score, NetworkScore):
+        if score.process is not process:
+            raise ValueError(f"the network score is built for {score.process!r} but the run is on {process!r}; "
+                             f"build it with ds.network_score(fn, process) for the run's process")
+        return score
+    if not callable(score) or hasattr(score, "c_params"):
+        return score
+    framework = framework_of(score)
+    if framework is None:
+        return score
+    return NetworkScore(score, process, "score", "t", framework, None)
+
+
+# -- backends --------------------------------------------------------------------
+
+class _NumpyBackend:
+    name = "numpy"
+    autograd = False
+
+    def __init__(self, fn, dtype):
+        self.fn = fn
+        self.np_dtype = None if dtype is None else np.dtype(dtype)
+
+    def state(self, x):
+        return x if self.np_dtype is None or x.dtype == self.np_dtype else x.astype(self.np_dtype)
+
+    def times(self, values, dtype):
+        return values.astype(np.int64) if values.dtype.kind in "iu" else values.astype(dtype)
+
+    def call(self, x, t, share=True):
+        xs = self.state(x)
+        return np.asarray(self.fn(xs, self.times(t, xs.dtype)))
+
+
+class _TorchBackend:
+    name = "torch"
+    autograd = True
+
+    def __init__(self, fn, dtype):
+        self.torch = torch = require("torch", "a torch network score")
+        self.fn = fn
+        self.device = torch.device("cpu")
+        self.dtype = None
+        if isinstance(fn, torch.nn.Module):
+            for p in fn.parameters():
+                self.device = p.device
+                if p.is_floating_point():
+                    self.dtype = p.dtype
+                    break
+        if dtype is not None:
+            self.dtype = self._torch_dtype(dtype)
+
+    def _torch_dtype(self, dtype):
+        torch = self.torch
+        if isinstance(dtype, torch.dtype):
+            return dtype
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            raise TypeError(f"dtype must be a floating dtype (float32 or float64); got {shown(dtype)}") from None
+        if name not in ("float32", "float64", "float16"):
+            raise ValueError(f"dtype must be a floating dtype (float16, float32 or float64); got {name!r}")
+        return getattr(torch, name)
+
+    def _np(self, tdtype):
+        return {self.torch.float32: np.float32, self.torch.float64: np.float64,
+                self.torch.float16: np.float16}[tdtype]
+
+    def state(self, x, share=True):
+        """x as a tensor of the network's dtype: zero-copy (DLPack) when the
+        dtype already matches and ``share``, else a converted copy."""
+        torch = self.torch
+        want = self.dtype or torch.from_numpy(np.empty(0, x.dtype)).dtype
+        if share and x.dtype == self._np(want) and self.device.type == "cpu":
+            try:
+                return torch.from_dlpack(x)
+            except (BufferError, RuntimeError, TypeError):
+                pass
+        # a fresh writable array: torch.from_numpy then neither warns nor aliases the caller's
+        return torch.from_numpy(np.array(x, dtype=self._np(want), order="C")).to(self.device)
+
+    def times(self, values, dtype):
+        torch = self.torch
+        if values.dtype.kind in "iu":
+            return torch.from_numpy(values.astype(np.int64)).to(self.device)
+        return torch.from_numpy(values.astype(self._np(dtype))).to(self.device)
+
+    def _numpy(self, out, what):
+        torch = self.torch
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"the torch network must return a torch.Tensor; got {type(out).__name__}")
+        out = out.detach()
+        if out.device.type != "cpu":
+            out = out.cpu()
+        try:
+            return np.from_dlpack(out)
+        except (BufferError, RuntimeError, TypeError):
+            return out.numpy()
+
+    def call(self, x, t, share=True):
+        torch = self.torch
+        xt = self.state(x, share)
+        version = xt._version
+        with torch.inference_mode():
+            out = self.fn(xt, self.times(t, xt.dtype))
+        if xt._version != version:
+            raise RuntimeError("the network changed its input tensor in place; it may share memory with the "
+                               "sampler's state (zero-copy, DLPack), so it must not (clone it first)")
+        return self._numpy(out, "network")
+
+    def score_and_trace(self, score_of, x, t, probes):
+        """(score, trace of its Jacobian per row) by reverse-mode autograd:
+        exact (d backward passes) when probes is None, else Hutchinson's
+        e^T J e over the probes (one vector-Jacobian product each)."""
+        torch = self.torch
+        want = self.dtype or torch.float64
+        with torch.inference_mode(False), torch.enable_grad():
+            xt = torch.tensor(np.asarray(x), dtype=want, device=self.device, requires_grad=True)
+            s = score_of(xt, self.times(t, want))
+            if not isinstance(s, torch.Tensor):
+                raise TypeError(f"the torch network must return a torch.Tensor; got {type(s).__name__}")
+            b = xt.shape[0]
+            flat = s.reshape(b, -1)
+            trace = torch.zeros(b, dtype=torch.float64, device=self.device)
+
+            def vjp(cot, last):
+                if not s.requires_grad:
+                    return torch.zeros_like(xt)
+                (g,) = torch.autograd.grad(flat, xt, grad_outputs=cot, retain_graph=not last, allow_unused=True)
+                return torch.zeros_like(xt) if g is None else g
+
+            if probes is None:
+                d = flat.shape[1]
+                for j in range(d):
+                    cot = torch.zeros_like(flat)
+                    cot[:, j] = 1
+                    trace += vjp(cot, j == d - 1).reshape(b, -1)[:, j].double()
+            else:
+                for k, e in enumerate(probes):
+                    et = torch.from_numpy(np.ascontiguousarray(e)).to(device=self.device, dtype=flat.dtype)
+                    g = vjp(et, k == len(probes) - 1).reshape(b, -1)
+                    trace += (g * et).sum(dim=1).double()
+                trace /= len(probes)
+            return (self._numpy(s, "network").astype(np.float64),
+                    self._numpy(trace, "trace").astype(np.float64))
+
+
+class _JaxBackend:
+    name = "jax"
+    autograd = True
+
+    def __init__(self, fn, dtype):
+        self.jax = jax = require("jax", "a JAX network score")
+        self.jnp = jax.numpy
+        self.fn = fn
+        x64 = bool(jax.config.jax_enable_x64)
+        if dtype is None:
+            self.np_dtype = np.dtype(np.float64 if x64 else np.float32)
+        else:
+            self.np_dtype = np.dtype(dtype)
+            if self.np_dtype.kind != "f":
+                raise ValueError(f"dtype must be a floating dtype; got {self.np_dtype.name!r}")
+            if self.np_dtype == np.float64 and not x64:
+                raise ValueError("dtype float64 needs JAX's 64-bit mode: jax.config.update('jax_enable_x64', True) "
+                                 "before building the score (without it JAX computes in float32)")
+
+    def state(self, x):
+        return self.jnp.asarray(x.astype(self.np_dtype, copy=False))
+
+    def times(self, values, dtype=None):
+        if values.dtype.kind in "iu":
+            return self.jnp.asarray(values.astype(np.int64 if self.np_dtype == np.float64 else np.int32))
+        return self.jnp.asarray(values.astype(self.np_dtype))
+
+    def _numpy(self, out):
+        if not isinstance(out, self.jax.Array):
+            raise TypeError(f"the JAX network must return a jax.Array; got {type(out).__name__}")
+        return np.asarray(out)
+
+    def call(self, x, t, share=True):
+        return self._numpy(self.fn(self.state(x), self.times(t)))
+
+    def score_and_trace(self, score_of, x, t, probes):
+        jnp = self.jnp
+        xj = self.state(np.asarray(x))
+        tj = self.times(t)
+        s, pullback = self.jax.vjp(lambda v: score_of(v, tj), xj)
+        b = xj.shape[0]
+        flat_shape = (b, math.prod(xj.shape[1:]))
+        trace = np.zeros(b)
+        if probes is None:
+            for j in range(flat_shape[1]):
+                cot = jnp.zeros(flat_shape, dtype=s.dtype).at[:, j].set(1).reshape(s.shape)
+                (g,) = pullback(cot)
+                trace += np.asarray(g.reshape(flat_shape)[:, j], dtype=np.float64)
+        else:
+            for e in probes:
+                ej = jnp.asarray(np.asarray(e).astype(self.np_dtype)).reshape(s.shape)
+                (g,) = pullback(ej)
+                trace += np.asarray(jnp.sum((g * ej).reshape(flat_shape), axis=1), dtype=np.float64)
+            trace /= len(probes)
+        return self._numpy(s).astype(np.float64), trace
+
+
+_BACKENDS = {"numpy": _NumpyBackend, "torch": _TorchBackend, "jax": _JaxBackend}
+
+
+class NetworkScore:
+    """A NumPy score around a network: made by :func:`diffsde.network_score`."""
+
+    def __init__(self, fn, process, prediction="eps", time="t", framework=None, dtype=None):
+        if not callable(fn):
+            raise TypeError(f"fn must be a callable network fn(x, time); got {shown(fn)}")
+        self.process = _check_process(process)
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {', '.join(map(repr, PREDICTIONS))}; got {shown(prediction)}")
+        if not (callable(time) or (isinstance(time, str) and time in TIMES)):
+            raise ValueError(f"time must be one of {', '.join(map(repr, TIMES))} or a callable time(t); "
+                             f"got {shown(time)}")
+        chain = _is_chain(process)
+        if prediction == "v":
+            _check_unit_path(process, "prediction='v'")
+        if prediction == "velocity" and chain:
+            coefficients(process, 0.0, derivatives=True)  # raises, naming the chain
+        if time == "index" and not chain:
+            raise ValueError(f"time='index' needs a DDPM or SMLD chain (grid index i is network timestep i - 1); "
+                             f"{process!r} has continuous time: pass time='t' or a callable, e.g. "
+                             f"time=lambda t: 999 * t")
+        if time == "sigma_score_sde" and not (hasattr(process, "sigmas") or hasattr(process, "sigma")):
+            raise ValueError(f"time='sigma_score_sde' is the VE schedule's sigma(t) (score_sde's NCSN "
+                             f"conditioning); {process!r} is not a VESDE or SMLD chain: use time='sigma' (s/m)")
+        if framework is None:
+            framework = framework_of(fn) or "numpy"
+        elif framework not in FRAMEWORKS:
+            raise ValueError(f"framework must be one of {', '.join(map(repr, FRAMEWORKS))} or None; "
+                             f"got {shown(framework)}")
+        self.fn, self.prediction, self.time, self.framework = fn, prediction, time, framework
+        self._chain = chain
+        self._cache = {}
+        self.backend = _BACKENDS[framework](fn, dtype)
+
+    # -- the network's inputs ------------------------------------------------------
+    #: Times whose coefficients are kept: a sampler asks for the same grid
+    #: times on every run, and computing (m, s) again costs more than a
+    #: small network's forward pass.
+    _CACHE_SIZE = 4096
+
+    def _setup(self, t):
+        """(m, s, m', s', input scale, time value) at the scalar time t, cached by t."""
+        key = t if type(t) is float else None
+        found = self._cache.get(key) if key is not None else None
+        if found is None:
+            found = self._compute_setup(t)
+            if key is not None:
+                if len(self._cache) >= self._CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[key] = found
+        return found
+
+    def _compute_setup(self, t):
+        m, s, dm, ds = coefficients(self.process, t, self.prediction == "velocity")
+        if s == 0.0 and self.prediction != "score":
+            raise ValueError(f"the score of a {self.prediction} prediction is undefined at t = {shown(t)} "
+                             f"on {self.process!r}, where s(t) = 0")
+        if self.prediction == "velocity" and m * ds - dm * s == 0.0:
+            raise ValueError(f"m s' - m' s = 0 at t = {shown(t)} on {self.process!r}: a velocity does not "
+                             f"determine the noise there")
+        scale = 1.0
+        time = self.time
+        if time == "t":
+            value = float(t)
+        elif time == "sigma":
+            if m == 0.0:
+                raise ValueError(f"sigma = s/m is infinite at t = {shown(t)} on {self.process!r} (m = 0)")
+            value, scale = s / m, 1.0 / m
+        elif time == "sigma_score_sde":
+            if self._chain:
+                i = int(round(float(t) * self.process.N / self.process.T))
+                value = float(self.process.sigmas[i - 1]) if i > 0 else float(self.process.sigma0)
+            else:
+                value = float(self.process.sigma(float(t)))
+        elif time == "index":
+            value = int(round(float(t) * self.process.N / self.process.T)) - 1
+        else:
+            value = None
+        return m, s, dm, ds, scale, value
+
+    def _time_values(self, value, t, batch):
+        if value is None:  # a callable
+            out = np.asarray(self.time(np.full(batch, float(t))))
+            if out.dtype.kind not in "biuf":
+                raise TypeError(f"time(t) must return real numbers; got dtype {out.dtype}")
+            return np.broadcast_to(out, (batch,)).copy()
+        return np.full(batch, value, dtype=np.int64 if isinstance(value, int) else np.float64)
+
+    def __call__(self, x, t):
+        m, s, dm, ds, scale, value = self._setup(t)
+        x = np.asarray(x)
+        if x.ndim == 0:
+            raise ValueError("x must have a batch axis")
+        if x.dtype.kind != "f":
+            x = x.astype(np.float64)
+        net_x = x if scale == 1.0 else x * scale
+        # zero-copy only for the sampler's read-only state views and our own
+        # temporaries: a caller's writable array is copied, so that no
+        # network can change it
+        share = net_x is not x or not x.flags.writeable
+        pred = self.backend.call(net_x, self._time_values(value, t, x.shape[0]), share)
+        if pred.shape != x.shape:
+            raise ValueError(f"the network returned shape {pred.shape} at t = {shown(t)}; expected {x.shape}, "
+                             f"the shape of x")
+        out = to_score(self.prediction, pred.astype(np.float64), x, m, s, dm, ds)
+        return np.asarray(out, dtype=x.dtype)
+
+    def score_and_trace(self, x, t, probes=None):
+        """(score, trace of the score's Jacobian) at the scalar time t by
+        autograd: exact when ``probes`` is None (one backward pass per
+        coordinate), else Hutchinson's mean of e^T J e over the probes."""
+        if not self.backend.autograd:
+            raise ValueError("the divergence by autograd needs a torch or JAX network; this score is NumPy "
+                             "(use divergence='finite_difference')")
+        m, s, dm, ds, scale, value = self._setup(t)
+        x = np.asarray(x, dtype=np.float64)
+        kind, fn = self.prediction, self.fn
+
+        def score_of(xt, tt):
+            return to_score(kind, fn(xt if scale == 1.0 else xt * scale, tt), xt, m, s, dm, ds)
+
+        return self.backend.score_and_trace(score_of, x, self._time_values(value, t, x.shape[0]), probes)
+
+    def __repr__(self):
+        time = self.time if isinstance(self.time, str) else getattr(self.time, "__name__", "callable")
+        return (f"network_score({self.fn!r}, {self.process!r}, prediction={self.prediction!r}, "
+                f"time={time!r}, framework={self.framework!r})")
