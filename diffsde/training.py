@@ -20,8 +20,10 @@ them back as a NumPy function (no torch needed to sample with it) or, with
 """
 import numpy as np
 
-from ._checks import integer, real_scalar, shown
+from ._validation import integer, real_scalar, shown
 from ._optional import require
+from .scores import EmpiricalData, GaussianMixture
+from .sde import SDE
 
 
 def _features(x, t, frequencies, lib):
@@ -57,8 +59,6 @@ def mlp(d, hidden=128, frequencies=4, dtype=None):
 
 
 def _sampler(data):
-    from .scores import EmpiricalData, GaussianMixture
-
     if isinstance(data, GaussianMixture):
         return lambda n, rng: np.asarray(data.sample(n, rng=rng)).reshape(n, -1)
     if isinstance(data, EmpiricalData):
@@ -104,8 +104,6 @@ def train_dsm(data, process, *, net=None, steps=3000, batch=512, lr=2e-3, t_min=
     (net, losses)
         The trained module (in eval mode) and the loss of every step.
     """
-    from .sde import SDE
-
     if not isinstance(process, SDE):
         raise TypeError(f"process must be an SDE; got {type(process).__name__}")
     steps = integer(steps, "steps", 1)
