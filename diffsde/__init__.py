@@ -22,7 +22,8 @@ from .brownian import BrownianPath
 from .likelihood import log_likelihood
 from .chains import DDPM, SMLD
 from .scores import EmpiricalData, GaussianMixture, LinearScore
-from .predictions import network_score, score_from_eps, score_from_v, score_from_velocity, score_from_x0
+from ._frameworks import network_score
+from .predictions import score_from_eps, score_from_v, score_from_velocity, score_from_x0
 from .sde import EDM, VESDE, VPSDE, AffineSDE, RectifiedFlow, ReverseSDE, SubVPSDE
 from .simulate import Trajectory, forward, reverse
 

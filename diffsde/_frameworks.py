@@ -386,3 +386,69 @@ class NetworkScore:
         time = self.time if isinstance(self.time, str) else getattr(self.time, "__name__", "callable")
         return (f"network_score({self.fn!r}, {self.process!r}, prediction={self.prediction!r}, "
                 f"time={time!r}, framework={self.framework!r})")
+
+
+def network_score(fn, process, prediction="eps", time="t", *, framework=None, dtype=None):
+    r"""A score from a trained network: builds the inputs it expects and
+    turns its prediction into :math:`\nabla \log p_t(x)`.
+
+    The result is a NumPy score ``score(x, t)`` usable in
+    :func:`diffsde.reverse` and :func:`diffsde.log_likelihood` (which, for a
+    torch or JAX network, can take the divergence by autograd).
+
+    Parameters
+    ----------
+    fn : callable fn(x, time)
+        The network: a ``torch.nn.Module`` or function of torch tensors, a
+        JAX function (jitted or not), or a NumPy function. ``x`` has the
+        state's shape (batch, ...); ``time`` holds one value per sample,
+        shape (batch,).
+    process : SDE or chain
+        The process the network was trained on.
+    prediction : {"eps", "x0", "v", "velocity", "score"}
+        What fn predicts (table of :mod:`diffsde.predictions`): the noise,
+        the data (a denoiser), Salimans & Ho's v = m eps - s x0 (m^2 + s^2 = 1
+        only), the flow-matching velocity u = m' x0 + s' eps, or the score.
+    time : {"t", "sigma", "sigma_score_sde", "index"} or callable
+        The time input and the variables the network sees:
+
+        - ``"t"``: the process time t; fn(x, t).
+        - ``"sigma"``: the noise level sigma = s/m and the scaled state
+          x/m, k-diffusion's and EDM's denoiser convention D(x/m, sigma)
+          (Karras et al. 2022). On a VESDE this sigma is
+          s = sqrt(sigma(t)^2 - sigma(0)^2), not the schedule's sigma(t).
+        - ``"sigma_score_sde"``: the schedule's own sigma(t) of a VESDE
+          (sigma_min (sigma_max/sigma_min)^t, i.e. sqrt(s^2 + sigma_min^2)),
+          or sigma_i of an SMLD chain: what score_sde's NCSN networks are
+          conditioned on (Song et al. 2021). VE processes only.
+        - ``"index"``: chains only, an integer timestep: grid index i is
+          network timestep i - 1 (int64), as in diffusers' DDPM schedulers,
+          whose timestep 0 is the first noise level.
+        - a callable: time(t) maps an array of process times (one per
+          sample) to the network's time input; fn(x, time(t)).
+    framework : {"torch", "jax", "numpy"}, optional
+        Default: detected from fn (a torch Module, a JAX-jitted function, or
+        a first argument annotated ``torch.Tensor`` / ``jax.Array``), else
+        NumPy.
+    dtype : optional
+        The floating dtype the network computes in. Default: a torch
+        Module's parameter dtype; for JAX, float64 if ``jax_enable_x64`` is
+        on and float32 otherwise; else the state's dtype. States of another
+        dtype are cast to it on the way in (a float32 network on float64
+        states rounds its inputs to float32) and the score is returned in
+        the state's dtype. The sampler's states reach a torch network of
+        their dtype zero-copy through DLPack (a caller's writable array is
+        copied); the network must not change its input in place
+        (RuntimeError if it does).
+
+    Returns
+    -------
+    callable score(x, t)
+
+    Notes
+    -----
+    Torch networks run under ``torch.inference_mode()`` (no autograd graph,
+    no warnings); JAX networks on CPU arrays. The network must treat the
+    rows of a batch independently (no batch statistics), as any score does.
+    """
+    return NetworkScore(fn, process, prediction, time, framework, dtype)
