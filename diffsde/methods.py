@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._steptable import KINDS, StepTable, check_rows_fit
+from ._steptable import StepTable, check_rows_fit
 
 
 def forward_em(sde, grid):
@@ -93,7 +93,7 @@ class ReverseGrid:
 
     def affine(self, k, a, b, c):
         """Rows for steps starting at grid indices k (run order)."""
-        return StepTable.affine(a, b, c, t=self.t[k], m=self.m[k], s=self.s[k], interval=k - 1)
+        return StepTable.affine(a, b, c, t=self.t[k], m=self.m[k], sd=self.s[k], interval=k - 1)
 
     def ddpm_betas(self, k):
         """beta_k = 1 - abar_k / abar_{k-1}, without cancellation."""
@@ -138,8 +138,8 @@ def reverse_ode_heun(grid):
     if grid.N == 1:
         return grid.affine(k, a, b, 0.0)
     heun = StepTable.heun(a[:-1], b[:-1], a_end[:-1], b_end[:-1], t=grid.t[k[:-1]],
-                          t_end=grid.t[k[:-1] - 1], m=grid.m[k[:-1]], s=grid.s[k[:-1]],
-                          m_end=grid.m[k[:-1] - 1], s_end=grid.s[k[:-1] - 1])
+                          t_end=grid.t[k[:-1] - 1], m=grid.m[k[:-1]], sd=grid.s[k[:-1]],
+                          m_end=grid.m[k[:-1] - 1], sd_end=grid.s[k[:-1] - 1])
     last = grid.affine(k[-1:], a[-1:], b[-1:], 0.0)
     return StepTable.concat(heun, last)
 
@@ -245,7 +245,7 @@ def langevin_corrector(grid, snr, n_steps, at_start=True):
 
     per batch row b; r = 1 - beta_k = abar_k / abar_{k-1} at the corrector's
     grid index k for DDPM-type processes (as in score_sde), 1 otherwise.
-    Sub-step m draws from stream 2 + m.
+    Sub-step m draws from stream ``STREAM_CORRECTOR + m``.
 
     Returns a list holding one StepTable, for ``StepTable.interleave``: its
     step j has the rows of sub-steps 0, ..., n_steps - 1. It is built in one
@@ -264,7 +264,7 @@ def langevin_corrector(grid, snr, n_steps, at_start=True):
     # row (j, sub) = j * n_steps + sub: step j's sub-steps in order
     n_rows = k.size * n_steps
     sub = np.arange(n_rows, dtype=np.int64) % n_steps if n_steps > 1 else 0
-    return [StepTable._build(KINDS["langevin"], n_rows, np.repeat(r, n_steps), 1.0, snr,
-                             np.repeat(grid.t[k], n_steps), np.repeat(grid.m[k], n_steps),
-                             np.repeat(grid.s[k], n_steps), np.repeat(k, n_steps), 2 + sub,
-                             np.repeat(np.arange(k.size), n_steps))]
+    return [StepTable.langevin(np.repeat(r, n_steps), snr, t=np.repeat(grid.t[k], n_steps),
+                               m=np.repeat(grid.m[k], n_steps), sd=np.repeat(grid.s[k], n_steps),
+                               interval=np.repeat(k, n_steps), sub_step=sub,
+                               step=np.repeat(np.arange(k.size), n_steps))]
