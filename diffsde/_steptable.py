@@ -48,6 +48,7 @@ vectorized row groups (:func:`score_rows`, :func:`normal_rows`,
 """
 import warnings
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -105,6 +106,11 @@ def _column(value, n, name, dtype=np.float64):
         raise ValueError(
             f"{name} must be a scalar or have one entry per step ({n}); got shape {np.shape(value)}"
         ) from None
+    if dtype is np.float64:
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise ValueError(f"StepTable column {name} is {arr[bad[0]]} at row {bad[0]}; "
+                             "coefficients must be finite")
     return np.ascontiguousarray(arr)
 
 
@@ -356,6 +362,16 @@ class StepTable:
     stream: np.ndarray
     step: np.ndarray
 
+    #: Row kind codes (from the C core), terms per row, registers per table.
+    ROW_KINDS: ClassVar[dict] = ROW_KINDS
+    MAX_TERMS: ClassVar[int] = MAX_TERMS
+    MAX_REGISTERS: ClassVar[int] = MAX_REGISTERS
+    #: The row-group builders, for :meth:`program`.
+    score_rows = staticmethod(score_rows)
+    normal_rows = staticmethod(normal_rows)
+    combine_rows = staticmethod(combine_rows)
+    langevin_rows = staticmethod(langevin_rows)
+
     def __post_init__(self):
         for name in _COLUMNS:
             object.__setattr__(self, name, _own_column(getattr(self, name), name))
@@ -367,7 +383,8 @@ class StepTable:
                                  "like column kind")
         for name in ("w",) + _FLOAT_COLUMNS:
             col = getattr(self, name)
-            bad = np.flatnonzero(~np.isfinite(col).reshape(n, -1).all(axis=1))
+            finite = np.isfinite(col)
+            bad = np.flatnonzero(~(finite.all(axis=1) if col.ndim == 2 else finite))
             if bad.size:
                 r = bad[0]
                 value = col[r] if col.ndim == 1 else col[r][~np.isfinite(col[r])][0]
@@ -402,7 +419,7 @@ class StepTable:
         used = self.src >= 0
         n_terms = used.sum(axis=1)
         # sources are a prefix: no source after the first -1
-        gap = np.flatnonzero(used[:, 1:] & ~used[:, :-1])
+        gap = np.flatnonzero((used[:, 1:] & ~used[:, :-1]).any(axis=1))
         if gap.size:
             self._fail(gap[0], f"its sources {self.src[gap[0]].tolist()} continue after a -1")
         lo = np.zeros(len(ROW_KINDS), int)

@@ -117,7 +117,7 @@ CASES = [
     ("StepTable nan", lambda: ds.StepTable.affine([1.0, np.nan]), ValueError, "column a is nan at row 1"),
     ("StepTable lengths", lambda: ds.StepTable.affine([1.0, 2.0], [1.0, 2.0, 3.0]), ValueError, "different lengths"),
     ("StepTable complex", lambda: ds.StepTable.affine([1j]), TypeError, "a must be real numbers"),
-    ("StepTable negative s", lambda: ds.StepTable.affine([1.0], s=-1.0), ValueError, "column s .* < 0"),
+    ("StepTable negative s", lambda: ds.StepTable.affine([1.0], sd=-1.0), ValueError, "column s .* < 0"),
     ("StepTable langevin snr", lambda: ds.StepTable.langevin(1.0, -0.1, t=0.5), ValueError, "snr = c >= 0"),
     # ---- processes --------------------------------------------------------------
     ("VPSDE beta_min", lambda: ds.VPSDE(beta_min=-1), ValueError, "beta_min must be finite and > 0"),
