@@ -89,6 +89,23 @@ _INT_RANGES = {"kind": (0, len(ROW_KINDS) - 1), "dst": (0, MAX_REGISTERS - 1),
                "stream": (0, _UINT32_LIMIT - 1), "step": (0, 2**63 - 1)}
 #: Sources each kind reads: (fewest, most).
 _TERMS = {SCORE: (1, 1), NORMAL: (0, 0), COMBINE: (1, MAX_TERMS), LANGEVIN: (3, 3)}
+_TERMS_LO = np.array([_TERMS[k][0] for k in range(len(ROW_KINDS))])
+_TERMS_HI = np.array([_TERMS[k][1] for k in range(len(ROW_KINDS))])
+#: Lookups on a row's packed term byte (np.packbits: term 0 is bit 7): its
+#: number of terms, whether the terms used are a prefix, and the byte of the
+#: first k terms.
+_POPCOUNT = np.array([bin(v).count("1") for v in range(256)], np.int64)
+_PREFIX_MASK = np.array([(0xFF00 >> k) & 0xFF for k in range(MAX_TERMS + 1)], np.uint8)
+_PREFIX = np.isin(np.arange(256), _PREFIX_MASK)
+
+
+def _row_bits(flags):
+    """One byte per row of a (rows, MAX_TERMS) boolean array, term 0 in bit
+    7 (np.packbits of each row; packing the flat array is the same bytes,
+    and much faster than packing along an axis)."""
+    if MAX_TERMS != 8:
+        return np.packbits(flags, axis=1)[:, 0]
+    return np.packbits(np.ascontiguousarray(flags).reshape(-1))
 
 
 def _column(value, n, name, dtype=np.float64):
@@ -238,16 +255,18 @@ class Rows:
 
 def _rows(kind, n, dst, src, w, t, m, sd, interval, stream, step):
     """Rows from per-entry columns; ``src``/``w`` are lists of per-entry
-    columns (one per term)."""
-    src_col = np.full((n, MAX_TERMS), -1, dtype=np.int32)
-    w_col = np.zeros((n, MAX_TERMS))
+    columns (one per term), kept as compact (n, terms) arrays until the
+    rows are merged into a table."""
     if len(src) > MAX_TERMS:
         raise ValueError(f"a row takes at most {MAX_TERMS} terms; got {len(src)}")
+    width = max(len(src), len(w), 1)
+    src_col = np.full((n, width), -1, dtype=np.int32)
+    w_col = np.zeros((n, width))
     for k, sk in enumerate(src):
         src_col[:, k] = _column(sk, n, f"src[{k}]", np.int64)
     for k, wk in enumerate(w):
         w_col[:, k] = _column(wk, n, f"w[{k}]")
-    return Rows(kind=_column(kind, n, "kind", np.int32), dst=_column(dst, n, "dst", np.int32),
+    return Rows(kind=np.full(n, kind, np.int32), dst=_column(dst, n, "dst", np.int32),
                 src=src_col, w=w_col, t=_column(t, n, "t"), m=_column(m, n, "m"),
                 sd=_column(sd, n, "sd"),
                 interval=_column(np.arange(n) if interval is None else interval, n, "interval", np.int64),
@@ -307,13 +326,60 @@ def langevin_rows(dst, x, score, noise, r, snr, *, t=0.0, step=None):
 
 def _merge(groups):
     """The rows of ``groups`` ordered by step, keeping the order of the
-    groups within a step (a stable sort), as owned columns."""
-    step = np.concatenate([g.step for g in groups])
-    order = np.argsort(step, kind="stable") if len(groups) > 1 else None
+    groups within a step, as owned columns of a table.
+
+    When no group has two rows in one step (what the builders make), each
+    row's place follows from counts per step, and every column is written
+    once, straight into place; otherwise a stable sort by step orders them.
+    """
+    sizes = [g.kind.shape[0] for g in groups]
+    n = sum(sizes)
+    steps = [np.asarray(g.step) for g in groups]
+    n_steps = max((int(st.max()) + 1 for st in steps if st.size), default=0)
+    single = all(st.size < 2 or bool(np.all(np.diff(st) > 0)) for st in steps) and all(
+        st.size == 0 or st.min() >= 0 for st in steps)
+    if all(st.size == n_steps for st in steps) and n_steps * len(groups) == n and single:
+        places = [None] * len(groups)  # regular: see below
+    elif single and n_steps <= 4 * n + 1:
+        counts = np.zeros((len(groups), n_steps), np.int64)
+        for i, st in enumerate(steps):
+            counts[i, st] = 1
+        # a row's place: the rows of earlier steps, then of earlier groups in its step
+        before = np.cumsum(counts, axis=0) - counts
+        start = np.r_[0, np.cumsum(counts.sum(axis=0))[:-1]]
+        places = [start[st] + before[i, st] for i, st in enumerate(steps)]
+    else:
+        order = np.argsort(np.concatenate(steps), kind="stable")
+        rank = np.empty(n, np.int64)
+        rank[order] = np.arange(n)
+        bounds = np.cumsum([0] + sizes)
+        places = [rank[bounds[i]:bounds[i + 1]] for i in range(len(groups))]
+    # every group on every step (most methods): step k's rows are rows
+    # k G .. k G + G - 1, and each group's column is one strided copy
+    regular = n_steps * len(groups) == n and all(
+        st.size == n_steps and (n_steps < 2 or (st[0] == 0 and bool(np.all(np.diff(st) == 1))))
+        for st in steps)
     cols = {}
     for name in _COLUMNS:
-        col = np.concatenate([getattr(g, name) for g in groups])
-        cols[name] = _Owned(col if order is None else col[order])
+        sample = getattr(groups[0], name)
+        if name in ("src", "w"):
+            col = np.full((n, MAX_TERMS), -1 if name == "src" else 0, dtype=sample.dtype)
+        else:
+            col = np.empty(n, dtype=sample.dtype)
+        for i, (g, place) in enumerate(zip(groups, places)):
+            value = getattr(g, name)
+            if name in ("src", "w"):
+                if value.shape[1] > MAX_TERMS:
+                    raise ValueError(f"a row takes at most {MAX_TERMS} terms; got {value.shape[1]}")
+                if regular:
+                    col.reshape(n_steps, len(groups), MAX_TERMS)[:, i, :value.shape[1]] = value
+                else:
+                    col[place, :value.shape[1]] = value
+            elif regular:
+                col.reshape(n_steps, len(groups))[:, i] = value
+            else:
+                col[place] = value
+        cols[name] = _Owned(col)
     return cols
 
 
@@ -384,6 +450,8 @@ class StepTable:
         for name in ("w",) + _FLOAT_COLUMNS:
             col = getattr(self, name)
             finite = np.isfinite(col)
+            if finite.all():
+                continue
             bad = np.flatnonzero(~(finite.all(axis=1) if col.ndim == 2 else finite))
             if bad.size:
                 r = bad[0]
@@ -394,8 +462,9 @@ class StepTable:
             r = np.flatnonzero(self.sd < 0)[0]
             raise ValueError(f"StepTable column sd (marginal std) is {self.sd[r]} < 0 at row {r}")
         self._check_steps()
-        self._check_terms()
-        self._check_registers()
+        used = _row_bits(self.src >= 0)
+        self._check_terms(used)
+        self._check_registers(used)
 
     def _check_steps(self):
         if not self.n_rows:
@@ -415,27 +484,31 @@ class StepTable:
         r = int(r)
         raise ValueError(f"StepTable row {r} ({self.kind_name(r)}, step {int(self.step[r])}): {what}")
 
-    def _check_terms(self):
-        used = self.src >= 0
-        n_terms = used.sum(axis=1)
-        # sources are a prefix: no source after the first -1
-        gap = np.flatnonzero((used[:, 1:] & ~used[:, :-1]).any(axis=1))
+    def _check_terms(self, used):
+        # `used`: one byte per row holding which of its MAX_TERMS sources are
+        # used (bit 7 = term 0), so tables of millions of rows are checked
+        # with a few passes and table lookups.
+        n_terms = _POPCOUNT[used]
+        gap = np.flatnonzero(~_PREFIX[used])
         if gap.size:
             self._fail(gap[0], f"its sources {self.src[gap[0]].tolist()} continue after a -1")
-        lo = np.zeros(len(ROW_KINDS), int)
-        hi = np.zeros(len(ROW_KINDS), int)
-        for kind, (a, b) in _TERMS.items():
-            lo[kind], hi[kind] = a, b
-        bad = np.flatnonzero((n_terms < lo[self.kind]) | (n_terms > hi[self.kind]))
+        bad = np.flatnonzero((n_terms < _TERMS_LO[self.kind]) | (n_terms > _TERMS_HI[self.kind]))
         if bad.size:
             r = bad[0]
             a, b = _TERMS[int(self.kind[r])]
             self._fail(r, f"it reads {n_terms[r]} registers; this kind reads "
                           f"{a if a == b else f'{a} to {b}'}")
-        # weights beyond a row's terms: 0 (score rows have two weights, one source)
-        n_weights = np.where(self.kind == SCORE, 2, np.where(self.kind == LANGEVIN, 2, n_terms))
-        stray = (np.arange(MAX_TERMS) >= n_weights[:, None]) & (self.w != 0)
-        bad = np.flatnonzero(stray.any(axis=1))
+        # weights beyond a row's terms are 0 (score and langevin rows have two)
+        n_weights = np.where((self.kind == SCORE) | (self.kind == LANGEVIN), 2, n_terms)
+        # past the most weights any row has, one scan; below it, a column
+        # at a time, for the rows with fewer weights
+        most = int(n_weights.max()) if n_weights.size else 0
+        stray = np.zeros(n_weights.shape, bool)
+        if self.w[:, most:].any():
+            stray |= self.w[:, most:].any(axis=1)
+        for k in range(1, most):
+            stray |= (self.w[:, k] != 0) & (n_weights <= k)
+        bad = np.flatnonzero(stray)
         if bad.size:
             self._fail(bad[0], f"it has weights {self.w[bad[0]].tolist()} beyond its terms")
         score = self.kind == SCORE
@@ -448,7 +521,7 @@ class StepTable:
             self._fail(bad[0], f"langevin rows need r = w0 >= 0 and snr = w1 >= 0; got "
                                f"r = {self.w[bad[0], 0]}, snr = {self.w[bad[0], 1]}")
 
-    def _check_registers(self):
+    def _check_registers(self, used):
         n = self.n_rows
         if not n:
             return
@@ -464,20 +537,27 @@ class StepTable:
             r = np.flatnonzero((self.dst == k) & normal)[0]
             self._fail(r, f"register {k} is written by normal rows and by other rows (or is the "
                           "state); a noise register must hold noise only")
-        score_reads_noise = (self.kind == SCORE) & by_normal[np.maximum(self.src[:, 0], 0)]
-        bad = np.flatnonzero(score_reads_noise)
-        if bad.size:
-            self._fail(bad[0], f"the score is evaluated on register {self.src[bad[0], 0]}, which "
-                               "holds noise")
-        # every read of a scratch register comes after a write of it
+        if by_normal.any():
+            score_reads_noise = (self.kind == SCORE) & by_normal[np.maximum(self.src[:, 0], 0)]
+            bad = np.flatnonzero(score_reads_noise)
+            if bad.size:
+                self._fail(bad[0], f"the score is evaluated on register {self.src[bad[0], 0]}, which "
+                                   "holds noise")
+        # every read of a scratch register comes after a write of it: the
+        # first row writing each register (a reversed scatter: the last
+        # assignment, i.e. the first row, wins) against the first reading it
+        backwards = np.arange(n - 1, -1, -1)
         first_write = np.full(n_reg, n, dtype=np.int64)
-        np.minimum.at(first_write, self.dst, np.arange(n))
-        reads = self.src >= 1
-        rows = np.broadcast_to(np.arange(n)[:, None], self.src.shape)[reads]
-        regs = self.src[reads]
-        early = np.flatnonzero(rows <= first_write[regs])
+        first_write[self.dst[::-1]] = backwards
+        first_read = np.full(n_reg + 1, n, dtype=np.int64)
+        for k in range(int(_POPCOUNT[np.bitwise_or.reduce(used)]) if n else 0):
+            col = np.full(n_reg + 1, n, dtype=np.int64)
+            col[self.src[::-1, k] + 1] = backwards
+            np.minimum(first_read, col, out=first_read)
+        early = np.flatnonzero((first_read[2:] < n) & (first_read[2:] <= first_write[1:]))
         if early.size:
-            self._fail(rows[early[0]], f"it reads register {regs[early[0]]} before any row writes it")
+            k = int(early[0]) + 1
+            self._fail(first_read[k + 1], f"it reads register {k} before any row writes it")
 
     # ---- construction --------------------------------------------------
     @classmethod
@@ -721,16 +801,22 @@ def _affine_combine(dst, x, a, b, c, t, steps, m=1.0, sd=0.0, interval=0):
     n = steps.size
     b = np.broadcast_to(b, (n,))
     c = np.broadcast_to(c, (n,))
-    src = np.full((n, MAX_TERMS), -1, np.int32)
-    w = np.zeros((n, MAX_TERMS))
-    src[:, 0], w[:, 0] = x, a
     has_b, has_c = b != 0, c != 0
-    src[has_b, 1], w[has_b, 1] = REG_SCORE, b[has_b]
-    col = 1 + has_b
-    rows = np.flatnonzero(has_c)
-    src[rows, col[rows]], w[rows, col[rows]] = REG_NOISE, c[rows]
+    any_b, any_c = bool(has_b.any()), bool(has_c.any())
+    width = 1 + any_b + any_c
+    src = np.empty((n, width), np.int32)
+    w = np.empty((n, width))
+    src[:, 0], w[:, 0] = x, a
+    if any_b and any_c and has_b.all() and has_c.all():
+        src[:, 1], w[:, 1], src[:, 2], w[:, 2] = REG_SCORE, b, REG_NOISE, c
+    elif width > 1:
+        # the terms present, moved left: the score's, then the noise's
+        src[:, 1] = np.where(has_b, REG_SCORE, np.where(has_c, REG_NOISE, -1))
+        w[:, 1] = np.where(has_b, b, np.where(has_c, c, 0.0))
+        if width > 2:
+            both = has_b & has_c
+            src[:, 2] = np.where(both, REG_NOISE, -1)
+            w[:, 2] = np.where(both, c, 0.0)
     return Rows(kind=np.full(n, COMBINE, np.int32), dst=np.full(n, dst, np.int32), src=src, w=w,
-                t=np.broadcast_to(t, (n,)).astype(np.float64), m=np.broadcast_to(m, (n,)).astype(np.float64),
-                sd=np.broadcast_to(sd, (n,)).astype(np.float64),
-                interval=np.broadcast_to(interval, (n,)).astype(np.int64), stream=np.zeros(n, np.int64),
-                step=steps)
+                t=np.broadcast_to(t, (n,)), m=np.broadcast_to(m, (n,)), sd=np.broadcast_to(sd, (n,)),
+                interval=np.broadcast_to(interval, (n,)), stream=np.zeros(n, np.int64), step=steps)
