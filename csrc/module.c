@@ -188,6 +188,25 @@ column(held *h, PyObject *table, const char *name, int typenum, npy_intp size)
     return arr ? PyArray_DATA(arr) : NULL;
 }
 
+/* True when nothing can change the array's values while the GIL is
+ * released: it and every array it views are read-only, and the chain ends
+ * at an array owning its memory. (A read-only view of a writeable array, or
+ * of a buffer NumPy does not own, can change under the run.) */
+static int
+frozen(PyArrayObject *arr)
+{
+    for (;;) {
+        if (PyArray_ISWRITEABLE(arr))
+            return 0;
+        PyObject *base = PyArray_BASE(arr);
+        if (base == NULL)
+            return PyArray_CHKFLAGS(arr, NPY_ARRAY_OWNDATA);
+        if (!PyArray_Check(base))
+            return 0;
+        arr = (PyArrayObject *)base;
+    }
+}
+
 static const char run_doc[] =
     "run(x, table, options) -> first_nonfinite_row\n\n"
     "x: (batch, dim) float32/float64 state, updated in place. table: a StepTable or a\n"
@@ -228,8 +247,9 @@ core_run(PyObject *self, PyObject *args)
     run.x = PyArray_DATA(x);
     npy_intp state_size = PyArray_SIZE(x);
 
-    /* ---- the table: private copies, as a score callback can run Python
-     * that changes the caller's arrays mid-run */
+    /* ---- the table: read in place when frozen (a StepTable's columns),
+     * else a private copy, as a score callback or another thread can run
+     * Python that changes the caller's arrays mid-run */
     if ((v = field(&h, table_obj, "table", "kind")) == NULL)
         goto error;
     PyArrayObject *kind = expect_array(v, "kind", NPY_INT32, -1, 0);
@@ -242,11 +262,14 @@ core_run(PyObject *self, PyObject *args)
                                  NPY_FLOAT64, NPY_INT64, NPY_INT64, NPY_INT32};
     static const size_t widths[9] = {1, DSDE_MAX_TERMS, DSDE_MAX_TERMS, 1, 1, 1, 1, 1, 1};
     size_t table_bytes = 0;
+    int copy[9];
     for (int i = 0; i < 9; i++) {
         cols[i] = column(&h, table_obj, names[i], types[i], rows * (npy_intp)widths[i]);
         if (cols[i] == NULL)
             goto error;
-        table_bytes += (size_t)rows * widths[i] * (types[i] == NPY_INT32 ? 4 : 8);
+        copy[i] = !frozen((PyArrayObject *)h.obj[h.n - 1]);
+        if (copy[i])
+            table_bytes += (size_t)rows * widths[i] * (types[i] == NPY_INT32 ? 4 : 8);
     }
     if (int_field(&h, table_obj, "table", "n_registers", 1, DSDE_MAX_REGISTERS, &ll) < 0)
         goto error;
@@ -261,6 +284,10 @@ core_run(PyObject *self, PyObject *args)
         void *copies[9];
         for (int i = 0; i < 9; i++) {
             size_t bytes = (size_t)rows * widths[i] * (types[i] == NPY_INT32 ? 4 : 8);
+            if (!copy[i]) {
+                copies[i] = (void *)cols[i];
+                continue;
+            }
             memcpy(p, cols[i], bytes);
             copies[i] = p;
             p += bytes;

@@ -418,3 +418,31 @@ def test_dpm_solver_2m_from_row_groups_converges_at_second_order():
         errors.append(np.max(np.abs(ds.run_steps(x, table, score=score).x - exact)))
     ratios = np.array(errors[:-1]) / np.array(errors[1:])
     assert np.all((ratios > 3.5) & (ratios < 4.6)), ratios
+
+
+@pytest.mark.parametrize("layout", ["writeable", "read-only view of a writeable array"])
+def test_table_columns_that_can_change_mid_run_are_copied_first(layout):
+    """C reads a StepTable's own (read-only) columns in place, but copies any
+    column the run's Python could change: here a score callback rewrites the
+    weights after the first row, and the run still uses the original ones."""
+    table = ds.StepTable.affine(np.full(4, 0.5), 0.25, 0.0, t=0.5)
+    x = np.random.default_rng(6).standard_normal((3, 2))
+    expected = ds.run_steps(x, table, score=lambda v, t: -v).x
+    w = np.array(table.w)  # writeable
+    cols = {name: getattr(table, name) for name in ("kind", "dst", "src", "t", "m", "sd", "interval", "stream")}
+    cols["w"] = w if layout == "writeable" else w.view()
+    if layout != "writeable":
+        cols["w"].flags.writeable = False
+    cols["n_registers"] = table.n_registers
+
+    def score(row):
+        w[:] = 7.0  # what a careless callback could do
+        return np.ascontiguousarray(-work)
+
+    work = np.array(x)
+    registers = (work,) + tuple(np.zeros_like(work) for _ in range(table.n_registers - 1))
+    options = dict(key=0, noise=None, score_kind=_engine._SCORE_PYTHON, score_params=(), callback=score,
+                   registers=registers, save_rows=np.zeros(0, np.int64), snapshots=np.zeros((0, 3, 2)),
+                   check_finite=True, stop_on_nonfinite=True, num_threads=1, block_rows=3, row_offset=0)
+    assert _core.run(work, cols, options) == -1
+    np.testing.assert_array_equal(work, expected)
