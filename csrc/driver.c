@@ -88,6 +88,17 @@ dsde_table_check(dsde_table *tb, const dsde_run *run)
             tb->score_tmp = 1;
         tb->written[dst] = 1;
     }
+    /* a register no row writes has no buffer: no row may read it */
+    for (int64_t r = 0; r < tb->n_rows; r++) {
+        const int32_t *src = tb->src + r * DSDE_MAX_TERMS;
+        for (int k = 0; k < DSDE_MAX_TERMS && src[k] >= 0; k++) {
+            if (src[k] > 0 && !tb->written[src[k]]) {
+                PyErr_Format(PyExc_ValueError, "_core: row %lld reads register %d, which no row "
+                             "writes", (long long)r, (int)src[k]);
+                return -1;
+            }
+        }
+    }
     /* a register aliasing the caller's noise must never be written through */
     for (int k = 0; k < R; k++) {
         if (normal[k] && (other[k] || k == 0)) {

@@ -52,7 +52,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from . import _core
+from . import _core, _rng
 from ._memory import physical_memory_bytes
 
 #: Row kind codes, defined once in the C core (csrc/step.h).
@@ -65,13 +65,13 @@ MAX_TERMS = _core.MAX_TERMS
 #: Registers a table may use, the state included.
 MAX_REGISTERS = _core.MAX_REGISTERS
 #: Noise streams of the counter layout (csrc/step.h).
-STREAM_STEP = _core.STREAMS["step"]
-STREAM_CORRECTOR = _core.STREAMS["corrector"]
+STREAM_STEP = _rng.STREAM_STEP
+STREAM_CORRECTOR = _rng.STREAM_CORRECTOR
 #: Corrector sub-steps m < MAX_SUB_STEPS draw from stream STREAM_CORRECTOR + m.
 MAX_SUB_STEPS = _core.STREAMS["max_sub_steps"]
 #: Further draws inside a step (churn noise, a second increment): stream
 #: STREAM_EXTRA + i, i < MAX_EXTRA; never a corrector's or the Brownian tree's.
-STREAM_EXTRA = _core.STREAMS["extra"]
+STREAM_EXTRA = _rng.STREAM_EXTRA
 MAX_EXTRA = _core.STREAMS["max_extra"]
 
 #: The registers the built-in constructors use: the state, the score, the

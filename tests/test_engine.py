@@ -436,6 +436,7 @@ def test_langevin_at_a_mode_stays_put_instead_of_becoming_nan():
     (dict(kind=np.array([1], np.int32), dst=np.array([0], np.int32),
           src=np.full((1, 8), -1, np.int32)), "register 0 is written by normal rows"),
     (dict(n_registers=0), r"n_registers = 0 is outside \[1, 256\]"),
+    (dict(src=np.array([[1, -1, -1, -1, -1, -1, -1, -1]], np.int32)), "reads register 1, which no row writes"),
 ])
 def test_direct_core_calls_cannot_crash_on_bad_programs(change, message):
     """_core.run re-checks what would crash it: kinds, register indices, the
