@@ -268,8 +268,10 @@ core_run(PyObject *self, PyObject *args)
         if (cols[i] == NULL)
             goto error;
         copy[i] = !frozen((PyArrayObject *)h.obj[h.n - 1]);
+        /* each copied column starts 8-byte aligned (an int32 column of an odd
+         * number of rows would misalign the int64 and double ones after it) */
         if (copy[i])
-            table_bytes += (size_t)rows * widths[i] * (types[i] == NPY_INT32 ? 4 : 8);
+            table_bytes += ((size_t)rows * widths[i] * (types[i] == NPY_INT32 ? 4 : 8) + 7) & ~(size_t)7;
     }
     if (int_field(&h, table_obj, "table", "n_registers", 1, DSDE_MAX_REGISTERS, &ll) < 0)
         goto error;
@@ -290,7 +292,7 @@ core_run(PyObject *self, PyObject *args)
             }
             memcpy(p, cols[i], bytes);
             copies[i] = p;
-            p += bytes;
+            p += (bytes + 7) & ~(size_t)7;
         }
         table.n_rows = rows;
         table.dst = copies[0], table.src = copies[1], table.w = copies[2];

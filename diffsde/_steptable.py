@@ -46,6 +46,7 @@ x' = x + h/2 [D(x, t) + D(x~, t')]. New samplers are assembled from
 vectorized row groups (:func:`score_rows`, :func:`normal_rows`,
 :func:`combine_rows`, :func:`langevin_rows`) with :meth:`StepTable.program`.
 """
+import math
 import warnings
 from dataclasses import dataclass
 from typing import ClassVar
@@ -57,7 +58,6 @@ from ._memory import physical_memory_bytes
 
 #: Row kind codes, defined once in the C core (csrc/step.h).
 ROW_KINDS = dict(_core.ROW_KINDS)
-KINDS = ROW_KINDS
 _KIND_NAMES = {v: k for k, v in ROW_KINDS.items()}
 SCORE, NORMAL, COMBINE, LANGEVIN = (ROW_KINDS[k] for k in ("score", "normal", "combine", "langevin"))
 #: Terms (source registers) per row.
@@ -109,6 +109,22 @@ def _row_bits(flags):
 
 
 def _column(value, n, name, dtype=np.float64):
+    """``value`` (a scalar or one entry per step) as a fresh 1-D column of
+    ``n`` entries; floats must be finite. Builders call this for every
+    column, so the common cases (a Python number, an array of the right
+    length) take few NumPy calls."""
+    if type(value) is np.ndarray and value.shape == (n,) and value.dtype == dtype:
+        # already a column (the builders pass their own): no copy, as the
+        # rows are copied into the table when they are merged
+        if dtype is np.float64 and not np.isfinite(value).all():
+            bad = np.flatnonzero(~np.isfinite(value))
+            raise ValueError(f"StepTable column {name} is {value[bad[0]]} at row {bad[0]}; "
+                             "coefficients must be finite")
+        return value
+    if type(value) in (float, int) and dtype is np.float64:
+        if not math.isfinite(value):
+            raise ValueError(f"StepTable column {name} is {value} at row 0; coefficients must be finite")
+        return np.full(n, value, dtype=np.float64)
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be real numbers; got dtype {arr.dtype}")
@@ -117,18 +133,20 @@ def _column(value, n, name, dtype=np.float64):
         raise TypeError(f"{name} must be real numbers of at most float64 precision; got dtype {arr.dtype}")
     if dtype is not np.float64 and arr.dtype.kind == "f":
         raise TypeError(f"{name} must be integers; got dtype {arr.dtype}")
-    try:
-        arr = np.broadcast_to(arr.astype(dtype), (n,))
-    except ValueError:
-        raise ValueError(
-            f"{name} must be a scalar or have one entry per step ({n}); got shape {np.shape(value)}"
-        ) from None
-    if dtype is np.float64:
+    if arr.shape == (n,):
+        arr = arr.astype(dtype)
+    else:
+        try:
+            arr = np.array(np.broadcast_to(arr.astype(dtype, copy=False), (n,)))
+        except ValueError:
+            raise ValueError(
+                f"{name} must be a scalar or have one entry per step ({n}); got shape {np.shape(value)}"
+            ) from None
+    if dtype is np.float64 and not np.isfinite(arr).all():
         bad = np.flatnonzero(~np.isfinite(arr))
-        if bad.size:
-            raise ValueError(f"StepTable column {name} is {arr[bad[0]]} at row {bad[0]}; "
-                             "coefficients must be finite")
-    return np.ascontiguousarray(arr)
+        raise ValueError(f"StepTable column {name} is {arr[bad[0]]} at row {bad[0]}; "
+                         "coefficients must be finite")
+    return arr
 
 
 def _steps_of(*values):
@@ -195,7 +213,8 @@ def _own_column(value, name):
 
 #: Peak bytes per row while a corrector table is built and interleaved with
 #: its predictor: the table (156 bytes a row), its interleaved copy, the
-#: sort's int64 keys and order and one column in flight.
+#: sort's int64 keys and order and one column in flight; tracemalloc
+#: measured 362 (5 sub-steps at 20,000 grid times).
 BUILD_BYTES_PER_ROW = 400
 
 
