@@ -3,6 +3,7 @@
 #ifdef _OPENMP
 #include <pthread.h>
 #endif
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #define NO_IMPORT_ARRAY
@@ -12,143 +13,218 @@
 
 #include "normal.h"
 #include "parallel.h"
-#include "step.h"
 
 int
-dsde_row_needs_score(const dsde_table *table, int64_t r)
+dsde_row_terms(const dsde_table *table, int64_t r)
 {
-    return table->kind[r] == DSDE_LANGEVIN || table->b[r] != 0.0;
+    const int32_t *src = table->src + r * DSDE_MAX_TERMS;
+    int n = 0;
+    while (n < DSDE_MAX_TERMS && src[n] >= 0)
+        n++;
+    return n;
+}
+
+/* Sources each kind reads (combine: 1 .. DSDE_MAX_TERMS). */
+static int
+expected_terms(int kind, int n)
+{
+    switch (kind) {
+    case DSDE_ROW_SCORE:
+        return n == 1;
+    case DSDE_ROW_NORMAL:
+        return n == 0;
+    case DSDE_ROW_COMBINE:
+        return n >= 1;
+    case DSDE_ROW_LANGEVIN:
+        return n == 3;
+    }
+    return 0;
 }
 
 int
-dsde_row_needs_noise(const dsde_table *table, int64_t r)
+dsde_table_check(dsde_table *tb, const dsde_run *run)
 {
-    int kind = table->kind[r];
-    return kind == DSDE_LANGEVIN || (kind == DSDE_AFFINE && table->c[r] != 0.0);
+    unsigned char normal[DSDE_MAX_REGISTERS], other[DSDE_MAX_REGISTERS];
+    const int R = tb->n_registers;
+    if (R < 1 || R > DSDE_MAX_REGISTERS) {
+        PyErr_Format(PyExc_ValueError, "_core: n_registers must lie in [1, %d]; got %d",
+                     DSDE_MAX_REGISTERS, R);
+        return -1;
+    }
+    memset(normal, 0, sizeof normal);
+    memset(other, 0, sizeof other);
+    memset(tb->written, 0, sizeof tb->written);
+    tb->score_tmp = 0;
+    for (int64_t r = 0; r < tb->n_rows; r++) {
+        const int kind = tb->kind[r], dst = tb->dst[r];
+        const int32_t *src = tb->src + r * DSDE_MAX_TERMS;
+        int n = dsde_row_terms(tb, r);
+        int ok = kind >= 0 && kind < DSDE_N_ROW_KINDS && dst >= 0 && dst < R &&
+                 expected_terms(kind, n);
+        for (int k = 0; ok && k < DSDE_MAX_TERMS; k++)
+            ok = k < n ? src[k] < R : src[k] == -1;
+        if (!ok) {
+            PyErr_Format(PyExc_ValueError, "_core: row %lld has kind %d, dst %d or sources out "
+                         "of range", (long long)r, kind, dst);
+            return -1;
+        }
+        if (kind == DSDE_ROW_NORMAL) {
+            if (tb->interval[r] < 0 || tb->interval[r] > UINT32_MAX || tb->stream[r] < 0 ||
+                tb->stream[r] > UINT32_MAX ||
+                (run->noise != NULL && tb->stream[r] == 0 && tb->interval[r] >= run->n_noise)) {
+                PyErr_Format(PyExc_ValueError, "_core: row %lld has interval %lld, stream %lld "
+                             "out of range", (long long)r, (long long)tb->interval[r],
+                             (long long)tb->stream[r]);
+                return -1;
+            }
+            normal[dst] = 1;
+        }
+        else {
+            other[dst] = 1;
+        }
+        if (kind == DSDE_ROW_SCORE && !(tb->w[r * DSDE_MAX_TERMS] == 0.0 &&
+                                        tb->w[r * DSDE_MAX_TERMS + 1] == 1.0 && dst != 0 &&
+                                        dst != src[0]))
+            tb->score_tmp = 1;
+        tb->written[dst] = 1;
+    }
+    /* a register no row writes has no buffer: no row may read it */
+    for (int64_t r = 0; r < tb->n_rows; r++) {
+        const int32_t *src = tb->src + r * DSDE_MAX_TERMS;
+        for (int k = 0; k < DSDE_MAX_TERMS && src[k] >= 0; k++) {
+            if (src[k] > 0 && !tb->written[src[k]]) {
+                PyErr_Format(PyExc_ValueError, "_core: row %lld reads register %d, which no row "
+                             "writes", (long long)r, (int)src[k]);
+                return -1;
+            }
+        }
+    }
+    /* a register aliasing the caller's noise must never be written through */
+    for (int k = 0; k < R; k++) {
+        if (normal[k] && (other[k] || k == 0)) {
+            PyErr_Format(PyExc_ValueError, "_core: register %d is written by normal rows and "
+                         "by other rows", k);
+            return -1;
+        }
+    }
+    return 0;
 }
 
-/* Per-thread buffers for one block. */
+/* Where each scratch register lives for one block: its own buffer
+ * (`whole`: a whole-batch array, else a block-sized one), or, while
+ * alias[k] >= 0, the caller's noise for interval alias[k]. */
 typedef struct {
-    void *z;     /* noise */
-    void *s;     /* score */
-    void *xt;    /* Heun predictor (built-in scores) */
-    double *work; /* built-in score workspace */
+    void *const *buf;
+    int whole;
+    int64_t alias[DSDE_MAX_REGISTERS];
+} regs;
+
+/* A normal row reading the caller's noise points its register there. */
+static void
+note_alias(const dsde_run *run, const dsde_table *tb, int64_t r, regs *rg)
+{
+    if (tb->kind[r] == DSDE_ROW_NORMAL)
+        rg->alias[tb->dst[r]] = run->noise != NULL && tb->stream[r] == 0 ? tb->interval[r] : -1;
+}
+
+static void
+regs_init(regs *rg, void *const *buf, int whole)
+{
+    rg->buf = buf;
+    rg->whole = whole;
+    for (int k = 0; k < DSDE_MAX_REGISTERS; k++)
+        rg->alias[k] = -1;
+}
+
+#define DSDE_DRV_CAT2(a, b) a##_##b
+#define DSDE_DRV_CAT(a, b) DSDE_DRV_CAT2(a, b)
+
+#define DSDE_T double
+#define DSDE_SFX f64
+#include "driver_kernel.h"
+#undef DSDE_T
+#undef DSDE_SFX
+
+#define DSDE_T float
+#define DSDE_SFX f32
+#include "driver_kernel.h"
+#undef DSDE_T
+#undef DSDE_SFX
+
+/* Nonzero when the row left a non-finite element in the state (and the run
+ * checks for them). */
+static int
+apply_row(const dsde_run *run, const dsde_table *tb, int64_t r, int64_t i0, int64_t i1,
+          const regs *rg, void *tmp, double *work, const void *ext_score, dsde_pool *pool,
+          int master)
+{
+    if (run->dtype == DSDE_F64)
+        return apply_row_f64(run, tb, r, i0, i1, rg, tmp, work, ext_score, pool, master);
+    return apply_row_f32(run, tb, r, i0, i1, rg, tmp, work, ext_score, pool, master);
+}
+
+/* Per-thread buffers for one block: the scratch registers the table writes
+ * (built-in scores only: a Python score's registers are whole-batch arrays),
+ * the score values when a row does not store them raw, and the built-in
+ * score's workspace. Buffers are zeroed: a register is written before it is
+ * read (the StepTable checks), so this only keeps a direct call defined. */
+typedef struct {
+    void *buf[DSDE_MAX_REGISTERS];
+    void *tmp;
+    double *work;
 } workspace;
 
 static void
 workspace_free(workspace *ws)
 {
-    free(ws->z);
-    free(ws->s);
-    free(ws->xt);
+    for (int k = 0; k < DSDE_MAX_REGISTERS; k++)
+        free(ws->buf[k]);
+    free(ws->tmp);
     free(ws->work);
     free(ws);
 }
 
-/* Buffers only for what the table uses: a block can be one huge batch row.
- * *bytes: what it asks for, for the message when it fails. */
+/* Bytes the workspace of a run asks for; _engine.workspace_bytes repeats
+ * this sum for the memory pre-check. */
+static size_t
+workspace_size(const dsde_run *run, const dsde_table *tb, int *n_regs, int *tmp)
+{
+    size_t item = run->dtype == DSDE_F64 ? sizeof(double) : sizeof(float);
+    size_t n = (size_t)(run->block_rows * run->dim);
+    size_t nwork = (size_t)dsde_score_work_size(&run->score, run->block_rows);
+    int builtin = run->score.kind != DSDE_SCORE_PYTHON;
+    *n_regs = 0;
+    for (int k = 1; k < tb->n_registers; k++)
+        *n_regs += builtin && tb->written[k];
+    *tmp = builtin && tb->score_tmp;
+    return sizeof(workspace) + (size_t)(*n_regs + *tmp) * n * item + (nwork + 1) * sizeof(double);
+}
+
 static void *
 workspace_new(const dsde_run *run, const dsde_table *tb, size_t *bytes)
 {
     size_t item = run->dtype == DSDE_F64 ? sizeof(double) : sizeof(float);
     size_t n = (size_t)(run->block_rows * run->dim);
     size_t nwork = (size_t)dsde_score_work_size(&run->score, run->block_rows);
-    int builtin = run->score.kind != DSDE_SCORE_PYTHON;
-    int score = 0, noise = 0, heun = 0;
-    for (int64_t r = 0; r < tb->n_rows; r++) {
-        score |= dsde_row_needs_score(tb, r);
-        noise |= dsde_row_needs_noise(tb, r);
-        heun |= tb->kind[r] == DSDE_HEUN_PREDICT;
-    }
-    *bytes = sizeof(workspace) + (size_t)(noise + (score && builtin) + (heun && builtin)) * n * item +
-             (nwork + 1) * sizeof(double);
+    int n_regs, tmp, builtin = run->score.kind != DSDE_SCORE_PYTHON;
+    *bytes = workspace_size(run, tb, &n_regs, &tmp);
     workspace *ws = calloc(1, sizeof(workspace));
     if (ws == NULL)
         return NULL;
-    ws->z = noise ? malloc(n * item) : NULL;
-    ws->s = score && builtin ? malloc(n * item) : NULL;
-    ws->xt = heun && builtin ? malloc(n * item) : NULL;
-    ws->work = malloc((nwork + 1) * sizeof(double));
-    if ((noise && ws->z == NULL) || (score && builtin && ws->s == NULL) ||
-        (heun && builtin && ws->xt == NULL) || ws->work == NULL) {
+    int ok = 1;
+    for (int k = 1; k < tb->n_registers && ok; k++) {
+        if (builtin && tb->written[k])
+            ok = (ws->buf[k] = calloc(n, item)) != NULL;
+    }
+    if (ok && tmp)
+        ok = (ws->tmp = calloc(n, item)) != NULL;
+    if (ok)
+        ok = (ws->work = malloc((nwork + 1) * sizeof(double))) != NULL;
+    if (!ok) {
         workspace_free(ws);
         return NULL;
     }
     return ws;
-}
-
-/*
- * apply_row_<T>: table row r on batch rows [i0, i1).
- * `ext_score` is the score of the whole batch from a Python callable, or NULL
- * to use the built-in score; `xt` is the Heun predictor of this block.
- */
-#define DEFINE_APPLY_ROW(SUFFIX, T)                                            \
-    static int apply_row_##SUFFIX(const dsde_run *run, const dsde_table *tb,  \
-                                   int64_t r, int64_t i0, int64_t i1,          \
-                                   workspace *ws, T *xt, const T *ext_score,   \
-                                   dsde_pool *pool, int master)                \
-    {                                                                          \
-        const int64_t dim = run->dim, rows = i1 - i0, n = rows * dim;          \
-        const int kind = tb->kind[r];                                          \
-        T *x = (T *)run->x + i0 * dim;                                         \
-        const T *s = NULL, *z = NULL;                                          \
-        if (dsde_row_needs_score(tb, r)) {                                     \
-            if (ext_score != NULL) {                                           \
-                s = ext_score + i0 * dim;                                      \
-            }                                                                  \
-            else {                                                             \
-                const T *at = kind == DSDE_HEUN_CORRECT ? xt : x;              \
-                dsde_score_##SUFFIX(&run->score, tb->m[r], tb->s[r], at, rows, \
-                                    (T *)ws->s, ws->work, pool, master);       \
-                s = (const T *)ws->s;                                          \
-            }                                                                  \
-        }                                                                      \
-        if (dsde_row_needs_noise(tb, r)) {                                          \
-            if (tb->stream[r] == 0 && run->noise != NULL) {                    \
-                z = (const T *)run->noise +                                    \
-                    (tb->interval[r] * run->batch + i0) * dim;                 \
-            }                                                                  \
-            else {                                                             \
-                dsde_normal_fill_##SUFFIX(dsde_key_from_u64(run->key),         \
-                                          (uint32_t)tb->stream[r],             \
-                                          (uint32_t)tb->interval[r],           \
-                                          ((uint64_t)i0 + run->row_offset) * (uint64_t)dim, n, \
-                                          (T *)ws->z);                         \
-                z = (const T *)ws->z;                                          \
-            }                                                                  \
-        }                                                                      \
-        int bad = 0;                                                           \
-        switch (kind) {                                                        \
-        case DSDE_AFFINE:                                                      \
-            bad = dsde_affine_##SUFFIX(x, s, z, n, tb->a[r], tb->b[r], tb->c[r]); \
-            break;                                                             \
-        case DSDE_HEUN_PREDICT: /* the state itself is not written */         \
-            memcpy(xt, x, (size_t)n * sizeof(T));                              \
-            dsde_affine_##SUFFIX(xt, s, NULL, n, tb->a[r], tb->b[r], 0.0);     \
-            break;                                                             \
-        case DSDE_HEUN_CORRECT:                                                \
-            bad = dsde_heun_correct_##SUFFIX(x, xt, s, n, tb->a[r], tb->b[r]); \
-            break;                                                             \
-        case DSDE_LANGEVIN:                                                    \
-            bad = dsde_langevin_##SUFFIX(x, s, z, rows, dim, tb->a[r], tb->c[r]); \
-            break;                                                             \
-        }                                                                      \
-        return run->check_finite && bad;                                       \
-    }
-
-DEFINE_APPLY_ROW(f64, double)
-DEFINE_APPLY_ROW(f32, float)
-
-/* Nonzero when the row left a non-finite element in the block (and the run
- * checks for them). */
-static int
-apply_row(const dsde_run *run, const dsde_table *tb, int64_t r, int64_t i0,
-          int64_t i1, workspace *ws, void *xt, const void *ext_score, dsde_pool *pool,
-          int master)
-{
-    if (run->dtype == DSDE_F64)
-        return apply_row_f64(run, tb, r, i0, i1, ws, xt, ext_score, pool, master);
-    return apply_row_f32(run, tb, r, i0, i1, ws, xt, ext_score, pool, master);
 }
 
 /* Lower run->first_nonfinite_row to r (threads may race here). */
@@ -211,18 +287,24 @@ run_block(void *ctx, void *wsv, int64_t block, dsde_pool *pool, int master)
     int64_t i1 = i0 + run->block_rows < run->batch ? i0 + run->block_rows : run->batch;
     int64_t next_save = save_block(run, -1, 0, i0, i1);
     int seen_nonfinite = 0;
+    regs rg;
+    regs_init(&rg, ws->buf, 0);
 
     /* Every block runs until its own first non-finite row, whatever the
      * others found, so the reported row never depends on thread timing. */
     for (int64_t r = 0; r < tb->n_rows; r++) {
-        if (apply_row(run, tb, r, i0, i1, ws, ws->xt, NULL, pool, master) && !seen_nonfinite) {
+        note_alias(run, tb, r, &rg);
+        if (apply_row(run, tb, r, i0, i1, &rg, ws->tmp, ws->work, NULL, pool, master) &&
+            !seen_nonfinite) {
             seen_nonfinite = 1;
             note_nonfinite(run, r);
         }
         next_save = save_block(run, r, next_save, i0, i1);
         if (seen_nonfinite && run->stop_on_nonfinite)
             break;
-        if (dsde_poll(pool, master))
+        /* a normal row is soon followed by the row using its noise: polling
+         * there is enough, and saves a clock read per row */
+        if ((tb->kind[r] != DSDE_ROW_NORMAL || r % 64 == 0) && dsde_poll(pool, master))
             break;
     }
 }
@@ -263,10 +345,10 @@ all_finite(PyArrayObject *arr)
 /* Call the score with the GIL held; a new reference to a C-contiguous array
  * of the state's dtype and size, or NULL with an exception set. */
 static PyArrayObject *
-call_python_score(const dsde_run *run, int64_t r, int on_scratch)
+call_python_score(const dsde_run *run, int64_t r)
 {
     int typenum = run->dtype == DSDE_F64 ? NPY_FLOAT64 : NPY_FLOAT32;
-    PyObject *res = PyObject_CallFunction(run->callback, "Li", (long long)r, on_scratch);
+    PyObject *res = PyObject_CallFunction(run->callback, "L", (long long)r);
     if (res == NULL)
         return NULL;
     if (!PyArray_Check(res) || PyArray_TYPE((PyArrayObject *)res) != typenum ||
@@ -292,7 +374,7 @@ call_python_score(const dsde_run *run, int64_t r, int on_scratch)
 }
 
 /*
- * Python scores: the master calls the score once per table row (with the
+ * Python scores: the master calls the score once per score row (with the
  * GIL), then every thread applies the row to blocks it claims.
  *
  * The other threads must not spin while the callback runs, nor may the
@@ -312,10 +394,10 @@ typedef struct {
 } row_task;
 
 static void
-run_claimed_blocks(dsde_run *run, const dsde_table *tb, const row_task *task, workspace *ws,
-                   int64_t *next_block, int64_t *blocks_done, int64_t n_blocks, dsde_pool *pool)
+run_claimed_blocks(dsde_run *run, const dsde_table *tb, const row_task *task, const regs *rg,
+                   workspace *ws, int64_t *next_block, int64_t *blocks_done, int64_t n_blocks,
+                   dsde_pool *pool)
 {
-    size_t item = run->dtype == DSDE_F64 ? sizeof(double) : sizeof(float);
     int64_t r = task->row, end = (r + 1) * n_blocks;
     int64_t g = __atomic_load_n(next_block, __ATOMIC_SEQ_CST);
     while (g < end) {
@@ -324,8 +406,7 @@ run_claimed_blocks(dsde_run *run, const dsde_table *tb, const row_task *task, wo
             continue; /* g now holds the current value */
         int64_t i0 = (g - r * n_blocks) * run->block_rows;
         int64_t i1 = i0 + run->block_rows < run->batch ? i0 + run->block_rows : run->batch;
-        void *xt = (char *)run->scratch + (size_t)(i0 * run->dim) * item;
-        if (apply_row(run, tb, r, i0, i1, ws, xt, task->score, pool, 0))
+        if (apply_row(run, tb, r, i0, i1, rg, ws->tmp, ws->work, task->score, pool, 0))
             note_nonfinite(run, r);
         save_block(run, r, task->next_save, i0, i1);
         __atomic_add_fetch(blocks_done, 1, __ATOMIC_SEQ_CST);
@@ -384,6 +465,10 @@ drive_rows(dsde_run *run, const dsde_table *tb)
     PyArrayObject *score = NULL; /* owned by the master, GIL needed to drop */
     row_gate gate = ROW_GATE_INIT;
     int64_t next_block = 0, blocks_done = 0;
+    /* The registers are whole-batch arrays; only the master changes where a
+     * noise register points, between rows, before it publishes the next. */
+    regs rg;
+    regs_init(&rg, run->registers, 1);
 
     /* block numbers count across rows: row r owns [r n_blocks, (r+1) n_blocks) */
     if (tb->n_rows > INT64_MAX / n_blocks - 1) {
@@ -405,14 +490,16 @@ drive_rows(dsde_run *run, const dsde_table *tb)
         if (ws == NULL)
             dsde_pool_stop_nomem(&pool, bytes);
 #pragma omp barrier
-        if (master) {
+        if (master && ws != NULL) {
             row_task task = {0, NULL, save_block(run, -1, 0, 0, run->batch)};
             for (int64_t r = 0; r < tb->n_rows && !dsde_pool_stopped(&pool); r++) {
                 task.row = r;
-                if (dsde_row_needs_score(tb, r)) {
+                task.score = NULL;
+                note_alias(run, tb, r, &rg);
+                if (tb->kind[r] == DSDE_ROW_SCORE) {
                     PyEval_RestoreThread(pool.saved);
                     Py_XDECREF(score);
-                    score = call_python_score(run, r, tb->kind[r] == DSDE_HEUN_CORRECT);
+                    score = call_python_score(run, r);
                     task.score = score == NULL ? NULL : PyArray_DATA(score);
                     pool.saved = PyEval_SaveThread();
                     if (score == NULL) {
@@ -422,8 +509,8 @@ drive_rows(dsde_run *run, const dsde_table *tb)
                 }
                 if (nt > 1)
                     gate_publish(&gate, &task);
-                run_claimed_blocks(run, tb, &task, ws, &next_block, &blocks_done, n_blocks,
-                                   &pool);
+                run_claimed_blocks(run, tb, &task, &rg, ws, &next_block, &blocks_done,
+                                   n_blocks, &pool);
                 /* the row is done everywhere before the next score reads it */
                 int64_t target = (r + 1) * n_blocks;
                 while (__atomic_load_n(&blocks_done, __ATOMIC_SEQ_CST) < target)
@@ -434,20 +521,20 @@ drive_rows(dsde_run *run, const dsde_table *tb)
                     dsde_pool_stop(&pool, DSDE_STOP_NONFINITE);
                 dsde_poll(&pool, 1);
             }
-            if (nt > 1) {
-                row_task finished = {tb->n_rows, NULL, 0};
-                gate_publish(&gate, &finished);
-            }
         }
 #ifdef _OPENMP
-        else if (ws != NULL) {
+        if (master && nt > 1) {
+            row_task finished = {tb->n_rows, NULL, 0};
+            gate_publish(&gate, &finished);
+        }
+        if (!master && ws != NULL) {
             for (int64_t seen = -1;;) {
                 row_task task = gate_next(&gate, seen);
                 if (task.row >= tb->n_rows)
                     break;
                 seen = task.row;
-                run_claimed_blocks(run, tb, &task, ws, &next_block, &blocks_done, n_blocks,
-                                   &pool);
+                run_claimed_blocks(run, tb, &task, &rg, ws, &next_block, &blocks_done,
+                                   n_blocks, &pool);
             }
         }
 #endif

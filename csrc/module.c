@@ -137,42 +137,122 @@ bad:
     return -1;
 }
 
+/* ---- run ----------------------------------------------------------------- */
+
+/* Objects a run reads: owned references, dropped when the run ends (the
+ * arrays they hold must stay alive while C reads them). */
+typedef struct {
+    PyObject *obj[64];
+    int n;
+} held;
+
+static void
+held_clear(held *h)
+{
+    while (h->n > 0)
+        Py_DECREF(h->obj[--h->n]);
+}
+
+/* `name` of a run's table or options: a dict's item or an object's
+ * attribute; a borrowed reference kept alive by `h`, or NULL with an error
+ * naming it. */
+static PyObject *
+field(held *h, PyObject *obj, const char *what, const char *name)
+{
+    PyObject *value;
+    if (PyDict_Check(obj)) {
+        value = PyDict_GetItemString(obj, name);
+        Py_XINCREF(value);
+    }
+    else {
+        value = PyObject_GetAttrString(obj, name);
+        PyErr_Clear();
+    }
+    if (value == NULL) {
+        PyErr_Format(PyExc_TypeError, "_core.run: %s has no field %s", what, name);
+        return NULL;
+    }
+    if (h->n == (int)(sizeof h->obj / sizeof h->obj[0])) {
+        Py_DECREF(value);
+        PyErr_SetString(PyExc_RuntimeError, "_core.run: too many fields");
+        return NULL;
+    }
+    h->obj[h->n++] = value;
+    return value;
+}
+
+/* An integer field in [lo, hi]. */
+static int
+int_field(held *h, PyObject *obj, const char *what, const char *name, long long lo,
+          long long hi, long long *out)
+{
+    PyObject *v = field(h, obj, what, name);
+    if (v == NULL)
+        return -1;
+    long long x = PyLong_AsLongLong(v);
+    if (x == -1 && PyErr_Occurred())
+        return -1;
+    if (x < lo || x > hi) {
+        PyErr_Format(PyExc_ValueError, "_core.run: %s.%s = %lld is outside [%lld, %lld]", what,
+                     name, x, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* A table column of `typenum` with `size` elements: its data, or NULL. */
+static const void *
+column(held *h, PyObject *table, const char *name, int typenum, npy_intp size)
+{
+    PyObject *v = field(h, table, "table", name);
+    PyArrayObject *arr = v ? expect_array(v, name, typenum, size, 0) : NULL;
+    return arr ? PyArray_DATA(arr) : NULL;
+}
+
+/* True when nothing can change the array's values while the GIL is
+ * released: it and every array it views are read-only, and the chain ends
+ * at an array owning its memory. (A read-only view of a writeable array, or
+ * of a buffer NumPy does not own, can change under the run.) */
+static int
+frozen(PyArrayObject *arr)
+{
+    for (;;) {
+        if (PyArray_ISWRITEABLE(arr))
+            return 0;
+        PyObject *base = PyArray_BASE(arr);
+        if (base == NULL)
+            return PyArray_CHKFLAGS(arr, NPY_ARRAY_OWNDATA);
+        if (!PyArray_Check(base))
+            return 0;
+        arr = (PyArrayObject *)base;
+    }
+}
+
 static const char run_doc[] =
-    "run(x, kind, interval, stream, a, b, c, t, m, s, key, noise, score_kind,\n"
-    "    score_params, callback, scratch, save_rows, snapshots, check_finite,\n"
-    "    stop_on_nonfinite, num_threads, block_rows, row_offset=0) -> first_nonfinite_row\n\n"
+    "run(x, table, options) -> first_nonfinite_row\n\n"
+    "x: (batch, dim) float32/float64 state, updated in place. table: a StepTable or a\n"
+    "mapping with its columns kind, dst, src, w, t, m, sd, interval, stream and\n"
+    "n_registers. options: an object or mapping with key, noise, score_kind,\n"
+    "score_params, callback, registers, save_rows, snapshots, check_finite,\n"
+    "stop_on_nonfinite, num_threads, block_rows, row_offset.\n\n"
     "Private: use diffsde.run_steps.";
 
 static PyObject *
-core_run(PyObject *self, PyObject *args, PyObject *kwds)
+core_run(PyObject *self, PyObject *args)
 {
-    static char *kwlist[] = {"x", "kind", "interval", "stream", "a", "b", "c", "t",
-                             "m", "s", "key", "noise", "score_kind", "score_params",
-                             "callback", "scratch", "save_rows", "snapshots",
-                             "check_finite", "stop_on_nonfinite", "num_threads",
-                             "block_rows", "row_offset", NULL};
-    PyObject *x_obj, *kind_obj, *interval_obj, *stream_obj, *col_obj[6];
-    PyObject *noise_obj, *params_obj, *callback, *scratch_obj;
-    PyObject *save_obj, *snap_obj;
-    unsigned long long key;
-    int score_kind, check_finite, stop_on_nonfinite, num_threads;
-    long long block_rows;
-    unsigned long long row_offset = 0;
+    PyObject *x_obj, *table_obj, *opt;
+    held h = {{NULL}, 0};
     dsde_run run;
     dsde_table table;
     void *table_copy = NULL;
     int64_t *save_copy = NULL;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *v;
+    long long ll;
     (void)self;
 
-    if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "OOOOOOOOOOKOiOOOOOppiL|K:run", kwlist, &x_obj, &kind_obj,
-            &interval_obj, &stream_obj, &col_obj[0], &col_obj[1], &col_obj[2],
-            &col_obj[3], &col_obj[4], &col_obj[5], &key, &noise_obj, &score_kind,
-            &params_obj, &callback, &scratch_obj, &save_obj, &snap_obj,
-            &check_finite, &stop_on_nonfinite, &num_threads, &block_rows, &row_offset))
+    if (!PyArg_ParseTuple(args, "OOO:run", &x_obj, &table_obj, &opt))
         return NULL;
-
     memset(&run, 0, sizeof(run));
     memset(&table, 0, sizeof(table));
     PyArrayObject *x = (PyArrayObject *)x_obj;
@@ -189,131 +269,138 @@ core_run(PyObject *self, PyObject *args, PyObject *kwds)
     run.x = PyArray_DATA(x);
     npy_intp state_size = PyArray_SIZE(x);
 
-    PyArrayObject *kind = expect_array(kind_obj, "kind", NPY_INT32, -1, 0);
+    /* ---- the table: read in place when frozen (a StepTable's columns),
+     * else a private copy, as a score callback or another thread can run
+     * Python that changes the caller's arrays mid-run */
+    if ((v = field(&h, table_obj, "table", "kind")) == NULL)
+        goto error;
+    PyArrayObject *kind = expect_array(v, "kind", NPY_INT32, -1, 0);
     if (kind == NULL)
-        return NULL;
+        goto error;
     npy_intp rows = PyArray_SIZE(kind);
-    PyArrayObject *interval = expect_array(interval_obj, "interval", NPY_INT64, rows, 0);
-    PyArrayObject *stream = interval ? expect_array(stream_obj, "stream", NPY_INT64, rows, 0) : NULL;
-    if (stream == NULL)
-        return NULL;
-    const double *cols[6];
-    static const char *col_names[6] = {"a", "b", "c", "t", "m", "s"};
-    for (int i = 0; i < 6; i++) {
-        PyArrayObject *col = expect_array(col_obj[i], col_names[i], NPY_FLOAT64, rows, 0);
-        if (col == NULL)
-            return NULL;
-        cols[i] = PyArray_DATA(col);
+    const void *cols[9];
+    static const char *names[9] = {"dst", "src", "w", "t", "m", "sd", "interval", "stream", "kind"};
+    static const int types[9] = {NPY_INT32, NPY_INT32, NPY_FLOAT64, NPY_FLOAT64, NPY_FLOAT64,
+                                 NPY_FLOAT64, NPY_INT64, NPY_INT64, NPY_INT32};
+    static const size_t widths[9] = {1, DSDE_MAX_TERMS, DSDE_MAX_TERMS, 1, 1, 1, 1, 1, 1};
+    size_t table_bytes = 0;
+    int copy[9];
+    for (int i = 0; i < 9; i++) {
+        cols[i] = column(&h, table_obj, names[i], types[i], rows * (npy_intp)widths[i]);
+        if (cols[i] == NULL)
+            goto error;
+        copy[i] = !frozen((PyArrayObject *)h.obj[h.n - 1]);
+        /* each copied column starts 8-byte aligned (an int32 column of an odd
+         * number of rows would misalign the int64 and double ones after it) */
+        if (copy[i])
+            table_bytes += ((size_t)rows * widths[i] * (types[i] == NPY_INT32 ? 4 : 8) + 7) & ~(size_t)7;
     }
-    /* The driver works on private copies of the table: a score callback
-     * can run Python that mutates the caller's arrays mid-run. */
-    size_t table_bytes = (size_t)(rows > 0 ? rows : 1) * (6 * sizeof(double) + 2 * sizeof(int64_t) + sizeof(int32_t));
-    table_copy = malloc(table_bytes);
+    if (int_field(&h, table_obj, "table", "n_registers", 1, DSDE_MAX_REGISTERS, &ll) < 0)
+        goto error;
+    table.n_registers = (int)ll;
+    table_copy = malloc(table_bytes > 0 ? table_bytes : 1);
     if (table_copy == NULL) {
         dsde_no_memory(table_bytes, "the run's copy of the step table");
         goto error;
     }
     {
-        double *fcols = table_copy;
-        int64_t *icols = (int64_t *)(fcols + 6 * rows);
-        int32_t *kcol = (int32_t *)(icols + 2 * rows);
-        for (int i = 0; i < 6; i++)
-            memcpy(fcols + i * rows, cols[i], (size_t)rows * sizeof(double));
-        memcpy(icols, PyArray_DATA(interval), (size_t)rows * sizeof(int64_t));
-        memcpy(icols + rows, PyArray_DATA(stream), (size_t)rows * sizeof(int64_t));
-        memcpy(kcol, PyArray_DATA(kind), (size_t)rows * sizeof(int32_t));
+        char *p = table_copy;
+        void *copies[9];
+        for (int i = 0; i < 9; i++) {
+            size_t bytes = (size_t)rows * widths[i] * (types[i] == NPY_INT32 ? 4 : 8);
+            if (!copy[i]) {
+                copies[i] = (void *)cols[i];
+                continue;
+            }
+            memcpy(p, cols[i], bytes);
+            copies[i] = p;
+            p += (bytes + 7) & ~(size_t)7;
+        }
         table.n_rows = rows;
-        table.kind = kcol;
-        table.interval = icols;
-        table.stream = icols + rows;
-        table.a = fcols, table.b = fcols + rows, table.c = fcols + 2 * rows;
-        table.t = fcols + 3 * rows, table.m = fcols + 4 * rows, table.s = fcols + 5 * rows;
+        table.dst = copies[0], table.src = copies[1], table.w = copies[2];
+        table.t = copies[3], table.m = copies[4], table.sd = copies[5];
+        table.interval = copies[6], table.stream = copies[7], table.kind = copies[8];
     }
 
-    int64_t n_noise = 0;
-    if (noise_obj != Py_None) {
-        PyArrayObject *noise = expect_array(noise_obj, "noise", typenum, -1, 0);
+    /* ---- options */
+    if ((v = field(&h, opt, "options", "noise")) == NULL)
+        goto error;
+    if (v != Py_None) {
+        PyArrayObject *noise = expect_array(v, "noise", typenum, -1, 0);
         if (noise == NULL)
             goto error;
         if (state_size != 0 && PyArray_SIZE(noise) % state_size != 0) {
             PyErr_SetString(PyExc_ValueError, "_core: noise must hold whole states");
             goto error;
         }
-        n_noise = state_size == 0 ? INT64_MAX : PyArray_SIZE(noise) / state_size;
         run.noise = PyArray_DATA(noise);
-        run.n_noise = n_noise;
+        run.n_noise = state_size == 0 ? INT64_MAX : PyArray_SIZE(noise) / state_size;
     }
-    for (npy_intp r = 0; r < rows; r++) {
-        if (table.kind[r] < 0 || table.kind[r] >= DSDE_N_KINDS) {
-            PyErr_Format(PyExc_ValueError, "_core: row %zd has unknown kind %d",
-                         (Py_ssize_t)r, (int)table.kind[r]);
-            goto error;
-        }
-        if ((table.kind[r] == DSDE_HEUN_PREDICT) !=
-            (r + 1 < rows && table.kind[r + 1] == DSDE_HEUN_CORRECT)) {
-            PyErr_Format(PyExc_ValueError,
-                         "_core: rows %zd, %zd: heun_predict and heun_correct come in pairs",
-                         (Py_ssize_t)r, (Py_ssize_t)r + 1);
-            goto error;
-        }
-        if (table.kind[r] == DSDE_HEUN_CORRECT && (r == 0 || table.kind[r - 1] != DSDE_HEUN_PREDICT)) {
-            PyErr_Format(PyExc_ValueError,
-                         "_core: row %zd (heun_correct) must follow heun_predict", (Py_ssize_t)r);
-            goto error;
-        }
-        if (table.interval[r] < 0 || table.interval[r] > UINT32_MAX ||
-            table.stream[r] < 0 || table.stream[r] > UINT32_MAX ||
-            (run.noise != NULL && table.stream[r] == 0 && dsde_row_needs_noise(&table, r) &&
-             table.interval[r] >= n_noise)) {
-            PyErr_Format(PyExc_ValueError, "_core: row %zd has interval %lld, stream "
-                         "%lld out of range", (Py_ssize_t)r,
-                         (long long)table.interval[r], (long long)table.stream[r]);
-            goto error;
-        }
-    }
+    if (dsde_table_check(&table, &run) < 0)
+        goto error;
 
+    if (int_field(&h, opt, "options", "score_kind", 0, 4, &ll) < 0)
+        goto error;
+    int score_kind = (int)ll;
     run.score.kind = score_kind;
     run.score.dim = run.dim;
     if (score_kind == DSDE_SCORE_LINEAR || score_kind == DSDE_SCORE_MIXTURE ||
         score_kind == DSDE_SCORE_EMPIRICAL) {
-        if (unpack_score_params(&run.score, params_obj) < 0)
+        if ((v = field(&h, opt, "options", "score_params")) == NULL ||
+            unpack_score_params(&run.score, v) < 0)
             goto error;
     }
     else if (score_kind == DSDE_SCORE_PYTHON) {
-        if (!PyCallable_Check(callback)) {
+        if ((v = field(&h, opt, "options", "callback")) == NULL)
+            goto error;
+        if (!PyCallable_Check(v)) {
             PyErr_SetString(PyExc_TypeError, "_core: callback must be callable");
             goto error;
         }
-        run.callback = callback;
+        run.callback = v;
+        /* the scratch registers: whole-batch arrays, one per written register */
+        if ((v = field(&h, opt, "options", "registers")) == NULL)
+            goto error;
+        if (!PyTuple_Check(v) || PyTuple_GET_SIZE(v) != table.n_registers) {
+            PyErr_Format(PyExc_ValueError, "_core: registers must be a tuple of %d entries",
+                         table.n_registers);
+            goto error;
+        }
+        for (int k = 1; k < table.n_registers; k++) {
+            if (!table.written[k])
+                continue;
+            PyArrayObject *reg = expect_array(PyTuple_GET_ITEM(v, k), "registers[k]", typenum,
+                                              state_size, 1);
+            if (reg == NULL)
+                goto error;
+            run.registers[k] = PyArray_DATA(reg);
+        }
     }
     else if (score_kind != DSDE_SCORE_NONE) {
         PyErr_Format(PyExc_ValueError, "_core: unknown score kind %d", score_kind);
         goto error;
     }
     for (npy_intp r = 0; r < rows; r++) {
-        int needs = dsde_row_needs_score(&table, r);
-        int degenerate = (score_kind == DSDE_SCORE_EMPIRICAL && !(table.s[r] > 0.0)) ||
+        if (table.kind[r] != DSDE_ROW_SCORE)
+            continue;
+        int degenerate = (score_kind == DSDE_SCORE_EMPIRICAL && !(table.sd[r] > 0.0)) ||
                          ((score_kind == DSDE_SCORE_MIXTURE || score_kind == DSDE_SCORE_LINEAR) &&
-                          table.m[r] == 0.0 && table.s[r] == 0.0);
-        if (needs && degenerate) {
+                          table.m[r] == 0.0 && table.sd[r] == 0.0);
+        if (degenerate) {
             PyErr_Format(PyExc_ValueError,
                          "_core: row %zd evaluates a built-in score where it is undefined "
-                         "(m = %g, s = %g)", (Py_ssize_t)r, table.m[r], table.s[r]);
+                         "(m = %g, sd = %g)", (Py_ssize_t)r, table.m[r], table.sd[r]);
             goto error;
         }
-        if (score_kind == DSDE_SCORE_NONE && needs) {
+        if (score_kind == DSDE_SCORE_NONE) {
             PyErr_Format(PyExc_ValueError, "_core: row %zd needs a score", (Py_ssize_t)r);
             goto error;
         }
     }
-    if (score_kind == DSDE_SCORE_PYTHON) {
-        PyArrayObject *scratch = expect_array(scratch_obj, "scratch", typenum, state_size, 1);
-        if (scratch == NULL)
-            goto error;
-        run.scratch = PyArray_DATA(scratch);
-    }
 
-    PyArrayObject *save = expect_array(save_obj, "save_rows", NPY_INT64, -1, 0);
+    if ((v = field(&h, opt, "options", "save_rows")) == NULL)
+        goto error;
+    PyArrayObject *save = expect_array(v, "save_rows", NPY_INT64, -1, 0);
     if (save == NULL)
         goto error;
     run.n_save = PyArray_SIZE(save);
@@ -333,32 +420,49 @@ core_run(PyObject *self, PyObject *args, PyObject *kwds)
             goto error;
         }
     }
-    PyArrayObject *snaps = expect_array(snap_obj, "snapshots", typenum,
-                                        run.n_save * state_size, 1);
+    if ((v = field(&h, opt, "options", "snapshots")) == NULL)
+        goto error;
+    PyArrayObject *snaps = expect_array(v, "snapshots", typenum, run.n_save * state_size, 1);
     if (snaps == NULL)
         goto error;
     run.snapshots = PyArray_DATA(snaps);
 
-    if (block_rows < 1) {
-        PyErr_SetString(PyExc_ValueError, "_core: block_rows must be >= 1");
+    if ((v = field(&h, opt, "options", "key")) == NULL)
         goto error;
-    }
-    run.key = key;
-    run.check_finite = check_finite;
-    run.stop_on_nonfinite = stop_on_nonfinite;
-    run.num_threads = num_threads;
-    run.block_rows = block_rows;
-    run.row_offset = row_offset;
+    run.key = PyLong_AsUnsignedLongLong(v);
+    if (PyErr_Occurred())
+        goto error;
+    if ((v = field(&h, opt, "options", "row_offset")) == NULL)
+        goto error;
+    run.row_offset = PyLong_AsUnsignedLongLong(v);
+    if (PyErr_Occurred())
+        goto error;
+    if (int_field(&h, opt, "options", "check_finite", 0, 1, &ll) < 0)
+        goto error;
+    run.check_finite = (int)ll;
+    if (int_field(&h, opt, "options", "stop_on_nonfinite", 0, 1, &ll) < 0)
+        goto error;
+    run.stop_on_nonfinite = (int)ll;
+    if (int_field(&h, opt, "options", "num_threads", INT_MIN, INT_MAX, &ll) < 0)
+        goto error;
+    run.num_threads = (int)ll;
+    if (int_field(&h, opt, "options", "block_rows", 1, INT64_MAX, &ll) < 0)
+        goto error;
+    run.block_rows = ll;
     if (dsde_drive(&run, &table) < 0)
         goto error;
     result = PyLong_FromLongLong(run.first_nonfinite_row);
 error:
     free(table_copy);
     free(save_copy);
+    held_clear(&h);
     return result;
 }
 
 /* ---- the generator on its own ------------------------------------------- */
+/* philox, box_muller and count_tails are test-only entry points (the
+ * known-answer and tail tests of tests/test_rng.py); the package itself
+ * calls fill_normal and fill_uniform. */
 
 static PyObject *
 core_philox(PyObject *self, PyObject *args)
@@ -419,90 +523,6 @@ core_box_muller(PyObject *self, PyObject *args)
     return (PyObject *)out;
 }
 
-/* Normals in parallel chunks; each chunk is a fixed range of j. */
-#define NORMAL_CHUNK 65536
-
-typedef struct {
-    uint64_t key;
-    uint32_t stream, k;
-    uint64_t j0;
-    int64_t n;
-    int f32;
-    void *out;               /* fill: destination, or NULL to count tails */
-    const double *thresholds;
-    int64_t n_thresholds;
-    int64_t *counts;         /* tails: |z| > thresholds[i] */
-} normal_job;
-
-typedef struct {
-    int64_t *counts;
-    double *buf;
-} normal_ws;
-
-static void *
-normal_ws_new(void *ctx, size_t *bytes)
-{
-    normal_job *job = ctx;
-    *bytes = sizeof(normal_ws);
-    if (job->out == NULL)
-        *bytes += ((size_t)job->n_thresholds + 1) * sizeof(int64_t) + NORMAL_CHUNK * sizeof(double);
-    normal_ws *ws = calloc(1, sizeof(normal_ws));
-    if (ws == NULL)
-        return NULL;
-    if (job->out == NULL) {
-        ws->counts = calloc((size_t)job->n_thresholds + 1, sizeof(int64_t));
-        ws->buf = malloc(NORMAL_CHUNK * sizeof(double));
-        if (ws->counts == NULL || ws->buf == NULL) {
-            free(ws->counts), free(ws->buf), free(ws);
-            return NULL;
-        }
-    }
-    return ws;
-}
-
-static void
-normal_ws_free(void *ctx, void *wsv)
-{
-    normal_job *job = ctx;
-    normal_ws *ws = wsv;
-    if (ws->counts != NULL) {
-#pragma omp critical(dsde_merge_tails)
-        for (int64_t i = 0; i < job->n_thresholds; i++)
-            job->counts[i] += ws->counts[i];
-    }
-    free(ws->counts);
-    free(ws->buf);
-    free(ws);
-}
-
-static void
-normal_chunk(void *ctx, void *wsv, int64_t chunk, dsde_pool *pool, int master)
-{
-    normal_job *job = ctx;
-    normal_ws *ws = wsv;
-    int64_t start = chunk * NORMAL_CHUNK;
-    int64_t n = job->n - start < NORMAL_CHUNK ? job->n - start : NORMAL_CHUNK;
-    dsde_philox_key key = dsde_key_from_u64(job->key);
-    (void)pool, (void)master;
-    void *dst = job->out != NULL
-                    ? (char *)job->out + start * (job->f32 ? sizeof(float) : sizeof(double))
-                    : (void *)ws->buf;
-    if (job->f32)
-        dsde_normal_fill_f32(key, job->stream, job->k, job->j0 + start, n, dst);
-    else
-        dsde_normal_fill_f64(key, job->stream, job->k, job->j0 + start, n, dst);
-    if (job->out != NULL)
-        return;
-    for (int64_t i = 0; i < n; i++) {
-        double z = job->f32 ? (double)((float *)ws->buf)[i] : ws->buf[i];
-        double a = fabs(z);
-        for (int64_t t = 0; t < job->n_thresholds; t++)
-            ws->counts[t] += a > job->thresholds[t];
-    }
-}
-
-static const dsde_chunk_job normal_hooks = {normal_ws_new, normal_ws_free, normal_chunk};
-
 static PyObject *
 core_fill_normal(PyObject *self, PyObject *args)
 {
@@ -528,10 +548,8 @@ core_fill_normal(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "_core: j0 + out.size exceeds 2**64");
         return NULL;
     }
-    normal_job job = {key, stream, k, j0, PyArray_SIZE(out), dtype == DSDE_F32,
-                      PyArray_DATA(out), NULL, 0, NULL};
-    int64_t chunks = job.n / NORMAL_CHUNK + (job.n % NORMAL_CHUNK != 0);
-    if (dsde_run_chunks(&normal_hooks, &job, chunks, num_threads) < 0)
+    if (dsde_normal_fill_parallel(key, stream, k, j0, PyArray_SIZE(out), dtype == DSDE_F32,
+                                  PyArray_DATA(out), num_threads) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -580,10 +598,8 @@ core_count_tails(PyObject *self, PyObject *args)
     PyArrayObject *counts = (PyArrayObject *)PyArray_ZEROS(1, &nt, NPY_INT64, 0);
     if (counts == NULL)
         return NULL;
-    normal_job job = {key, stream, k, 0, n, f32, NULL, PyArray_DATA(thr), nt,
-                      PyArray_DATA(counts)};
-    int64_t chunks = n / NORMAL_CHUNK + (n % NORMAL_CHUNK != 0);
-    if (dsde_run_chunks(&normal_hooks, &job, chunks, num_threads) < 0) {
+    if (dsde_count_tails(key, stream, k, n, f32, PyArray_DATA(thr), nt, PyArray_DATA(counts),
+                         num_threads) < 0) {
         Py_DECREF(counts);
         return NULL;
     }
@@ -680,17 +696,17 @@ core_score_work_size(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef core_methods[] = {
-    {"run", (PyCFunction)(void (*)(void))core_run, METH_VARARGS | METH_KEYWORDS, run_doc},
+    {"run", core_run, METH_VARARGS, run_doc},
     {"philox", core_philox, METH_VARARGS,
-     "philox(counters (n, 4) uint32, key (2,) uint32) -> (n, 4) uint32"},
+     "Test only. philox(counters (n, 4) uint32, key (2,) uint32) -> (n, 4) uint32"},
     {"box_muller", core_box_muller, METH_VARARGS,
-     "box_muller(words (n, 4) uint32, f32) -> normals (n, 2) float64 or (n, 4) float32"},
+     "Test only. box_muller(words (n, 4) uint32, f32) -> normals (n, 2) float64 or (n, 4) float32"},
     {"fill_normal", core_fill_normal, METH_VARARGS,
      "fill_normal(out, key, stream, k, j0, num_threads): out.flat[i] = normal j0 + i"},
     {"fill_uniform", core_fill_uniform, METH_VARARGS,
      "fill_uniform(out, key, stream, k, j0): out.flat[i] = uniform j0 + i in [0, 1), float64"},
     {"count_tails", core_count_tails, METH_VARARGS,
-     "count_tails(key, stream, k, n, thresholds, f32, num_threads) -> counts of "
+     "Test only. count_tails(key, stream, k, n, thresholds, f32, num_threads) -> counts of "
      "|z| > threshold over normals 0 .. n-1"},
     {"openmp", core_openmp, METH_NOARGS, "True when built with OpenMP."},
     {"simd_paths", core_simd_paths, METH_NOARGS, "The SIMD paths this CPU supports."},
@@ -706,11 +722,65 @@ static struct PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT, "_core", "diffsde's C core (private).", -1, core_methods,
     NULL, NULL, NULL, NULL};
 
+/* The one definition of the codes Python shares with C: row kinds, score
+ * kinds, noise streams and the table's limits, as module constants. */
+static int
+add_dict(PyObject *m, const char *name, const char *const *keys, const long long *values, int n)
+{
+    PyObject *d = PyDict_New();
+    if (d == NULL)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromLongLong(values[i]);
+        if (v == NULL || PyDict_SetItemString(d, keys[i], v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return -1;
+        }
+        Py_DECREF(v);
+    }
+    if (PyModule_AddObject(m, name, d) < 0) {
+        Py_DECREF(d);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+add_constants(PyObject *m)
+{
+    static const char *const row_names[] = {"score", "normal", "combine", "langevin"};
+    static const long long row_codes[] = {DSDE_ROW_SCORE, DSDE_ROW_NORMAL, DSDE_ROW_COMBINE,
+                                          DSDE_ROW_LANGEVIN};
+    static const char *const score_names[] = {"none", "linear", "python", "mixture", "empirical"};
+    static const long long score_codes[] = {DSDE_SCORE_NONE, DSDE_SCORE_LINEAR,
+                                            DSDE_SCORE_PYTHON, DSDE_SCORE_MIXTURE,
+                                            DSDE_SCORE_EMPIRICAL};
+    static const char *const stream_names[] = {"step", "initial", "corrector", "max_sub_steps",
+                                               "brownian", "extra", "max_extra"};
+    static const long long stream_codes[] = {DSDE_STREAM_STEP, DSDE_STREAM_INITIAL,
+                                             DSDE_STREAM_CORRECTOR, DSDE_MAX_SUB_STEPS,
+                                             DSDE_STREAM_BROWNIAN, DSDE_STREAM_EXTRA,
+                                             DSDE_MAX_EXTRA};
+    if (add_dict(m, "ROW_KINDS", row_names, row_codes, 4) < 0 ||
+        add_dict(m, "SCORE_KINDS", score_names, score_codes, 5) < 0 ||
+        add_dict(m, "STREAMS", stream_names, stream_codes, 7) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_TERMS", DSDE_MAX_TERMS) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_REGISTERS", DSDE_MAX_REGISTERS) < 0)
+        return -1;
+    return 0;
+}
+
 PyMODINIT_FUNC
 PyInit__core(void)
 {
     import_array();
     /* Once, here: worker threads then only read the choice. */
     dsde_simd_init();
-    return PyModule_Create(&core_module);
+    PyObject *m = PyModule_Create(&core_module);
+    if (m == NULL || add_constants(m) < 0) {
+        Py_XDECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -41,4 +41,18 @@ void dsde_normal_fill_f64(dsde_philox_key key, uint32_t stream, uint32_t k,
 void dsde_normal_fill_f32(dsde_philox_key key, uint32_t stream, uint32_t k,
                           uint64_t j0, int64_t n, float *out);
 
+/* The jobs the module exports, run in parallel chunks (parallel.h); call
+ * with the GIL held. 0 on success, -1 with a Python exception set. */
+
+/* out[i] = normal j0 + i of (key, stream, k), for i in [0, n); `f32`: out
+ * holds floats, else doubles. */
+int dsde_normal_fill_parallel(uint64_t key, uint32_t stream, uint32_t k, uint64_t j0, int64_t n,
+                              int f32, void *out, int num_threads);
+
+/* counts[i] += the number of normals j in [0, n) of (key, stream, k) with
+ * |z_j| > thresholds[i] (the tail test of the generator's distribution). */
+int dsde_count_tails(uint64_t key, uint32_t stream, uint32_t k, int64_t n, int f32,
+                     const double *thresholds, int64_t n_thresholds, int64_t *counts,
+                     int num_threads);
+
 #endif

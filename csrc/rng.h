@@ -20,8 +20,10 @@
  *     ctr[3] = stream (0 .. 2^32 - 1):
  *              0      step noise of interval k
  *              1      initial / prior samples, perturb, sample
- *              2 + m  corrector sub-step m
- *              (higher values are reserved for Brownian-bridge levels)
+ *              2 + m  corrector sub-step m (m < 2^30)
+ *              2^31   Brownian-bridge levels
+ *              2^31 + 2^16 + i  further draws inside a step
+ *            (the DSDE_STREAM_* constants of step.h)
  *
  * j is the C-order flat element index of the state array (row * dim + col).
  */

@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from ._validation import check_fits, shown, working_dtype
 from ._rng import key_from_rng
-from ._steptable import KINDS, StepTable
+from ._steptable import SCORE, StepTable
 from ._threads import get_num_threads, threads_for
 
 #: Target number of state elements per block: the block, its noise, score
@@ -29,7 +29,9 @@ CALLBACK_SERIAL_BELOW = 2**17
 #: The largest block_rows C accepts (an int64).
 MAX_BLOCK_ROWS = 2**63 - 1
 
-_SCORE_NONE, _SCORE_LINEAR, _SCORE_PYTHON, _SCORE_MIXTURE, _SCORE_EMPIRICAL = 0, 1, 2, 3, 4
+#: Score kind codes, defined once in the C core (csrc/scores.h).
+_SCORE_NONE, _SCORE_LINEAR, _SCORE_PYTHON, _SCORE_MIXTURE, _SCORE_EMPIRICAL = (
+    _core.SCORE_KINDS[k] for k in ("none", "linear", "python", "mixture", "empirical"))
 _NONFINITE = ("raise", "warn", "ignore")
 
 
@@ -100,10 +102,10 @@ def _check_builtin_defined(score, kind, table):
     """A built-in score needs a non-degenerate marginal wherever it is used."""
     rows = table.needs_score
     if kind == _SCORE_EMPIRICAL:
-        bad = rows & ~(table.s > 0)
+        bad = rows & ~(table.sd > 0)
         why = "the smoothed empirical score needs s(t) > 0"
     else:
-        bad = rows & (table.m == 0) & (table.s == 0)
+        bad = rows & (table.m == 0) & (table.sd == 0)
         why = "m(t) = s(t) = 0 leaves no density"
     if np.any(bad):
         row = int(np.flatnonzero(bad)[0])
@@ -126,32 +128,37 @@ def _checked_score(value, shape, dtype, where, check_finite, state):
     return np.require(value, dtype=dtype, requirements=["C", "A"])
 
 
-def _python_score_callback(score, table, views, dtype, check_finite, state_buffers):
-    """The function C calls for a Python score: callback(row, on_scratch).
+def _python_score_callback(score, table, views, dtype, check_finite, registers):
+    """The function C calls for a Python score: callback(row) -> the score
+    of the register the row reads, ``views[src]`` (read-only views of the
+    registers in the caller's shape).
 
     ``callback.row_offset`` maps the rows of a chunk of the table (progress
     runs) back to the whole table, for messages and times.
     """
 
     times = table.t.tolist()
+    reads = table.src[:, 0].tolist()
     shape = views[0].shape
 
-    def callback(row, on_scratch):
+    def callback(row):
         row += callback.row_offset
+        src = reads[row]
         try:
-            value = score(views[on_scratch], times[row])
+            value = score(views[src], times[row])
         except Exception as exc:
             exc.add_note(f"diffsde: raised by the score at {describe_row(table, row)}")
             raise
         # The common case costs a few attribute checks: a fresh array is
-        # writeable, while views of the (read-only) state are not. Anything
-        # else goes through the full check, which also writes the messages.
-        # C scans the values for inf/NaN and calls nonfinite_error on a hit.
+        # writeable, while views of the (read-only) registers are not.
+        # Anything else goes through the full check, which also writes the
+        # messages. C scans the values for inf/NaN and calls nonfinite_error
+        # on a hit.
         if (type(value) is np.ndarray and value.dtype == dtype and value.shape == shape
                 and value.flags.c_contiguous and value.flags.aligned and value.flags.writeable):
             return value
         return _checked_score(value, shape, dtype, describe_row(table, row), check_finite,
-                              state_buffers[on_scratch])
+                              registers[src])
 
     def nonfinite_error(row, value):
         row += callback.row_offset
@@ -260,7 +267,8 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
         # C holds block_rows in an int64; any value above the batch size
         # means one block of the whole batch.
         raise ValueError(f"block_rows must be an int >= 1 and <= 2**63 - 1; got {shown(block_rows)}")
-    buffers = 1 + len(saved) + (score_kind == _SCORE_PYTHON)
+    # the state, the snapshots and, for a Python score, its scratch registers
+    buffers = 1 + len(saved) + (score_kind == _SCORE_PYTHON) * int(_written_scratch(table).sum())
     workspace = workspace_bytes(table, score_kind, score_params, shape[0], dim, dtype.itemsize,
                                 int(block_rows))
     check_fits(shape[0] * dim * dtype.itemsize * buffers + workspace,
@@ -270,16 +278,35 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
                    nonfinite, int(block_rows), bool(progress))
 
 
+def _written_scratch(table):
+    """Scratch registers (index >= 1) some row writes: the buffers a run
+    allocates."""
+    written = np.zeros(table.n_registers, bool)
+    written[table.dst] = True
+    written[0] = False
+    return written
+
+
+def _needs_score_buffer(table):
+    """Does a score row need a buffer for the score values, apart from its
+    destination (csrc/driver.c stores a raw score straight into a scratch
+    register)?"""
+    score = table.kind == SCORE
+    raw = (table.w[:, 0] == 0) & (table.w[:, 1] == 1) & (table.dst != 0) & (table.dst != table.src[:, 0])
+    return bool(np.any(score & ~raw))
+
+
 def workspace_bytes(table, score_kind, score_params, batch, dim, itemsize, block_rows):
     """Bytes of the per-thread buffers csrc/driver.c allocates for a run, for
-    as many threads as may run: a block's noise, score and Heun predictor (only
-    those the table uses) and the built-in score's workspace."""
+    as many threads as may run: with a built-in score, a block of each
+    scratch register the table writes and of the score values where a row
+    does not store them raw, and the built-in score's workspace. (A Python
+    score's registers are whole-batch arrays, counted by :func:`prepare`.)"""
     if batch == 0 or dim == 0:
         return 0
     rows = min(block_rows, batch)
     builtin = score_kind != _SCORE_PYTHON
-    buffers = (bool(np.any(table.needs_noise)) + (builtin and bool(np.any(table.needs_score)))
-               + (builtin and bool(np.any(table.kind == KINDS["heun_predict"]))))
+    buffers = builtin * (int(_written_scratch(table).sum()) + _needs_score_buffer(table))
     work = _core.score_work_size(score_kind, score_params, dim, rows) + 1
     per_thread = buffers * rows * dim * itemsize + 8 * work
     n_blocks = -(-batch // rows)
@@ -288,11 +315,17 @@ def workspace_bytes(table, score_kind, score_params, batch, dim, itemsize, block
 
 
 def _step_chunks(table, progress):
-    """Row ranges [r0, r1) of whole steps: one, or about 100 for a progress bar."""
+    """Row ranges [r0, r1) of whole steps: one, or about 100 for a progress
+    bar. A cut goes only before a step that carries no scratch register over
+    from earlier steps (a multistep method's history): each call of the C
+    driver starts with fresh scratch registers."""
     if not progress:
         return [(0, table.n_rows, table.n_steps)]
     ends = table.last_row_of_step() + 1
     cuts = np.unique(np.linspace(0, table.n_steps, min(table.n_steps, 100) + 1).astype(np.int64))
+    free = np.r_[np.flatnonzero(~table.carried_steps()), table.n_steps]
+    # each wanted cut moves to the next step that carries nothing
+    cuts = np.unique(np.r_[0, free[np.searchsorted(free, cuts[1:])]])
     rows = np.r_[0, ends[cuts[1:] - 1]]
     return [(int(rows[i]), int(rows[i + 1]), int(cuts[i + 1] - cuts[i])) for i in range(len(cuts) - 1)]
 
@@ -347,21 +380,31 @@ def execute(plan, key, row_offset=0):
     xs = np.empty((len(plan.saved),) + shape, dtype=dtype)
     snapshots = xs.reshape(len(plan.saved), batch, dim)
 
-    callback = scratch = None
+    callback = None
+    registers = (None,) * table.n_registers
     if plan.score_kind == _SCORE_PYTHON:
-        scratch = np.zeros_like(work)
+        written = _written_scratch(table)
+        registers = tuple(work if k == 0 else np.zeros_like(work) if written[k] else None
+                          for k in range(table.n_registers))
         views = []
-        for buf in (work, scratch):
+        for buf in registers:
+            if buf is None:
+                views.append(None)
+                continue
             view = buf.view().reshape(shape)
             view.flags.writeable = False
             views.append(view)
         callback = _python_score_callback(plan.score, table, views, dtype, plan.nonfinite == "raise",
-                                          (work, scratch))
+                                          registers)
 
     bar = _progress_bar(table.n_steps) if plan.progress else None
     threads = threads_for(batch * dim, table.n_rows)
     if callback is not None and batch * dim < CALLBACK_SERIAL_BELOW:
         threads = 1
+    options = {"key": key, "noise": plan.noise, "score_kind": plan.score_kind,
+               "score_params": plan.score_params, "callback": callback, "registers": registers,
+               "check_finite": plan.nonfinite != "ignore", "stop_on_nonfinite": plan.nonfinite == "raise",
+               "num_threads": threads, "block_rows": plan.block_rows, "row_offset": row_offset}
     bad_row = -1
     try:
         for r0, r1, n_steps in _step_chunks(table, plan.progress):
@@ -369,14 +412,12 @@ def execute(plan, key, row_offset=0):
             last = np.searchsorted(plan.save_rows, r1)
             if callback is not None:
                 callback.row_offset = r0
-            cols = [getattr(table, name)[r0:r1] for name in
-                    ("kind", "interval", "stream", "a", "b", "c", "t", "m", "s")]
-            bad = _core.run(
-                work, *cols, key, plan.noise, plan.score_kind, plan.score_params, callback,
-                scratch, plan.save_rows[first:last] - r0, snapshots[first:last],
-                plan.nonfinite != "ignore", plan.nonfinite == "raise", threads, plan.block_rows,
-                row_offset=row_offset,
-            )
+            rows = {name: getattr(table, name)[r0:r1] for name in
+                    ("kind", "dst", "src", "w", "t", "m", "sd", "interval", "stream")}
+            rows["n_registers"] = table.n_registers
+            options["save_rows"] = plan.save_rows[first:last] - r0
+            options["snapshots"] = snapshots[first:last]
+            bad = _core.run(work, rows, options)
             if bar is not None:
                 bar.update(n_steps)
             if bad >= 0:

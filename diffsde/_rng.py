@@ -13,10 +13,15 @@ from . import _core
 from ._validation import resolve_dtype, shape_tuple, shown
 from ._threads import threads_for
 
-#: Stream numbers of the counter layout (csrc/rng.h).
-STREAM_STEP = 0
-STREAM_INITIAL = 1
-STREAM_CORRECTOR = 2  # + sub-step index
+#: Stream numbers of the counter layout, defined once in the C core
+#: (csrc/step.h; docs/conventions.md): step noise, initial and prior
+#: samples, corrector sub-step m (STREAM_CORRECTOR + m), the Brownian tree,
+#: and further draws inside a step (STREAM_EXTRA + i).
+STREAM_STEP = _core.STREAMS["step"]
+STREAM_INITIAL = _core.STREAMS["initial"]
+STREAM_CORRECTOR = _core.STREAMS["corrector"]
+STREAM_BROWNIAN = _core.STREAMS["brownian"]
+STREAM_EXTRA = _core.STREAMS["extra"]
 
 
 def key_from_rng(rng):

@@ -1,63 +1,152 @@
-"""StepTable: the per-step scalars the C driver runs.
+r"""StepTable: the register program the C driver runs.
 
-Almost every discretization of a diffusion SDE or chain is the affine update
+A method is computed once in Python, vectorized over steps, as a table of
+*rows*. Each row writes one *register*, a buffer of the state's shape:
+register 0 is the state x, registers 1, 2, ... are scratch (stage states,
+score values, noise, the history of a multistep method: a ring of earlier
+values is register indices chosen modulo the ring's size by the builder).
+There are four row kinds:
 
-    x <- a_k x + b_k s(x, t_k) + c_k z_k,        z_k ~ N(0, I),
+==========  ==================================================================
+kind        update of one row (``w = (w0, w1, ...)``, ``src = (src0, ...)``)
+==========  ==================================================================
+score       reg[dst] = w0 reg[src0] + w1 s(reg[src0], t)
+normal      reg[dst] = z, normal j of (key, stream, interval), or noise[interval]
+combine     reg[dst] = w0 reg[src0] + w1 reg[src1] + ...   (up to MAX_TERMS)
+langevin    reg[dst] = reg[src0] + e reg[src1] + sqrt(2 e) reg[src2], per batch
+            row, e = 2 w0 (w1 |reg[src2]| / |reg[src1]|)^2   (w0 = r, w1 = snr)
+==========  ==================================================================
 
-so a method is a table of (a, b, c, t, m, s) per step, computed once in
-Python, vectorized over steps. A *row* is one stage of a step:
+A score row's terms of weight exactly 0 are absent, so ``w0 = 0, w1 = 1``
+stores the raw score, ``w0 = 0, w1 = -sd`` the noise prediction
+:math:`\hat\varepsilon = -\sigma s` and ``w0 = 1/m, w1 = sd^2/m`` the
+denoised value :math:`(x + \sigma^2 s)/m` (Tweedie's formula, Efron 2011)
+in one pass. Arithmetic is in the state's element type, each weight rounded
+to it once, left to right in the order written; ``dst`` may equal any
+source. Row norms (langevin) accumulate in double; the step size is 0 when
+the score's norm is 0. The Langevin step size uses the norms of each batch
+row, so results do not depend on how the batch is chunked (score_sde uses
+the batch mean of the norms instead; Song et al. 2021, Algorithm 5).
 
-=============  ==============================================================
-kind           update of one row
-=============  ==============================================================
-affine         x <- a x + b s(x, t) + c z
-heun_predict   x~ <- a x + b s(x, t)                  (Euler predictor)
-heun_correct   x <- x/2 + (a x~ + b s(x~, t))/2        (trapezoidal corrector)
-langevin       x <- x + e s + sqrt(2 e) z, per batch row,
-               e = 2 a (c |z| / |s|)^2                (a = r, c = snr)
-=============  ==============================================================
+``(m, sd)`` is the marginal x_t = m x_0 + sd z at the score time t, used by
+the built-in scores. Normal j of (key, stream, interval) is the counter-based
+generator's (docs/conventions.md); a user's ``noise`` array replaces stream 0.
+The stream numbers are constants of the C core: :data:`STREAM_STEP` for step
+noise, :data:`STREAM_CORRECTOR` + m for corrector sub-step m, and
+:data:`STREAM_EXTRA` + i for further draws inside a step.
 
-``(m, s)`` is the marginal x_t = m x_0 + s z at the score time t, used by the
-built-in scores. Noise for a row is normal j of (key, stream, interval)
-(``csrc/rng.h``); a term whose coefficient is exactly 0 is skipped (no score
-call, no noise draw). Heun with ``a = 1 + h p(t)``, ``b = h q(t)`` for both
-stages integrates dx = (p x + q s) dt with the trapezoidal rule:
-x' = x + h/2 [D(x, t) + D(x~, t')].
-
-The Langevin step size uses the norms of each batch row, so results do not
-depend on how the batch is chunked; score_sde uses the batch mean of the
-norms instead.
+The classic one-stage update :math:`x \leftarrow a x + b s(x, t) + c z`
+(:meth:`StepTable.affine`) is the program
+``[score E <- s(x, t)] [normal Z <- z] combine x <- a x + b E + c Z``,
+Heun's trapezoidal step (:meth:`StepTable.heun`) is
+``score E <- s(x, t); combine X <- a x + b E; score E <- s(X, t');
+combine X <- a' X + b' E; combine x <- x/2 + X/2``, i.e. with
+``a = 1 + h p(t)``, ``b = h q(t)`` it integrates dx = (p x + q s) dt by
+x' = x + h/2 [D(x, t) + D(x~, t')]. New samplers are assembled from
+vectorized row groups (:func:`score_rows`, :func:`normal_rows`,
+:func:`combine_rows`, :func:`langevin_rows`) with :meth:`StepTable.program`.
 """
+import math
+import warnings
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from . import _core, _rng
 from ._validation import physical_memory_bytes
 
-KINDS = {"affine": 0, "heun_predict": 1, "heun_correct": 2, "langevin": 3}
-_KIND_NAMES = {v: k for k, v in KINDS.items()}
-_FLOAT_COLUMNS = ("a", "b", "c", "t", "m", "s")
+#: Row kind codes, defined once in the C core (csrc/step.h).
+ROW_KINDS = dict(_core.ROW_KINDS)
+_KIND_NAMES = {v: k for k, v in ROW_KINDS.items()}
+SCORE, NORMAL, COMBINE, LANGEVIN = (ROW_KINDS[k] for k in ("score", "normal", "combine", "langevin"))
+#: Terms (source registers) per row.
+MAX_TERMS = _core.MAX_TERMS
+#: Registers a table may use, the state included.
+MAX_REGISTERS = _core.MAX_REGISTERS
+#: Noise streams of the counter layout (csrc/step.h).
+STREAM_STEP = _rng.STREAM_STEP
+STREAM_CORRECTOR = _rng.STREAM_CORRECTOR
+#: Corrector sub-steps m < MAX_SUB_STEPS draw from stream STREAM_CORRECTOR + m.
+MAX_SUB_STEPS = _core.STREAMS["max_sub_steps"]
+#: Further draws inside a step (churn noise, a second increment): stream
+#: STREAM_EXTRA + i, i < MAX_EXTRA; never a corrector's or the Brownian tree's.
+STREAM_EXTRA = _rng.STREAM_EXTRA
+MAX_EXTRA = _core.STREAMS["max_extra"]
+
+#: The registers the built-in constructors use: the state, the score, the
+#: noise and a stage state (Heun's predictor).
+REG_X, REG_SCORE, REG_NOISE, REG_STAGE = 0, 1, 2, 3
+
 _UINT32_LIMIT = 2**32
-_INT_COLUMNS = ("kind", "interval", "stream", "step")
-_INT_DTYPES = {"kind": np.int32, "interval": np.int64, "stream": np.int64, "step": np.int64}
-_INT_RANGES = {"kind": (0, len(KINDS) - 1), "interval": (0, _UINT32_LIMIT - 1),
+_FLOAT_COLUMNS = ("t", "m", "sd")
+_INT_COLUMNS = ("kind", "dst", "interval", "stream", "step")
+_COLUMNS = ("kind", "dst", "src", "w") + _FLOAT_COLUMNS + ("interval", "stream", "step")
+_INT_DTYPES = {"kind": np.int32, "dst": np.int32, "src": np.int32, "interval": np.int64,
+               "stream": np.int64, "step": np.int64}
+_INT_RANGES = {"kind": (0, len(ROW_KINDS) - 1), "dst": (0, MAX_REGISTERS - 1),
+               "src": (-1, MAX_REGISTERS - 1), "interval": (0, _UINT32_LIMIT - 1),
                "stream": (0, _UINT32_LIMIT - 1), "step": (0, 2**63 - 1)}
+#: Sources each kind reads: (fewest, most).
+_TERMS = {SCORE: (1, 1), NORMAL: (0, 0), COMBINE: (1, MAX_TERMS), LANGEVIN: (3, 3)}
+_TERMS_LO = np.array([_TERMS[k][0] for k in range(len(ROW_KINDS))])
+_TERMS_HI = np.array([_TERMS[k][1] for k in range(len(ROW_KINDS))])
+#: Lookups on a row's packed term byte (np.packbits: term 0 is bit 7): its
+#: number of terms, whether the terms used are a prefix, and the byte of the
+#: first k terms.
+_POPCOUNT = np.array([bin(v).count("1") for v in range(256)], np.int64)
+_PREFIX_MASK = np.array([(0xFF00 >> k) & 0xFF for k in range(MAX_TERMS + 1)], np.uint8)
+_PREFIX = np.isin(np.arange(256), _PREFIX_MASK)
+
+
+def _row_bits(flags):
+    """One byte per row of a (rows, MAX_TERMS) boolean array, term 0 in bit
+    7 (np.packbits of each row; packing the flat array is the same bytes,
+    and much faster than packing along an axis)."""
+    if MAX_TERMS != 8:
+        return np.packbits(flags, axis=1)[:, 0]
+    return np.packbits(np.ascontiguousarray(flags).reshape(-1))
 
 
 def _column(value, n, name, dtype=np.float64):
+    """``value`` (a scalar or one entry per step) as a fresh 1-D column of
+    ``n`` entries; floats must be finite. Builders call this for every
+    column, so the common cases (a Python number, an array of the right
+    length) take few NumPy calls."""
+    if type(value) is np.ndarray and value.shape == (n,) and value.dtype == dtype:
+        # already a column (the builders pass their own): no copy, as the
+        # rows are copied into the table when they are merged
+        if dtype is np.float64 and not np.isfinite(value).all():
+            bad = np.flatnonzero(~np.isfinite(value))
+            raise ValueError(f"StepTable column {name} is {value[bad[0]]} at row {bad[0]}; "
+                             "coefficients must be finite")
+        return value
+    if type(value) in (float, int) and dtype is np.float64:
+        if not math.isfinite(value):
+            raise ValueError(f"StepTable column {name} is {value} at row 0; coefficients must be finite")
+        return np.full(n, value, dtype=np.float64)
     arr = np.asarray(value)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be real numbers; got dtype {arr.dtype}")
     if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
         # the table is float64: rounding a longdouble silently would surprise
         raise TypeError(f"{name} must be real numbers of at most float64 precision; got dtype {arr.dtype}")
-    try:
-        arr = np.broadcast_to(arr.astype(dtype), (n,))
-    except ValueError:
-        raise ValueError(
-            f"{name} must be a scalar or have one entry per step ({n}); got shape {np.shape(value)}"
-        ) from None
-    return np.ascontiguousarray(arr)
+    if dtype is not np.float64 and arr.dtype.kind == "f":
+        raise TypeError(f"{name} must be integers; got dtype {arr.dtype}")
+    if arr.shape == (n,):
+        arr = arr.astype(dtype)
+    else:
+        try:
+            arr = np.array(np.broadcast_to(arr.astype(dtype, copy=False), (n,)))
+        except ValueError:
+            raise ValueError(
+                f"{name} must be a scalar or have one entry per step ({n}); got shape {np.shape(value)}"
+            ) from None
+    if dtype is np.float64 and not np.isfinite(arr).all():
+        bad = np.flatnonzero(~np.isfinite(arr))
+        raise ValueError(f"StepTable column {name} is {arr[bad[0]]} at row {bad[0]}; "
+                         "coefficients must be finite")
+    return arr
 
 
 def _steps_of(*values):
@@ -81,17 +170,20 @@ class _Owned:
 def _own_column(value, name):
     """A private, read-only copy of one column in the dtype C reads.
 
-    Integer columns (``kind``, ``interval``, ``stream``, ``step``) take any
-    integer dtype, range-checked before the conversion so nothing wraps;
-    float columns take bool, integers and floats up to float64, which
-    float64 holds exactly (integers up to 2**53). The caller's array is
-    copied, never frozen.
+    Integer columns take any integer dtype, range-checked before the
+    conversion so nothing wraps; float columns take bool, integers and floats
+    up to float64, which float64 holds exactly (integers up to 2**53). The
+    caller's array is copied, never frozen.
     """
     owned = isinstance(value, _Owned)
     arr = value.array if owned else np.asarray(value)
-    if arr.ndim != 1:
-        raise ValueError(f"StepTable column {name} must be 1-D (one entry per row); got shape {arr.shape}")
-    if name in _INT_COLUMNS:
+    ndim = 2 if name in ("src", "w") else 1
+    if arr.ndim != ndim:
+        what = f"(rows, {MAX_TERMS})" if ndim == 2 else "1-D (one entry per row)"
+        raise ValueError(f"StepTable column {name} must be {what}; got shape {arr.shape}")
+    if ndim == 2 and arr.shape[1] != MAX_TERMS:
+        raise ValueError(f"StepTable column {name} must have shape (rows, {MAX_TERMS}); got {arr.shape}")
+    if name in _INT_DTYPES:
         if arr.dtype.kind not in "iu":
             raise TypeError(f"StepTable column {name} must hold integers; got dtype {arr.dtype}")
         if arr.size:
@@ -100,7 +192,7 @@ def _own_column(value, name):
             if name == "kind" and (lo < low or hi > high):
                 bad = lo if lo < low else hi
                 raise ValueError(f"StepTable has an unknown kind {bad} "
-                                 f"(known: {', '.join(f'{v} {k}' for k, v in KINDS.items())})")
+                                 f"(known: {', '.join(f'{v} {k}' for k, v in ROW_KINDS.items())})")
             if lo < low or hi > high:
                 bad = lo if lo < low else hi
                 raise ValueError(f"StepTable column {name} has the value {bad}; its entries must lie "
@@ -120,9 +212,10 @@ def _own_column(value, name):
 
 
 #: Peak bytes per row while a corrector table is built and interleaved with
-#: its predictor: the table (76 bytes a row), its interleaved copy, the sort's
-#: int64 keys and order and one column in flight; tracemalloc measured 181.
-BUILD_BYTES_PER_ROW = 200
+#: its predictor: the table (156 bytes a row), its interleaved copy, the
+#: sort's int64 keys and order and one column in flight; tracemalloc
+#: measured 362 (5 sub-steps at 20,000 grid times).
+BUILD_BYTES_PER_ROW = 400
 
 
 def check_rows_fit(n_rows, what, advice):
@@ -136,165 +229,489 @@ def check_rows_fit(n_rows, what, advice):
                           f"{limit:,} bytes of physical memory; {advice}")
 
 
-def _check_tables(tables, what):
+def _check_tables(tables, what, cls):
     if not tables:
-        raise ValueError(f"StepTable.{what} needs at least one StepTable; got none")
+        raise ValueError(f"StepTable.{what} needs at least one {cls.__name__}; got none")
     for i, tab in enumerate(tables):
-        if not isinstance(tab, StepTable):
-            raise TypeError(f"StepTable.{what} takes StepTables; argument {i} is a {type(tab).__name__}")
+        if not isinstance(tab, cls):
+            raise TypeError(f"StepTable.{what} takes {cls.__name__}s; argument {i} is a "
+                            f"{type(tab).__name__}")
+
+
+def _sd_alias(sd, s, default=0.0, name="sd"):
+    """``sd``, or the deprecated keyword ``s`` (the marginal std's old name)."""
+    if s is None:
+        return default if sd is None else sd
+    if sd is not None:
+        raise TypeError(f"pass {name} only; s is its deprecated name")
+    warnings.warn(f"the keyword s (marginal std) is deprecated; pass {name}=", DeprecationWarning,
+                  stacklevel=3)
+    return s
+
+
+# ---- row groups -----------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """A group of rows, one per entry, not yet a table: what the row
+    builders return and :meth:`StepTable.program` assembles. ``step`` says
+    which step each row belongs to (any non-decreasing integers)."""
+
+    kind: np.ndarray
+    dst: np.ndarray
+    src: np.ndarray
+    w: np.ndarray
+    t: np.ndarray
+    m: np.ndarray
+    sd: np.ndarray
+    interval: np.ndarray
+    stream: np.ndarray
+    step: np.ndarray
+
+    def __len__(self):
+        return self.kind.shape[0]
+
+
+def _rows(kind, n, dst, src, w, t, m, sd, interval, stream, step):
+    """Rows from per-entry columns; ``src``/``w`` are lists of per-entry
+    columns (one per term), kept as compact (n, terms) arrays until the
+    rows are merged into a table."""
+    if len(src) > MAX_TERMS:
+        raise ValueError(f"a row takes at most {MAX_TERMS} terms; got {len(src)}")
+    width = max(len(src), len(w), 1)
+    src_col = np.full((n, width), -1, dtype=np.int32)
+    w_col = np.zeros((n, width))
+    for k, sk in enumerate(src):
+        src_col[:, k] = _column(sk, n, f"src[{k}]", np.int64)
+    for k, wk in enumerate(w):
+        w_col[:, k] = _column(wk, n, f"w[{k}]")
+    return Rows(kind=np.full(n, kind, np.int32), dst=_column(dst, n, "dst", np.int32),
+                src=src_col, w=w_col, t=_column(t, n, "t"), m=_column(m, n, "m"),
+                sd=_column(sd, n, "sd"),
+                interval=_column(np.arange(n) if interval is None else interval, n, "interval", np.int64),
+                stream=_column(stream, n, "stream", np.int64),
+                step=_column(np.arange(n) if step is None else step, n, "step", np.int64))
+
+
+def score_rows(dst, src=REG_X, w0=0.0, w1=1.0, *, t, m=1.0, sd=0.0, step=None):
+    r"""Rows ``reg[dst] = w0 reg[src] + w1 s(reg[src], t)``, one per entry.
+
+    Scalars broadcast to the longest array; ``step`` (default 0, 1, ...)
+    is the step of each row. ``w0 = 0, w1 = 1`` stores the raw score.
+    """
+    n = _steps_of(dst, src, w0, w1, t, m, sd, step)
+    return _rows(SCORE, n, dst, [src], [w0, w1], t, m, sd, 0, 0, step)
+
+
+def normal_rows(dst, *, interval, stream=STREAM_STEP, t=0.0, step=None):
+    """Rows ``reg[dst] = z``, normals of ``(key, stream, interval)`` (or the
+    user's ``noise[interval]`` for stream 0), one per entry."""
+    n = _steps_of(dst, interval, stream, t, step)
+    return _rows(NORMAL, n, dst, [], [], t, 1.0, 0.0, interval, stream, step)
+
+
+def combine_rows(dst, terms, *, t=0.0, step=None, drop_zero=True):
+    """Rows ``reg[dst] = sum_k w_k reg[src_k]``, one per entry.
+
+    ``terms`` is a sequence of ``(weight, src)`` pairs, each a scalar or a
+    per-entry array, evaluated left to right. With ``drop_zero`` a term of
+    weight exactly 0 is left out of that row (a row keeps at least its first
+    term), so it costs nothing and ``0 * inf`` never makes a NaN.
+    """
+    if not 1 <= len(terms) <= MAX_TERMS:
+        raise ValueError(f"combine_rows takes 1 to {MAX_TERMS} (weight, src) terms; got {len(terms)}")
+    n = _steps_of(dst, t, step, *[v for term in terms for v in term])
+    rows = _rows(COMBINE, n, dst, [s for _, s in terms], [w for w, _ in terms], t, 1.0, 0.0, 0, 0, step)
+    if drop_zero and len(terms) > 1:
+        gone = (rows.w == 0) | (rows.src < 0)
+        gone[gone.all(axis=1), 0] = False  # a row keeps at least one term
+        if gone.any():
+            # stable: the kept terms stay in order, the dropped ones move last
+            order = np.argsort(gone, axis=1, kind="stable")
+            src = np.take_along_axis(rows.src, order, axis=1)
+            w = np.take_along_axis(rows.w, order, axis=1)
+            tail = np.take_along_axis(gone, order, axis=1)
+            src[tail], w[tail] = -1, 0.0
+            rows = Rows(**{**rows.__dict__, "src": src, "w": w})
+    return rows
+
+
+def langevin_rows(dst, x, score, noise, r, snr, *, t=0.0, step=None):
+    r"""Rows ``reg[dst] = reg[x] + e reg[score] + sqrt(2 e) reg[noise]``,
+    e = 2 r (snr |reg[noise]| / |reg[score]|)^2 per batch row."""
+    n = _steps_of(dst, x, score, noise, r, snr, t, step)
+    return _rows(LANGEVIN, n, dst, [x, score, noise], [r, snr], t, 1.0, 0.0, 0, 0, step)
+
+
+def _merge(groups):
+    """The rows of ``groups`` ordered by step, keeping the order of the
+    groups within a step, as owned columns of a table.
+
+    When no group has two rows in one step (what the builders make), each
+    row's place follows from counts per step, and every column is written
+    once, straight into place; otherwise a stable sort by step orders them.
+    """
+    sizes = [g.kind.shape[0] for g in groups]
+    n = sum(sizes)
+    steps = [np.asarray(g.step) for g in groups]
+    n_steps = max((int(st.max()) + 1 for st in steps if st.size), default=0)
+    single = all(st.size < 2 or bool(np.all(np.diff(st) > 0)) for st in steps) and all(
+        st.size == 0 or st.min() >= 0 for st in steps)
+    if all(st.size == n_steps for st in steps) and n_steps * len(groups) == n and single:
+        places = [None] * len(groups)  # regular: see below
+    elif single and n_steps <= 4 * n + 1:
+        counts = np.zeros((len(groups), n_steps), np.int64)
+        for i, st in enumerate(steps):
+            counts[i, st] = 1
+        # a row's place: the rows of earlier steps, then of earlier groups in its step
+        before = np.cumsum(counts, axis=0) - counts
+        start = np.r_[0, np.cumsum(counts.sum(axis=0))[:-1]]
+        places = [start[st] + before[i, st] for i, st in enumerate(steps)]
+    else:
+        order = np.argsort(np.concatenate(steps), kind="stable")
+        rank = np.empty(n, np.int64)
+        rank[order] = np.arange(n)
+        bounds = np.cumsum([0] + sizes)
+        places = [rank[bounds[i]:bounds[i + 1]] for i in range(len(groups))]
+    # every group on every step (most methods): step k's rows are rows
+    # k G .. k G + G - 1, and each group's column is one strided copy
+    regular = n_steps * len(groups) == n and all(
+        st.size == n_steps and (n_steps < 2 or (st[0] == 0 and bool(np.all(np.diff(st) == 1))))
+        for st in steps)
+    cols = {}
+    for name in _COLUMNS:
+        sample = getattr(groups[0], name)
+        if name in ("src", "w"):
+            col = np.full((n, MAX_TERMS), -1 if name == "src" else 0, dtype=sample.dtype)
+        else:
+            col = np.empty(n, dtype=sample.dtype)
+        for i, (g, place) in enumerate(zip(groups, places)):
+            value = getattr(g, name)
+            if name in ("src", "w"):
+                if value.shape[1] > MAX_TERMS:
+                    raise ValueError(f"a row takes at most {MAX_TERMS} terms; got {value.shape[1]}")
+                if regular:
+                    col.reshape(n_steps, len(groups), MAX_TERMS)[:, i, :value.shape[1]] = value
+                else:
+                    col[place, :value.shape[1]] = value
+            elif regular:
+                col.reshape(n_steps, len(groups))[:, i] = value
+            else:
+                col[place] = value
+        cols[name] = _Owned(col)
+    return cols
 
 
 @dataclass(frozen=True, eq=False)
 class StepTable:
-    """Rows of the step loop; see the module docstring for their meaning.
+    """Rows of the step loop, a register program; see the module docstring
+    for the row kinds.
 
-    Build tables with :meth:`affine`, :meth:`heun` and :meth:`langevin`, and
-    combine them with :meth:`concat` (one after another) or :meth:`interleave`
-    (step by step, e.g. a predictor followed by a corrector). ``step[r]`` is
-    the step (0-based, in run order) row r belongs to; the rows of a step are
-    contiguous.
+    Build tables with :meth:`affine`, :meth:`heun` and :meth:`langevin`, or
+    from row groups (:func:`score_rows`, :func:`normal_rows`,
+    :func:`combine_rows`, :func:`langevin_rows`) with :meth:`program`, and
+    combine tables with :meth:`concat` (one after another) or
+    :meth:`interleave` (step by step, e.g. a predictor followed by a
+    corrector). ``step[r]`` is the step (0-based, in run order) row r
+    belongs to; the rows of a step are contiguous.
 
-    The constructor takes the ten columns directly, as 1-D arrays of one
-    length (the rows), and checks everything a run relies on, so a table
-    that constructs always runs:
+    The constructor takes the columns directly and checks everything a run
+    relies on, so a table that constructs always runs:
 
-    - ``kind``: codes of :data:`KINDS` (any integer dtype; kept as int32);
-    - ``a, b, c, t, m, s``: finite reals, ``s >= 0`` (bool, integers and
-      floats up to float64; kept as float64);
+    - ``kind``: codes of :data:`ROW_KINDS` (kept as int32);
+    - ``dst`` (rows,), ``src`` (rows, MAX_TERMS): register indices (int32),
+      ``src`` ends each row's list with -1 and holds exactly the sources its
+      kind reads (score 1, normal 0, combine 1 to MAX_TERMS, langevin 3);
+    - ``w`` (rows, MAX_TERMS), ``t, m, sd``: finite reals, ``sd >= 0``, the
+      weights past a row's sources 0; a score row has ``w1 != 0``; a
+      langevin row ``r = w0 >= 0`` and ``snr = w1 >= 0``;
     - ``interval``, ``stream``: integers in [0, 2**32) (kept as int64);
     - ``step``: integers 0, 1, 2, ... in order, each repeated for the rows
-      of its step: it starts at 0 and grows by 0 or 1 from row to row;
-    - each ``heun_predict`` row is followed by one ``heun_correct`` row of
-      the same step, with ``c = 0``; ``langevin`` rows have ``a, c >= 0``.
+      of its step;
+    - registers written by normal rows are written by nothing else (the
+      driver may point them at the caller's noise), register 0 is not one of
+      them, and no score row reads one;
+    - every scratch register is written before it is read.
 
     The columns are copies, read-only; the arrays passed in are not changed.
     """
 
     kind: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-    c: np.ndarray
+    dst: np.ndarray
+    src: np.ndarray
+    w: np.ndarray
     t: np.ndarray
     m: np.ndarray
-    s: np.ndarray
+    sd: np.ndarray
     interval: np.ndarray
     stream: np.ndarray
     step: np.ndarray
 
+    #: Row kind codes (from the C core), terms per row, registers per table.
+    ROW_KINDS: ClassVar[dict] = ROW_KINDS
+    MAX_TERMS: ClassVar[int] = MAX_TERMS
+    MAX_REGISTERS: ClassVar[int] = MAX_REGISTERS
+    #: The row-group builders, for :meth:`program`.
+    score_rows = staticmethod(score_rows)
+    normal_rows = staticmethod(normal_rows)
+    combine_rows = staticmethod(combine_rows)
+    langevin_rows = staticmethod(langevin_rows)
+
     def __post_init__(self):
-        for name in _INT_COLUMNS + _FLOAT_COLUMNS:
+        for name in _COLUMNS:
             object.__setattr__(self, name, _own_column(getattr(self, name), name))
         n = self.kind.shape[0]
-        for name in _INT_COLUMNS + _FLOAT_COLUMNS:
+        for name in _COLUMNS:
             col = getattr(self, name)
-            if col.shape != (n,):
-                raise ValueError(f"StepTable column {name} has shape {col.shape}, expected ({n},) "
+            if col.shape[0] != n:
+                raise ValueError(f"StepTable column {name} has {col.shape[0]} rows, expected {n} "
                                  "like column kind")
-        for name in _FLOAT_COLUMNS:
+        for name in ("w",) + _FLOAT_COLUMNS:
             col = getattr(self, name)
-            bad = np.flatnonzero(~np.isfinite(col))
+            finite = np.isfinite(col)
+            if finite.all():
+                continue
+            bad = np.flatnonzero(~(finite.all(axis=1) if col.ndim == 2 else finite))
             if bad.size:
                 r = bad[0]
-                raise ValueError(
-                    f"StepTable column {name} is {col[r]} at row {r} (step {self.step[r]}); "
-                    "coefficients must be finite"
-                )
-        if np.any((self.s < 0)):
-            r = np.flatnonzero(self.s < 0)[0]
-            raise ValueError(f"StepTable column s (marginal std) is {self.s[r]} < 0 at row {r}")
-        if n:
-            # The driver and the progress bar find step k's rows by counting
-            # steps: a gap or a first step other than 0 would index past them.
-            jumps = np.diff(self.step)
-            if self.step[0] != 0:
-                raise ValueError(f"StepTable steps must start at 0 and grow by 0 or 1 per row; "
-                                 f"row 0 has step {self.step[0]}")
-            if np.any((jumps < 0) | (jumps > 1)):
-                r = int(np.flatnonzero((jumps < 0) | (jumps > 1))[0]) + 1
-                raise ValueError(f"StepTable steps must start at 0 and grow by 0 or 1 per row; "
-                                 f"row {r} has step {self.step[r]} after step {self.step[r - 1]}")
-        predict = np.flatnonzero(self.kind == KINDS["heun_predict"])
-        correct = np.flatnonzero(self.kind == KINDS["heun_correct"])
-        if not np.array_equal(predict + 1, correct):
-            raise ValueError("each heun_predict row must be followed by exactly one heun_correct row")
-        split = self.step[predict] != self.step[correct]
-        if np.any(split):
-            r = int(predict[split][0])
-            raise ValueError(f"a heun_predict row and its heun_correct row belong to one step; rows {r} "
-                             f"and {r + 1} have steps {self.step[r]} and {self.step[r + 1]}")
-        heun = (self.kind == KINDS["heun_predict"]) | (self.kind == KINDS["heun_correct"])
-        if np.any(heun & (self.c != 0)):
-            raise ValueError("Heun rows are deterministic: their noise coefficient c must be 0")
-        langevin = self.kind == KINDS["langevin"]
-        if np.any(langevin & ((self.a < 0) | (self.c < 0))):
-            raise ValueError("langevin rows need r = a >= 0 and snr = c >= 0")
+                value = col[r] if col.ndim == 1 else col[r][~np.isfinite(col[r])][0]
+                raise ValueError(f"StepTable column {name} is {value} at row {r} (step {self.step[r]}); "
+                                 "coefficients must be finite")
+        if np.any(self.sd < 0):
+            r = np.flatnonzero(self.sd < 0)[0]
+            raise ValueError(f"StepTable column sd (marginal std) is {self.sd[r]} < 0 at row {r}")
+        self._check_steps()
+        used = _row_bits(self.src >= 0)
+        self._check_terms(used)
+        self._check_registers(used)
+
+    def _check_steps(self):
+        if not self.n_rows:
+            return
+        # The driver and the progress bar find step k's rows by counting
+        # steps: a gap or a first step other than 0 would index past them.
+        jumps = np.diff(self.step)
+        if self.step[0] != 0:
+            raise ValueError(f"StepTable steps must start at 0 and grow by 0 or 1 per row; "
+                             f"row 0 has step {self.step[0]}")
+        if np.any((jumps < 0) | (jumps > 1)):
+            r = int(np.flatnonzero((jumps < 0) | (jumps > 1))[0]) + 1
+            raise ValueError(f"StepTable steps must start at 0 and grow by 0 or 1 per row; "
+                             f"row {r} has step {self.step[r]} after step {self.step[r - 1]}")
+
+    def _fail(self, r, what):
+        r = int(r)
+        raise ValueError(f"StepTable row {r} ({self.kind_name(r)}, step {int(self.step[r])}): {what}")
+
+    def _check_terms(self, used):
+        # `used`: one byte per row holding which of its MAX_TERMS sources are
+        # used (bit 7 = term 0), so tables of millions of rows are checked
+        # with a few passes and table lookups.
+        n_terms = _POPCOUNT[used]
+        gap = np.flatnonzero(~_PREFIX[used])
+        if gap.size:
+            self._fail(gap[0], f"its sources {self.src[gap[0]].tolist()} continue after a -1")
+        bad = np.flatnonzero((n_terms < _TERMS_LO[self.kind]) | (n_terms > _TERMS_HI[self.kind]))
+        if bad.size:
+            r = bad[0]
+            a, b = _TERMS[int(self.kind[r])]
+            self._fail(r, f"it reads {n_terms[r]} registers; this kind reads "
+                          f"{a if a == b else f'{a} to {b}'}")
+        # weights beyond a row's terms are 0 (score and langevin rows have two)
+        n_weights = np.where((self.kind == SCORE) | (self.kind == LANGEVIN), 2, n_terms)
+        # past the most weights any row has, one scan; below it, a column
+        # at a time, for the rows with fewer weights
+        most = int(n_weights.max()) if n_weights.size else 0
+        stray = np.zeros(n_weights.shape, bool)
+        if self.w[:, most:].any():
+            stray |= self.w[:, most:].any(axis=1)
+        for k in range(1, most):
+            stray |= (self.w[:, k] != 0) & (n_weights <= k)
+        bad = np.flatnonzero(stray)
+        if bad.size:
+            self._fail(bad[0], f"it has weights {self.w[bad[0]].tolist()} beyond its terms")
+        score = self.kind == SCORE
+        bad = np.flatnonzero(score & (self.w[:, 1] == 0))
+        if bad.size:
+            self._fail(bad[0], "a score row needs a score weight w1 != 0")
+        langevin = self.kind == LANGEVIN
+        bad = np.flatnonzero(langevin & ((self.w[:, 0] < 0) | (self.w[:, 1] < 0)))
+        if bad.size:
+            self._fail(bad[0], f"langevin rows need r = w0 >= 0 and snr = w1 >= 0; got "
+                               f"r = {self.w[bad[0], 0]}, snr = {self.w[bad[0], 1]}")
+
+    def _check_registers(self, used):
+        n = self.n_rows
+        if not n:
+            return
+        normal = self.kind == NORMAL
+        n_reg = self.n_registers
+        by_normal = np.zeros(n_reg, bool)
+        by_other = np.zeros(n_reg, bool)
+        by_normal[self.dst[normal]] = True
+        by_other[self.dst[~normal]] = True
+        both = np.flatnonzero(by_normal & (by_other | (np.arange(n_reg) == 0)))
+        if both.size:
+            k = int(both[0])
+            r = np.flatnonzero((self.dst == k) & normal)[0]
+            self._fail(r, f"register {k} is written by normal rows and by other rows (or is the "
+                          "state); a noise register must hold noise only")
+        if by_normal.any():
+            score_reads_noise = (self.kind == SCORE) & by_normal[np.maximum(self.src[:, 0], 0)]
+            bad = np.flatnonzero(score_reads_noise)
+            if bad.size:
+                self._fail(bad[0], f"the score is evaluated on register {self.src[bad[0], 0]}, which "
+                                   "holds noise")
+        # every read of a scratch register comes after a write of it: the
+        # first row writing each register (a reversed scatter: the last
+        # assignment, i.e. the first row, wins) against the first reading it
+        backwards = np.arange(n - 1, -1, -1)
+        first_write = np.full(n_reg, n, dtype=np.int64)
+        first_write[self.dst[::-1]] = backwards
+        first_read = np.full(n_reg + 1, n, dtype=np.int64)
+        for k in range(int(_POPCOUNT[np.bitwise_or.reduce(used)]) if n else 0):
+            col = np.full(n_reg + 1, n, dtype=np.int64)
+            col[self.src[::-1, k] + 1] = backwards
+            np.minimum(first_read, col, out=first_read)
+        early = np.flatnonzero((first_read[2:] < n) & (first_read[2:] <= first_write[1:]))
+        if early.size:
+            k = int(early[0]) + 1
+            self._fail(first_read[k + 1], f"it reads register {k} before any row writes it")
 
     # ---- construction --------------------------------------------------
     @classmethod
-    def _build(cls, kind, n, a, b, c, t, m, s, interval, stream, step):
-        # _column copies, so the constructor need not copy again
-        return cls(
-            kind=_Owned(_column(kind, n, "kind", np.int32)),
-            a=_Owned(_column(a, n, "a")),
-            b=_Owned(_column(b, n, "b")),
-            c=_Owned(_column(c, n, "c")),
-            t=_Owned(_column(t, n, "t")),
-            m=_Owned(_column(m, n, "m")),
-            s=_Owned(_column(s, n, "s")),
-            interval=_Owned(_column(np.arange(n) if interval is None else interval, n, "interval", np.int64)),
-            stream=_Owned(_column(stream, n, "stream", np.int64)),
-            step=_Owned(_column(np.arange(n) if step is None else step, n, "step", np.int64)),
-        )
+    def program(cls, *groups):
+        """A table from row groups (:class:`Rows`, from :func:`score_rows`,
+        :func:`normal_rows`, :func:`combine_rows`, :func:`langevin_rows`).
+
+        Step k is the rows of step k of each group in turn: the rows are
+        sorted by step, stably, so within a step the groups keep the order
+        given. Groups may cover only some steps (a warm-up, a last step);
+        the steps of the whole must be 0, 1, ..., n - 1.
+        """
+        _check_tables(groups, "program", Rows)
+        return cls(**_merge(groups))
 
     @classmethod
-    def affine(cls, a, b=0.0, c=0.0, *, t=0.0, m=1.0, s=0.0, interval=None, stream=0):
-        """Steps ``x <- a x + b score(x, t) + c z``, one per entry.
+    def affine(cls, a, b=0.0, c=0.0, *, t=0.0, m=1.0, sd=None, interval=None, stream=STREAM_STEP,
+               s=None):
+        r"""Steps :math:`x \leftarrow a x + b\, s(x, t) + c z`, one per entry.
 
-        Scalars broadcast to the number of steps, given by the longest array.
-        ``interval`` defaults to ``0, 1, ..., n-1``.
+        The program of step k: ``score E <- s(x, t)`` when ``b != 0``,
+        ``normal Z <- z`` when ``c != 0``, then ``combine x <- a x + b E + c Z``
+        (terms of zero weight left out). Scalars broadcast to the number of
+        steps, given by the longest array. ``interval`` defaults to
+        ``0, 1, ..., n-1``. ``s`` is the deprecated name of ``sd``.
         """
-        n = _steps_of(a, b, c, t, m, s, interval)
-        return cls._build(KINDS["affine"], n, a, b, c, t, m, s, interval, stream, None)
+        sd = _sd_alias(sd, s)
+        n = _steps_of(a, b, c, t, m, sd, interval)
+        a, b, c = _column(a, n, "a"), _column(b, n, "b"), _column(c, n, "c")
+        t, m, sd = _column(t, n, "t"), _column(m, n, "m"), _column(sd, n, "sd")
+        steps = np.arange(n)
+        interval = _column(steps if interval is None else interval, n, "interval", np.int64)
+        with_score, with_noise = np.flatnonzero(b != 0), np.flatnonzero(c != 0)
+        groups = []
+        if with_score.size:
+            groups.append(_rows(SCORE, with_score.size, REG_SCORE, [REG_X], [0.0, 1.0], t[with_score],
+                                m[with_score], sd[with_score], 0, 0, with_score))
+        if with_noise.size:
+            groups.append(_rows(NORMAL, with_noise.size, REG_NOISE, [], [], t[with_noise], 1.0, 0.0,
+                                interval[with_noise], stream, with_noise))
+        # the combine row carries the step's m, sd and interval too (unused by
+        # C): they describe the step in messages and affine_coefficients
+        groups.append(_affine_combine(REG_X, REG_X, a, b, c, t, steps, m, sd, interval))
+        return cls(**_merge(groups))
 
     @classmethod
-    def heun(cls, a, b, a_end, b_end, *, t, t_end, m=1.0, s=0.0, m_end=1.0, s_end=0.0):
-        """Heun (trapezoidal) steps: two rows each.
+    def heun(cls, a, b, a_end, b_end, *, t, t_end, m=1.0, sd=None, m_end=1.0, sd_end=None,
+             s=None, s_end=None):
+        r"""Heun (trapezoidal) steps.
 
-        ``x~ = a x + b score(x, t)``, then
-        ``x' = x/2 + (a_end x~ + b_end score(x~, t_end))/2``.
+        :math:`\tilde x = a x + b\, s(x, t)`, then
+        :math:`x' = x/2 + (a_{end} \tilde x + b_{end}\, s(\tilde x, t_{end}))/2`,
+        the program ``[score E <- s(x, t)] combine X <- a x + b E
+        [score E <- s(X, t_end)] combine X <- a_end X + b_end E;
+        combine x <- x/2 + X/2``. ``s``, ``s_end``: deprecated names of
+        ``sd``, ``sd_end``.
         """
-        n = _steps_of(a, b, a_end, b_end, t, t_end, m, s, m_end, s_end)
-        cols = []
-        for first, second in ((a, a_end), (b, b_end), (t, t_end), (m, m_end), (s, s_end)):
-            pair = np.stack([_column(first, n, "heun"), _column(second, n, "heun")], axis=1)
-            cols.append(pair.reshape(-1))
-        kind = np.tile([KINDS["heun_predict"], KINDS["heun_correct"]], n)
-        a2, b2, t2, m2, s2 = cols
-        return cls._build(kind, 2 * n, a2, b2, 0.0, t2, m2, s2, np.repeat(np.arange(n), 2), 0,
-                          np.repeat(np.arange(n), 2))
+        sd = _sd_alias(sd, s)
+        sd_end = _sd_alias(sd_end, s_end, name="sd_end")
+        n = _steps_of(a, b, a_end, b_end, t, t_end, m, sd, m_end, sd_end)
+        cols = [_column(v, n, name) for v, name in
+                ((a, "a"), (b, "b"), (a_end, "a_end"), (b_end, "b_end"), (t, "t"), (t_end, "t_end"),
+                 (m, "m"), (sd, "sd"), (m_end, "m_end"), (sd_end, "sd_end"))]
+        a, b, a_end, b_end, t, t_end, m, sd, m_end, sd_end = cols
+        steps = np.arange(n)
+        groups = []
+        first, second = np.flatnonzero(b != 0), np.flatnonzero(b_end != 0)
+        if first.size:
+            groups.append(_rows(SCORE, first.size, REG_SCORE, [REG_X], [0.0, 1.0], t[first], m[first],
+                                sd[first], 0, 0, first))
+        groups.append(_affine_combine(REG_STAGE, REG_X, a, b, 0.0, t, steps, m, sd, steps))
+        if second.size:
+            groups.append(_rows(SCORE, second.size, REG_SCORE, [REG_STAGE], [0.0, 1.0], t_end[second],
+                                m_end[second], sd_end[second], 0, 0, second))
+        groups.append(_affine_combine(REG_STAGE, REG_STAGE, a_end, b_end, 0.0, t_end, steps, m_end, sd_end,
+                                      steps))
+        groups.append(_rows(COMBINE, n, REG_X, [REG_X, REG_STAGE], [0.5, 0.5], t_end, m_end, sd_end, steps,
+                            0, steps))
+        return cls(**_merge(groups))
 
     @classmethod
-    def langevin(cls, r, snr, *, t, m=1.0, s=0.0, interval=None, sub_step=0, step=None):
-        """Langevin corrector steps ``x <- x + e score + sqrt(2 e) z``.
+    def langevin(cls, r, snr, *, t, m=1.0, sd=None, interval=None, sub_step=0, step=None, s=None):
+        r"""Langevin corrector sub-steps
+        :math:`x \leftarrow x + e\, s + \sqrt{2 e}\, z`, one per entry.
 
-        ``e = 2 r (snr |z| / |score|)^2`` per batch row; noise from stream
-        ``2 + sub_step`` (a scalar or one per row). ``step`` (one per row)
-        groups rows into steps, e.g. the sub-steps of one corrector; default
-        one row per step.
+        :math:`e = 2 r (\mathrm{snr} |z| / |s|)^2` per batch row; the program
+        ``score E <- s(x, t); normal Z <- z; langevin x <- x, E, Z``. Noise of
+        sub-step ``sub_step`` comes from stream ``STREAM_CORRECTOR + sub_step``
+        (``sub_step < MAX_SUB_STEPS``), interval ``interval`` (default 0, 1,
+        ...). ``step`` (default 0, 1, ...) groups entries into steps, so a
+        corrector of several sub-steps per step is one vectorized call.
+        ``s`` is the deprecated name of ``sd``.
         """
-        n = _steps_of(r, snr, t, m, s, interval, sub_step, step)
-        return cls._build(KINDS["langevin"], n, r, 1.0, snr, t, m, s, interval, 2 + np.asarray(sub_step), step)
+        sd = _sd_alias(sd, s)
+        n = _steps_of(r, snr, t, m, sd, interval, sub_step, step)
+        sub = _column(sub_step, n, "sub_step", np.int64)
+        if n and (sub.min() < 0 or sub.max() >= MAX_SUB_STEPS):
+            bad = int(sub.min()) if sub.min() < 0 else int(sub.max())
+            raise ValueError(f"sub_step must lie in [0, {MAX_SUB_STEPS}) (corrector streams "
+                             f"{STREAM_CORRECTOR} + sub_step); got {bad}")
+        step = _column(np.arange(n) if step is None else step, n, "step", np.int64)
+        t = _column(t, n, "t")
+        interval = _column(np.arange(n) if interval is None else interval, n, "interval", np.int64)
+        # three rows per entry, in entry order: the score, the noise, the move
+        kind = np.tile(np.array([SCORE, NORMAL, LANGEVIN], np.int32), n)
+        dst = np.tile(np.array([REG_SCORE, REG_NOISE, REG_X], np.int32), n)
+        src = np.full((3 * n, MAX_TERMS), -1, np.int32)
+        src[0::3, 0] = REG_X
+        src[2::3, :3] = (REG_X, REG_SCORE, REG_NOISE)
+        w = np.zeros((3 * n, MAX_TERMS))
+        w[0::3, 1] = 1.0
+        w[2::3, 0] = _column(r, n, "r")
+        w[2::3, 1] = _column(snr, n, "snr")
+        fill = np.zeros(3 * n)
+        m3, sd3 = fill.copy(), fill.copy()
+        m3[:] = np.repeat(_column(m, n, "m"), 3)
+        sd3[:] = np.repeat(_column(sd, n, "sd"), 3)
+        stream = np.zeros(3 * n, np.int64)
+        stream[1::3] = STREAM_CORRECTOR + sub
+        ints = np.zeros(3 * n, np.int64)
+        ints[1::3] = interval
+        return cls(kind=_Owned(kind), dst=_Owned(dst), src=_Owned(src), w=_Owned(w),
+                   t=_Owned(np.repeat(t, 3)), m=_Owned(m3), sd=_Owned(sd3), interval=_Owned(ints),
+                   stream=_Owned(stream), step=_Owned(np.repeat(step, 3)))
 
     @classmethod
     def concat(cls, *tables):
         """The rows of ``tables`` one after another; steps are renumbered."""
-        _check_tables(tables, "concat")
+        _check_tables(tables, "concat", StepTable)
         offset, steps = 0, []
         for tab in tables:
             steps.append(tab.step + offset)
             offset += tab.n_steps
         cols = {name: _Owned(np.concatenate([getattr(tab, name) for tab in tables]))
-                for name in ("kind", "interval", "stream") + _FLOAT_COLUMNS}
+                for name in _COLUMNS if name != "step"}
         return cls(step=_Owned(np.concatenate(steps)), **cols)
 
     @classmethod
@@ -304,18 +721,11 @@ class StepTable:
         The first table must have every step; later ones may stop earlier
         (a corrector that skips the last step, say).
         """
-        _check_tables(tables, "interleave")
+        _check_tables(tables, "interleave", StepTable)
         counts = [tab.n_steps for tab in tables]
         if any(n > counts[0] for n in counts[1:]):
             raise ValueError(f"interleave: later tables may not have more steps than the first; got {counts}")
-        # Order the rows by each table's own step, keeping table order
-        # within a step (stable sort); one column at a time, to keep the
-        # peak memory near two copies of the table.
-        own_step = np.concatenate([tab.step for tab in tables])
-        order = np.argsort(own_step, kind="stable")
-        cols = {name: _Owned(np.concatenate([getattr(tab, name) for tab in tables])[order])
-                for name in ("kind", "interval", "stream") + _FLOAT_COLUMNS}
-        return cls(step=_Owned(own_step[order]), **cols)
+        return cls(**_merge(tables))
 
     # ---- derived -------------------------------------------------------
     @property
@@ -327,14 +737,21 @@ class StepTable:
         return int(self.step[-1]) + 1 if self.n_rows else 0
 
     @property
+    def n_registers(self):
+        """1 + the largest register index the table uses (at least 1)."""
+        if not self.n_rows:
+            return 1
+        return int(max(self.dst.max(), self.src.max())) + 1
+
+    @property
     def needs_score(self):
         """Boolean per row: does the row evaluate the score?"""
-        return (self.kind == KINDS["langevin"]) | (self.b != 0)
+        return self.kind == SCORE
 
     @property
     def needs_noise(self):
         """Boolean per row: does the row draw noise?"""
-        return (self.kind == KINDS["langevin"]) | ((self.kind == KINDS["affine"]) & (self.c != 0))
+        return self.kind == NORMAL
 
     @property
     def nfe(self):
@@ -344,15 +761,81 @@ class StepTable:
     @property
     def n_noise_intervals(self):
         """Length of a user noise array: 1 + the largest stream-0 interval."""
-        rows = self.needs_noise & (self.stream == 0)
+        rows = self.needs_noise & (self.stream == STREAM_STEP)
         return int(self.interval[rows].max()) + 1 if np.any(rows) else 0
 
     def last_row_of_step(self):
         """Row index ending each step (array of length n_steps)."""
         return np.flatnonzero(np.r_[self.step[1:] != self.step[:-1], True]) if self.n_rows else self.step
 
+    def carried_steps(self):
+        """Boolean per step: does a scratch register written before the step
+        is read in it or later (before being rewritten)? A run cut into
+        pieces (progress bars) may only cut before steps that carry nothing,
+        as each piece starts with fresh scratch registers."""
+        carried = np.zeros(self.n_steps + 1, np.int64)
+        for k in np.unique(self.src[self.src >= 1]):
+            writes = np.flatnonzero(self.dst == k)
+            reads = np.flatnonzero((self.src == k).any(axis=1))
+            # the write each read sees: the last one before the read's row
+            seen = writes[np.searchsorted(writes, reads, side="left") - 1]
+            first, last = self.step[seen], self.step[reads]
+            span = first < last
+            np.add.at(carried, first[span] + 1, 1)
+            np.add.at(carried, last[span] + 1, -1)
+        return np.cumsum(carried)[:-1] > 0
+
     def kind_name(self, row):
         return _KIND_NAMES[int(self.kind[row])]
 
+    def affine_coefficients(self):
+        """The columns of a table of affine steps (the program :meth:`affine`
+        builds), one entry per step: a dict of ``a, b, c, t, m, sd,
+        interval``, so ``StepTable.affine(**table.affine_coefficients())``
+        rebuilds the table. ValueError for any other program."""
+        last = self.last_row_of_step()
+        starts = np.r_[0, last[:-1] + 1] if self.n_rows else last
+        src, w = self.src[last], self.w[last]
+        ok = ((self.kind[last] == COMBINE) & (self.dst[last] == REG_X) & (src[:, 0] == REG_X)
+              & (last - starts <= 2) & np.isin(src, (-1, REG_X, REG_SCORE, REG_NOISE)).all(axis=1))
+        inner = np.ones(self.n_rows, bool)
+        inner[last] = False
+        raw_score = (self.kind == SCORE) & (self.src[:, 0] == REG_X) & (self.w[:, 0] == 0) & (self.w[:, 1] == 1)
+        plain_noise = (self.kind == NORMAL) & (self.stream == STREAM_STEP)
+        if not (np.all(ok) and np.all(~inner | raw_score | plain_noise)):
+            raise ValueError("affine_coefficients needs a table of affine steps (StepTable.affine)")
+        return {"a": w[:, 0].copy(), "b": np.where(src == REG_SCORE, w, 0.0).sum(axis=1),
+                "c": np.where(src == REG_NOISE, w, 0.0).sum(axis=1), "t": self.t[last].copy(),
+                "m": self.m[last].copy(), "sd": self.sd[last].copy(), "interval": self.interval[last].copy()}
+
     def __repr__(self):
-        return f"StepTable({self.n_steps} steps, {self.n_rows} rows, nfe={self.nfe})"
+        return (f"StepTable({self.n_steps} steps, {self.n_rows} rows, {self.n_registers} registers, "
+                f"nfe={self.nfe})")
+
+
+def _affine_combine(dst, x, a, b, c, t, steps, m=1.0, sd=0.0, interval=0):
+    """``combine reg[dst] <- a reg[x] + b E + c Z``: the state term always,
+    the score and noise terms where their weight is nonzero (exactly the
+    terms, in the order, the one-stage kernel evaluated)."""
+    n = steps.size
+    b = np.broadcast_to(b, (n,))
+    c = np.broadcast_to(c, (n,))
+    has_b, has_c = b != 0, c != 0
+    any_b, any_c = bool(has_b.any()), bool(has_c.any())
+    width = 1 + any_b + any_c
+    src = np.empty((n, width), np.int32)
+    w = np.empty((n, width))
+    src[:, 0], w[:, 0] = x, a
+    if any_b and any_c and has_b.all() and has_c.all():
+        src[:, 1], w[:, 1], src[:, 2], w[:, 2] = REG_SCORE, b, REG_NOISE, c
+    elif width > 1:
+        # the terms present, moved left: the score's, then the noise's
+        src[:, 1] = np.where(has_b, REG_SCORE, np.where(has_c, REG_NOISE, -1))
+        w[:, 1] = np.where(has_b, b, np.where(has_c, c, 0.0))
+        if width > 2:
+            both = has_b & has_c
+            src[:, 2] = np.where(both, REG_NOISE, -1)
+            w[:, 2] = np.where(both, c, 0.0)
+    return Rows(kind=np.full(n, COMBINE, np.int32), dst=np.full(n, dst, np.int32), src=src, w=w,
+                t=np.broadcast_to(t, (n,)), m=np.broadcast_to(m, (n,)), sd=np.broadcast_to(sd, (n,)),
+                interval=np.broadcast_to(interval, (n,)), stream=np.zeros(n, np.int64), step=steps)

@@ -11,13 +11,15 @@ import warnings
 
 import numpy as np
 
+from . import _core
 from ._protocol import check_process, coefficients_at_time
 from ._rng import STREAM_INITIAL, fill_normal, fill_uniform, key_from_rng
 from ._validation import all_finite, float_copy, integer, shown
 # the prediction adapters live in predictions.py; these names stay importable from here
 from .predictions import EpsScore, score_from_eps  # noqa: F401
 
-_SCORE_LINEAR, _SCORE_MIXTURE, _SCORE_EMPIRICAL = 1, 3, 4
+# the C core's score kind codes (csrc/scores.h), its one definition
+_SCORE_LINEAR, _SCORE_MIXTURE, _SCORE_EMPIRICAL = (_core.SCORE_KINDS[k] for k in ("linear", "mixture", "empirical"))
 _LOG_2PI = math.log(2 * math.pi)
 
 

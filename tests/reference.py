@@ -2,12 +2,12 @@
 
 Each twin does the arithmetic of csrc/step.c and csrc/scores.c in the same
 order and the same element type, one table row at a time over the whole
-batch, so float64 results must agree with the C driver to the last bit.
+batch, so results must agree with the C driver to the last bit (float32 and
+float64). The table interpreter has one function per row kind.
 """
 import numpy as np
 
 from diffsde import _core
-from diffsde._steptable import KINDS
 
 
 def normals(key, stream, k, shape, dtype):
@@ -31,80 +31,118 @@ def row_norm(v):
     return np.sqrt(np.cumsum(v.astype(np.float64) ** 2, axis=1)[:, -1])
 
 
+def _weights(w, T):
+    return [T(v) for v in w]
+
+
+def _row_score(regs, row, table, T, score, noise, key):
+    """score: reg[dst] = w0 reg[src0] + w1 s(reg[src0], t); a term of weight
+    exactly 0 is absent."""
+    src, (w0, w1) = int(table.src[row, 0]), _weights(table.w[row, :2], T)
+    s = score(regs[src], table.t[row], table.m[row], table.sd[row])
+    return w1 * s if table.w[row, 0] == 0 else w0 * regs[src] + w1 * s
+
+
+def _row_normal(regs, row, table, T, score, noise, key):
+    """normal: normals of (key, stream, interval), or noise[interval] for stream 0."""
+    stream, k = int(table.stream[row]), int(table.interval[row])
+    x = regs[0]
+    if stream == 0 and noise is not None:
+        return noise[k]
+    return normals(key, stream, k, x.shape, x.dtype)
+
+
+def _row_combine(regs, row, table, T, score, noise, key):
+    """combine: w0 reg[src0] + w1 reg[src1] + ..., left to right."""
+    n = int(np.count_nonzero(table.src[row] >= 0))
+    w = _weights(table.w[row, :n], T)
+    out = w[0] * regs[int(table.src[row, 0])]
+    for k in range(1, n):
+        out = out + w[k] * regs[int(table.src[row, k])]
+    return out
+
+
+def _row_langevin(regs, row, table, T, score, noise, key):
+    """langevin: x + e s + sqrt(2 e) z per batch row, e = 2 r (snr |z| / |s|)^2."""
+    x, s, z = (regs[int(i)] for i in table.src[row, :3])
+    r, snr = table.w[row, 0], table.w[row, 1]
+    norm_s = row_norm(s)
+    q = np.where(norm_s > 0, snr * row_norm(z) / np.where(norm_s > 0, norm_s, 1.0), 0.0)
+    eps = 2.0 * r * (q * q)
+    te = eps.astype(x.dtype)[:, None]
+    tsd = np.sqrt(2.0 * eps).astype(x.dtype)[:, None]
+    return x + te * s + tsd * z
+
+
+#: One function per row kind, by the codes the C core exports.
+ROW_FUNCTIONS = {_core.ROW_KINDS["score"]: _row_score, _core.ROW_KINDS["normal"]: _row_normal,
+                 _core.ROW_KINDS["combine"]: _row_combine, _core.ROW_KINDS["langevin"]: _row_langevin}
+
+
 def run_table(x, table, key, *, score=None, noise=None):
     """Run a StepTable on x of shape (batch, dim); return the list of states
-    after every row (index 0 = initial state).
+    (register 0) after every row (index 0 = initial state).
 
-    ``score(x, t, m, s)`` returns the score; ``noise`` replaces stream 0.
+    ``score(x, t, m, sd)`` returns the score; ``noise`` replaces stream 0.
     """
     T = x.dtype.type
-    x = x.copy()
-    xt = None
+    regs = [x.copy()] + [np.zeros_like(x) for _ in range(table.n_registers - 1)]
     states = [x.copy()]
-    for r in range(table.n_rows):
-        kind, a, b, c = int(table.kind[r]), table.a[r], table.b[r], table.c[r]
-        stream, k = int(table.stream[r]), int(table.interval[r])
-        ta, tb, tc = T(a), T(b), T(c)
-        s = z = None
-        if kind == KINDS["langevin"] or b != 0:
-            at = xt if kind == KINDS["heun_correct"] else x
-            s = score(at, table.t[r], table.m[r], table.s[r])
-        if kind == KINDS["langevin"] or (kind == KINDS["affine"] and c != 0):
-            z = noise[k] if (stream == 0 and noise is not None) else normals(key, stream, k, x.shape, x.dtype)
-        if kind == KINDS["affine"]:
-            new = ta * x
-            if s is not None:
-                new = new + tb * s
-            if z is not None:
-                new = new + tc * z
-            x = new
-        elif kind == KINDS["heun_predict"]:
-            xt = ta * x if s is None else ta * x + tb * s
-        elif kind == KINDS["heun_correct"]:
-            half = T(0.5)
-            inner = ta * xt if s is None else ta * xt + tb * s
-            x = half * x + half * inner
-        elif kind == KINDS["langevin"]:
-            norm_s = row_norm(s)
-            q = np.where(norm_s > 0, c * row_norm(z) / np.where(norm_s > 0, norm_s, 1.0), 0.0)
-            eps = 2.0 * a * (q * q)
-            te = eps.astype(x.dtype)[:, None]
-            tsd = np.sqrt(2.0 * eps).astype(x.dtype)[:, None]
-            x = x + te * s + tsd * z
-        states.append(x.copy())
+    with np.errstate(all="ignore"):
+        for r in range(table.n_rows):
+            value = ROW_FUNCTIONS[int(table.kind[r])](regs, r, table, T, score, noise, key)
+            regs[int(table.dst[r])] = np.asarray(value, dtype=x.dtype).copy()
+            states.append(regs[0].copy())
     return states
 
 
 def table_moments(table, mean, var, mu, v0, every_step=False):
-    """Exact output moments of a score-free-of-Langevin table run on Gaussian
-    data N(mu, v0) with the exact (linear) score, from x ~ N(mean, var):
-    m <- (a + b l) m + b r,  v <- (a + b l)^2 v + c^2  (docs/methods.md),
-    with l = -1/V(t), r = m(t) mu / V(t), V = m(t)^2 v0 + s(t)^2.
-    Heun's two stages compose into one affine map. With ``every_step`` the
-    moments after each step are returned too."""
+    """Exact output moments of a table run on Gaussian data N(mu, v0) with
+    the exact (linear) score, from x ~ N(mean, var) (docs/methods.md): every
+    register is then an affine function of the initial state and the
+    normals drawn, so it is tracked as a constant plus coefficients on
+    independent standard normals (the initial state's, and one per (stream,
+    interval) drawn; a pair drawn twice is the same normal). The score is
+    s(y) = (m(t) mu - y)/V, V = m(t)^2 v0 + sd(t)^2. Langevin rows, whose step
+    size depends on the sample, raise. With ``every_step`` the moments after
+    each step are returned too."""
+    kinds = _core.ROW_KINDS
+    start = (np.asarray(mean, np.float64) * 1.0, {"x0": np.sqrt(np.asarray(var, np.float64)) * 1.0})
+    regs = {0: start}
+    history = [(start[0], var)]
+    last = set(table.last_row_of_step().tolist())
 
-    def linear(r):
-        big_v = table.m[r] ** 2 * v0 + table.s[r] ** 2
-        return table.a[r] - table.b[r] / big_v, table.b[r] * table.m[r] * mu / big_v
+    def scaled(reg, w):
+        const, coef = reg
+        return w * const, {k: w * v for k, v in coef.items()}
 
-    history = [(mean, var)]
-    r = 0
-    while r < table.n_rows:
-        kind = int(table.kind[r])
-        if kind == KINDS["affine"]:
-            A, B = linear(r)
-            mean, var = A * mean + B, A * A * var + table.c[r] ** 2
-            r += 1
-        elif kind == KINDS["heun_predict"]:
-            A1, B1 = linear(r)
-            A2, B2 = linear(r + 1)
-            coef, const = 0.5 + 0.5 * A2 * A1, 0.5 * (A2 * B1 + B2)
-            mean, var = coef * mean + const, coef * coef * var
-            r += 2
+    def added(p, q):
+        coef = dict(p[1])
+        for k, v in q[1].items():
+            coef[k] = coef.get(k, 0.0) + v
+        return p[0] + q[0], coef
+
+    for r in range(table.n_rows):
+        kind, w = int(table.kind[r]), table.w[r]
+        if kind == kinds["score"]:
+            y = regs[int(table.src[r, 0])]
+            big_v = table.m[r] ** 2 * v0 + table.sd[r] ** 2
+            s = added(scaled(y, -1.0 / big_v), (table.m[r] * mu / big_v, {}))
+            value = scaled(s, w[1]) if w[0] == 0 else added(scaled(y, w[0]), scaled(s, w[1]))
+        elif kind == kinds["normal"]:
+            value = (0.0, {(int(table.stream[r]), int(table.interval[r])): 1.0})
+        elif kind == kinds["combine"]:
+            n = int(np.count_nonzero(table.src[r] >= 0))
+            value = scaled(regs[int(table.src[r, 0])], w[0])
+            for k in range(1, n):
+                value = added(value, scaled(regs[int(table.src[r, k])], w[k]))
         else:
-            raise ValueError("table_moments handles affine and Heun rows only")
-        history.append((mean, var))
-    return history if every_step else (mean, var)
+            raise ValueError("table_moments handles score, normal and combine rows only")
+        regs[int(table.dst[r])] = value
+        if r in last:
+            const, coef = regs[0]
+            history.append((const, sum(v * v for v in coef.values())))
+    return history if every_step else history[-1]
 
 
 def empirical_score(x, points, m, s):
@@ -122,7 +160,7 @@ def score_in_c(score, x, m, s, dtype=np.float64):
     """The built-in score evaluated by the C driver: one row x <- score(x)."""
     import diffsde as ds
 
-    table = ds.StepTable.affine([0.0], 1.0, 0.0, t=0.5, m=m, s=s)
+    table = ds.StepTable.affine([0.0], 1.0, 0.0, t=0.5, m=m, sd=s)
     return ds.run_steps(np.asarray(x, dtype=dtype), table, score=score).x
 
 

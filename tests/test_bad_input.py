@@ -51,8 +51,13 @@ def _restoring_threads(call):
 def _table(step):
     """A StepTable built column by column, with the given step column."""
     n = len(step)
-    floats = {name: np.full(n, 0.5) for name in ("a", "b", "c", "t", "m", "s")}
-    return ds.StepTable(kind=np.zeros(n, np.int32), interval=np.arange(n), stream=np.zeros(n, np.int64),
+    floats = {name: np.full(n, 0.5) for name in ("t", "m", "sd")}
+    src = np.full((n, ds.StepTable.MAX_TERMS), -1, np.int32)
+    src[:, 0] = 0
+    w = np.zeros((n, ds.StepTable.MAX_TERMS))
+    w[:, 0] = 0.5
+    return ds.StepTable(kind=np.full(n, ds.StepTable.ROW_KINDS["combine"], np.int32), dst=np.zeros(n, np.int32),
+                        src=src, w=w, interval=np.arange(n), stream=np.zeros(n, np.int64),
                         step=np.asarray(step, np.int64), **floats)
 
 
@@ -125,8 +130,8 @@ CASES = [
     ("StepTable nan", lambda: ds.StepTable.affine([1.0, np.nan]), ValueError, "column a is nan at row 1"),
     ("StepTable lengths", lambda: ds.StepTable.affine([1.0, 2.0], [1.0, 2.0, 3.0]), ValueError, "different lengths"),
     ("StepTable complex", lambda: ds.StepTable.affine([1j]), TypeError, "a must be real numbers"),
-    ("StepTable negative s", lambda: ds.StepTable.affine([1.0], s=-1.0), ValueError, "column s .* < 0"),
-    ("StepTable langevin snr", lambda: ds.StepTable.langevin(1.0, -0.1, t=0.5), ValueError, "snr = c >= 0"),
+    ("StepTable negative s", lambda: ds.StepTable.affine([1.0], sd=-1.0), ValueError, "column sd .* < 0"),
+    ("StepTable langevin snr", lambda: ds.StepTable.langevin(1.0, -0.1, t=0.5), ValueError, "snr = w1 >= 0; got r = 1.0, snr = -0.1"),
     # ---- processes --------------------------------------------------------------
     ("VPSDE beta_min", lambda: ds.VPSDE(beta_min=-1), ValueError, "beta_min must be finite and > 0"),
     ("VPSDE beta_max str", lambda: ds.VPSDE(beta_max="x"), TypeError, "beta_max must be a real number"),

@@ -39,7 +39,7 @@ def test_taylor_step_of_the_seeds_is_second_order_in_beta():
     # the same difference between a DDPM chain and EM on its own SDE
     chain = ds.DDPM(np.full(8, 1e-3))
     em = ds.methods.table(chain, "em", direction="forward")
-    np.testing.assert_allclose(np.sqrt(1 - chain.betas) - em.a, -(1e-3) ** 2 / 8, rtol=1e-3)
+    np.testing.assert_allclose(np.sqrt(1 - chain.betas) - em.affine_coefficients()["a"], -(1e-3) ** 2 / 8, rtol=1e-3)
 
 
 def test_as_sde_round_trips_on_the_grid():

@@ -36,11 +36,11 @@ def mixed_table(n=6):
     t = 1.0 - h * np.arange(n)
     m = np.exp(-t)
     s = np.sqrt(1 - m**2)
-    affine = ds.StepTable.affine(1 + 0.5 * h + rng.uniform(0, 0.01, n), h, np.sqrt(h), t=t, m=m, s=s)
+    affine = ds.StepTable.affine(1 + 0.5 * h + rng.uniform(0, 0.01, n), h, np.sqrt(h), t=t, m=m, sd=s)
     heun = ds.StepTable.heun(1 + 0.5 * h, 0.5 * h, 1 + 0.4 * h, 0.5 * h, t=t, t_end=t - h,
-                             m=m, s=s, m_end=np.exp(-(t - h)), s_end=np.sqrt(1 - np.exp(-2 * (t - h))))
+                             m=m, sd=s, m_end=np.exp(-(t - h)), sd_end=np.sqrt(1 - np.exp(-2 * (t - h))))
     corrector = ds.StepTable.langevin(0.9, 0.16, t=t - h, m=np.exp(-(t - h)),
-                                      s=np.sqrt(1 - np.exp(-2 * (t - h))), interval=np.arange(n))
+                                      sd=np.sqrt(1 - np.exp(-2 * (t - h))), interval=np.arange(n))
     plain = ds.StepTable.affine(np.full(n, 0.97), 0.0, 0.1, interval=np.arange(n))
     return ds.StepTable.concat(ds.StepTable.interleave(affine, corrector), heun, plain)
 
@@ -76,7 +76,7 @@ def test_python_score_matches_builtin_and_twin(dtype):
         calls.append(t)
         assert not xv.flags.writeable and isinstance(t, float)
         i = int(np.flatnonzero(table.t == t)[0])
-        return reference.linear_score(xv, table.m[i], table.s[i], mean, var0)
+        return reference.linear_score(xv, table.m[i], table.sd[i], mean, var0)
 
     via_python = ds.run_steps(x, table, score=score, rng=5)
     builtin = ds.run_steps(x, table, score=ds.LinearScore(mean, var0), rng=5)
@@ -421,7 +421,7 @@ def test_user_noise_is_needed_only_where_a_row_draws_noise():
 def test_langevin_at_a_mode_stays_put_instead_of_becoming_nan():
     x = np.zeros((3, 4))
     x[1] = 1.0
-    table = ds.StepTable.langevin(1.0, 0.16, t=0.5, m=1.0, s=0.0)
+    table = ds.StepTable.langevin(1.0, 0.16, t=0.5, m=1.0, sd=0.0)
     result = ds.run_steps(x, table, score=ds.LinearScore(0.0, 1.0), rng=2)
     np.testing.assert_array_equal(result.x[[0, 2]], 0.0)  # score 0: no step
     assert np.all(np.isfinite(result.x)) and not np.array_equal(result.x[1], x[1])
@@ -429,14 +429,33 @@ def test_langevin_at_a_mode_stays_put_instead_of_becoming_nan():
     np.testing.assert_array_equal(result.x, expected)
 
 
-def test_direct_core_calls_cannot_crash_on_lone_heun_rows():
+@pytest.mark.parametrize("change, message", [
+    (dict(dst=np.array([3], np.int32)), "row 0 has kind 2, dst 3 or sources out of range"),
+    (dict(kind=np.array([7], np.int32)), "row 0 has kind 7"),
+    (dict(src=np.array([[0, -1, 1, -1, -1, -1, -1, -1]], np.int32)), "sources out of range"),
+    (dict(kind=np.array([1], np.int32), dst=np.array([0], np.int32),
+          src=np.full((1, 8), -1, np.int32)), "register 0 is written by normal rows"),
+    (dict(n_registers=0), r"n_registers = 0 is outside \[1, 256\]"),
+    (dict(src=np.array([[1, -1, -1, -1, -1, -1, -1, -1]], np.int32)), "reads register 1, which no row writes"),
+])
+def test_direct_core_calls_cannot_crash_on_bad_programs(change, message):
+    """_core.run re-checks what would crash it: kinds, register indices, the
+    source lists and the noise registers (a register pointing into the
+    caller's noise is never written through)."""
     from diffsde import _core
 
     x = np.zeros((2, 2))
-    cols = [np.array([2], np.int32), np.zeros(1, np.int64), np.zeros(1, np.int64)] + [np.ones(1)] * 6
-    with pytest.raises(ValueError, match="heun_correct"):
-        _core.run(x, *cols, 0, None, 1, (np.zeros(2), np.ones(2)), None, None,
-                  np.zeros(0, np.int64), np.zeros((0, 2, 2)), True, True, 1, 1)
+    src = np.full((1, 8), -1, np.int32)
+    src[0, 0] = 0
+    table = dict(kind=np.array([2], np.int32), dst=np.zeros(1, np.int32), src=src, w=np.zeros((1, 8)),
+                 t=np.zeros(1), m=np.ones(1), sd=np.zeros(1), interval=np.zeros(1, np.int64),
+                 stream=np.zeros(1, np.int64), n_registers=2)
+    table.update(change)
+    options = dict(key=0, noise=None, score_kind=0, score_params=(), callback=None, registers=None,
+                   save_rows=np.zeros(0, np.int64), snapshots=np.zeros((0, 2, 2)), check_finite=True,
+                   stop_on_nonfinite=True, num_threads=1, block_rows=1, row_offset=0)
+    with pytest.raises(ValueError, match=message):
+        _core.run(x, table, options)
 
 
 @pytest.mark.parametrize("layout", ["unaligned", "byteswapped"])

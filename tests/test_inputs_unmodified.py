@@ -100,9 +100,13 @@ SDES = {"VPSDE": VP, "SubVPSDE": SUB, "VESDE": VE}
 CHAINS = {"DDPM": DDPM4, "SMLD": SMLD4}
 #: One process of each set of capabilities the methods know.
 PROCESSES = {"vp": VP, "ve": VE, "affine": SUB, "ddpm": DDPM4, "smld": SMLD4}
-TABLE = ds.StepTable.concat(ds.StepTable.affine([0.9, 0.95], 0.1, 0.3, t=[1.0, 0.5], m=0.7, s=0.7),
-                            ds.StepTable.heun(0.9, 0.1, 0.95, 0.1, t=0.5, t_end=0.25, m=0.8, s=0.6),
-                            ds.StepTable.langevin(0.1, 0.16, t=0.25, m=0.9, s=0.4, interval=3))
+TABLE = ds.StepTable.concat(ds.StepTable.affine([0.9, 0.95], 0.1, 0.3, t=[1.0, 0.5], m=0.7, sd=0.7),
+                            ds.StepTable.heun(0.9, 0.1, 0.95, 0.1, t=0.5, t_end=0.25, m=0.8, sd=0.6),
+                            ds.StepTable.langevin(0.1, 0.16, t=0.25, m=0.9, sd=0.4, interval=3))
+SRC4 = np.full((4, 8), -1, np.int32)
+SRC4[:, 0] = 0
+W4 = np.zeros((4, 8))
+W4[:, 0] = [0.9, 0.95, 1.0, 1.05]
 with pytest.warns(analysis.OrderFitWarning, match="no confidence interval"):  # two step counts, on purpose
     STUDY = analysis.strong_error(VP, X1, [2, 4], rng=0)
 
@@ -206,17 +210,32 @@ case("get_simd_path", ds.get_simd_path)
 case("set_simd_path", lambda: ds.set_simd_path(ds.set_simd_path(ds.simd_paths()[0])))
 
 # ---- StepTable ---------------------------------------------------------------------
-case("StepTable", lambda kind, a, b, c, t, m, s, interval, stream, step: ds.StepTable(
-         kind=kind, a=a, b=b, c=c, t=t, m=m, s=s, interval=interval, stream=stream, step=step),
-     np.zeros(4, np.int32), A4, B4, C4, T4, M4, S4, INTERVALS4, np.zeros(4, np.int64), INTERVALS4.copy())
-case("StepTable.affine", lambda a, b, c, t, m, s, i: ds.StepTable.affine(a, b, c, t=t, m=m, s=s, interval=i),
+case("StepTable", lambda kind, dst, src, w, t, m, s, interval, stream, step: ds.StepTable(
+         kind=kind, dst=dst, src=src, w=w, t=t, m=m, sd=s, interval=interval, stream=stream, step=step),
+     np.full(4, 2, np.int32), np.zeros(4, np.int32), SRC4, W4, T4, M4, S4, INTERVALS4, np.zeros(4, np.int64),
+     INTERVALS4.copy())
+case("StepTable.affine", lambda a, b, c, t, m, s, i: ds.StepTable.affine(a, b, c, t=t, m=m, sd=s, interval=i),
      A4, B4, C4, T4, M4, S4, INTERVALS4)
-case("StepTable.heun", lambda a, b, t, m, s: ds.StepTable.heun(a, b, a, b, t=t, t_end=0.5 * t, m=m, s=s,
-                                                               m_end=m, s_end=s), A4, B4, T4, M4, S4)
-case("StepTable.langevin", lambda r, snr, t, i: ds.StepTable.langevin(r, snr, t=t, interval=i), B4, C4, T4, INTERVALS4)
+case("StepTable.heun", lambda a, b, t, m, s: ds.StepTable.heun(a, b, a, b, t=t, t_end=0.5 * t, m=m, sd=s,
+                                                               m_end=m, sd_end=s), A4, B4, T4, M4, S4)
+case("StepTable.langevin", lambda r, snr, t, i: ds.StepTable.langevin(r, snr, t=t, interval=i, sub_step=i,
+                                                                      step=i // 2), B4, C4, T4, INTERVALS4)
+case("StepTable.score_rows", lambda d, w0, t, m, s, i: ds.StepTable.score_rows(d, 0, w0, -s, t=t, m=m, sd=s, step=i),
+     INTERVALS4 % 2 + 1, A4, T4, M4, S4, INTERVALS4)
+case("StepTable.normal_rows", lambda i, st: ds.StepTable.normal_rows(2, interval=i, stream=st, step=i),
+     INTERVALS4, INTERVALS4 + 5)
+case("StepTable.combine_rows", lambda a, b, s, t, i: ds.StepTable.combine_rows(0, [(a, 0), (b, s)], t=t, step=i),
+     A4, B4, INTERVALS4 % 2 + 1, T4, INTERVALS4)
+case("StepTable.langevin_rows", lambda r, snr, t, i: ds.StepTable.langevin_rows(0, 0, 1, 2, r, snr, t=t, step=i),
+     B4, C4, T4, INTERVALS4)
+case("StepTable.program", lambda a, b, c, i: ds.StepTable.program(
+         ds.StepTable.score_rows(1, t=0.5, step=i), ds.StepTable.normal_rows(2, interval=i, step=i),
+         ds.StepTable.combine_rows(0, [(a, 0), (b, 1), (c, 2)], step=i)), A4, B4, C4, INTERVALS4)
+case("StepTable.affine_coefficients", TABLE.concat(ds.StepTable.affine(A4, B4, C4)).affine_coefficients)
+case("StepTable.carried_steps", TABLE.carried_steps)
 case("StepTable.concat", lambda a, c: ds.StepTable.concat(ds.StepTable.affine(a, 0.0, c), TABLE), A4, C4)
 case("StepTable.interleave", lambda a, c, t: ds.StepTable.interleave(
-         ds.StepTable.affine(a, 0.0, c), ds.StepTable.langevin(0.1, 0.2, t=t, s=1.0)), A4, C4, T4)
+         ds.StepTable.affine(a, 0.0, c), ds.StepTable.langevin(0.1, 0.2, t=t, sd=1.0)), A4, C4, T4)
 case("StepTable.kind_name", lambda: TABLE.kind_name(np.int64(3)))
 case("StepTable.last_row_of_step", TABLE.last_row_of_step)
 

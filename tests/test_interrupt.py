@@ -59,6 +59,6 @@ def test_interrupt_inside_one_long_empirical_score_evaluation():
     work, and the C score itself re-takes the GIL between passes over points."""
     data = ds.EmpiricalData(np.random.default_rng(1).standard_normal((10_000, 2)))
     x = np.random.default_rng(2).standard_normal((200_000, 2))
-    table = ds.StepTable.affine([1.0, 1.0], 1e-3, 0.0, t=0.5, m=0.5, s=0.8)
+    table = ds.StepTable.affine([1.0, 1.0], 1e-3, 0.0, t=0.5, m=0.5, sd=0.8)
     latency = interrupted_after(DELAY, lambda: ds.run_steps(x, table, score=data))
     assert latency < LATENCY_LIMIT

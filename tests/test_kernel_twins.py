@@ -90,7 +90,7 @@ def test_mixture_bits_do_not_depend_on_the_block_or_the_tile_width():
     gm = make_mixture("diagonal", 3, 2, False, 7)
     x = states(gm, 0.8, 0.6, 8)
     twin = twins.mixture_score(gm, x, 0.8, 0.6)
-    table = ds.StepTable.affine([0.0], 1.0, 0.0, t=0.5, m=0.8, s=0.6)
+    table = ds.StepTable.affine([0.0], 1.0, 0.0, t=0.5, m=0.8, sd=0.6)
     for block_rows in (1, 5, 64, None):
         got = on_every_simd_path(lambda: ds.run_steps(x, table, score=gm, block_rows=block_rows).x)
         for path, out in got.items():
@@ -179,10 +179,10 @@ def test_a_whole_run_with_mixture_and_empirical_scores_equals_the_twins(dtype):
     m, s = np.exp(-t), np.sqrt(1 - np.exp(-2 * t))
     te = t - 0.5 * h  # s(te) > 0: the empirical score needs it
     m_end, s_end = np.exp(-te), np.sqrt(1 - np.exp(-2 * te))
-    affine = ds.StepTable.affine(1 + 0.5 * h, h, np.sqrt(h), t=t, m=m, s=s)
+    affine = ds.StepTable.affine(1 + 0.5 * h, h, np.sqrt(h), t=t, m=m, sd=s)
     heun = ds.StepTable.heun(1 + 0.5 * h, 0.5 * h, 1 + 0.4 * h, 0.5 * h, t=t, t_end=te,
-                             m=m, s=s, m_end=m_end, s_end=s_end)
-    langevin = ds.StepTable.langevin(0.9, 0.16, t=te, m=m_end, s=s_end, interval=np.arange(n))
+                             m=m, sd=s, m_end=m_end, sd_end=s_end)
+    langevin = ds.StepTable.langevin(0.9, 0.16, t=te, m=m_end, sd=s_end, interval=np.arange(n))
     table = ds.StepTable.concat(ds.StepTable.interleave(affine, langevin), heun)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((70, 2)).astype(dtype)

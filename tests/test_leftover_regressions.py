@@ -66,7 +66,7 @@ def _recorded_threads(monkeypatch):
     run = _core.run
 
     def recording(*args, **kwargs):
-        seen.append(args[-2])  # run(..., threads, block_rows, *, row_offset)
+        seen.append(args[2]["num_threads"])  # run(x, table, options)
         return run(*args, **kwargs)
 
     monkeypatch.setattr(_core, "run", recording)
@@ -105,9 +105,7 @@ def test_large_callback_runs_use_threads_and_give_the_same_bits(threads, monkeyp
 
 def _score_table(n=5):
     """n affine rows x <- 0.9 x + 0.1 s + 0.3 z, each with a score and noise."""
-    return ds.StepTable(kind=np.zeros(n, np.int32), a=np.full(n, 0.9), b=np.full(n, 0.1), c=np.full(n, 0.3),
-                        t=np.linspace(1.0, 0.2, n), m=np.ones(n), s=np.ones(n), interval=np.arange(n),
-                        stream=np.zeros(n, np.int64), step=np.arange(n))
+    return ds.StepTable.affine(np.full(n, 0.9), 0.1, 0.3, t=np.linspace(1.0, 0.2, n), m=1.0, sd=1.0)
 
 
 @pytest.mark.parametrize("n_threads", [2, 3])

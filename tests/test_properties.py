@@ -27,15 +27,15 @@ def tables(draw):
         m, s = draw(st.floats(0.2, 1.0)), draw(st.floats(0.1, 1.0))
         if kind == "affine":
             parts.append(ds.StepTable.affine([draw(coefficient)], draw(coefficient), draw(coefficient),
-                                             t=t, m=m, s=s, interval=[k]))
+                                             t=t, m=m, sd=s, interval=[k]))
         elif kind == "affine_noise_only":
             parts.append(ds.StepTable.affine([draw(coefficient)], 0.0, draw(coefficient), interval=[k]))
         elif kind == "heun":
             parts.append(ds.StepTable.heun(draw(coefficient), draw(coefficient), draw(coefficient),
-                                           draw(coefficient), t=t, t_end=t / 2, m=m, s=s, m_end=m, s_end=s))
+                                           draw(coefficient), t=t, t_end=t / 2, m=m, sd=s, m_end=m, sd_end=s))
         else:
             parts.append(ds.StepTable.langevin(draw(st.floats(0.1, 1.0)), draw(st.floats(0.0, 0.3)),
-                                               t=t, m=m, s=s, interval=[k], sub_step=draw(st.integers(0, 2))))
+                                               t=t, m=m, sd=s, interval=[k], sub_step=draw(st.integers(0, 2))))
     return ds.StepTable.concat(*parts)
 
 

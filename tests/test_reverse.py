@@ -114,8 +114,9 @@ def test_ddim_eta_one_is_ancestral_with_posterior_variance():
     chain = ds.DDPM.from_sde(VP, 100)
     ddim, _ = table_of(chain, "ddim", 100, eta=1.0)
     post, _ = table_of(chain, "ancestral", 100, variance="posterior")
-    for col in ("a", "b", "c", "t", "m", "s", "interval"):
-        np.testing.assert_allclose(getattr(ddim, col), getattr(post, col), rtol=1e-10, atol=1e-14)
+    ddim, post = ddim.affine_coefficients(), post.affine_coefficients()
+    for col in ("a", "b", "c", "t", "m", "sd", "interval"):
+        np.testing.assert_allclose(ddim[col], post[col], rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("case", ["ddpm-beta-unit-variance", "ddpm-posterior-point", "smld-point"])
@@ -174,11 +175,13 @@ def test_langevin_corrector_after_every_step_but_the_last():
     corrector = ds.methods.get("langevin", "corrector").build(law, snr=snr, n_corrector_steps=2,
                                                              corrector_at_start=False)
     pc_table = ds.StepTable.interleave(table, *corrector)
-    lang = pc_table.kind == 3
-    np.testing.assert_array_equal(pc_table.stream[lang], np.tile([2, 3], n - 1))
+    lang = pc_table.kind == ds.StepTable.ROW_KINDS["langevin"]
+    noise = np.flatnonzero(lang) - 1  # each langevin row follows its noise row
+    np.testing.assert_array_equal(pc_table.stream[noise], np.tile([2, 3], n - 1))
     np.testing.assert_array_equal(pc_table.t[lang], np.repeat(law.t[n - 1:0:-1], 2))
-    np.testing.assert_array_equal(pc_table.interval[lang], np.repeat(np.arange(n - 1, 0, -1), 2))
-    assert pc_table.kind[-1] == 0 and np.all(pc_table.c[lang] == snr) and np.all(pc_table.a[lang] == 1.0)
+    np.testing.assert_array_equal(pc_table.interval[noise], np.repeat(np.arange(n - 1, 0, -1), 2))
+    assert pc_table.kind[-1] == ds.StepTable.ROW_KINDS["combine"] and pc_table.dst[-1] == 0
+    assert np.all(pc_table.w[lang, 1] == snr) and np.all(pc_table.w[lang, 0] == 1.0)
     np.testing.assert_array_equal(ds.run_steps(x, pc_table, score=SCORE, rng=7).x, pc.x)
     # The corrector pulls the predictor's biased law toward p_t: the
     # predictor alone ends with variance ~0.284 at N = 60 (its recursion),
@@ -317,11 +320,11 @@ def test_langevin_corrector_on_vp_uses_r_equal_one_minus_beta_at_the_landing_tim
     corrector = ds.methods.get("langevin", "corrector").build(law, snr=snr, n_corrector_steps=1,
                                                              corrector_at_start=False)
     pc_table = ds.StepTable.interleave(table, *corrector)
-    lang = pc_table.kind == 3
+    lang = pc_table.kind == ds.StepTable.ROW_KINDS["langevin"]
     landing = np.arange(n - 1, 0, -1)
-    np.testing.assert_allclose(pc_table.a[lang], np.exp(law.log_abar[landing] - law.log_abar[landing - 1]),
-                               rtol=1e-15)
-    assert np.all((pc_table.a[lang] > 0.5) & (pc_table.a[lang] < 1))
+    r = pc_table.w[lang, 0]
+    np.testing.assert_allclose(r, np.exp(law.log_abar[landing] - law.log_abar[landing - 1]), rtol=1e-15)
+    assert np.all((r > 0.5) & (r < 1))
     np.testing.assert_array_equal(pc_table.t[lang], law.t[landing])
     # and the corrector pulls the predictor's biased law toward p_t
     m, s = VP.marginal_coefficients(1.0)

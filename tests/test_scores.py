@@ -198,7 +198,7 @@ def test_bad_mixtures_and_bindings_raise_clear_errors():
     with pytest.raises(ValueError, match="d = 2"):
         ds.reverse(VP, gm, np.zeros((3, 3)), 5)
     with pytest.raises(ValueError, match="needs s\\(t\\) > 0"):
-        ds.run_steps(np.zeros((2, 2)), ds.StepTable.affine([1.0], 0.1, 0.0, m=1.0, s=0.0),
+        ds.run_steps(np.zeros((2, 2)), ds.StepTable.affine([1.0], 0.1, 0.0, m=1.0, sd=0.0),
                      score=ds.EmpiricalData(np.zeros((3, 2))))
 
 

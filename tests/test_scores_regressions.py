@@ -187,7 +187,7 @@ def test_mixture_bits_do_not_depend_on_the_block_size(dtype):
     rng = np.random.default_rng(6)
     gm = ds.GaussianMixture(np.full(4, 0.25), rng.standard_normal((4, 3)) * 2, rng.uniform(0.2, 1, (4, 3)))
     x = (rng.standard_normal((131, 3)) * 3).astype(dtype)
-    table = ds.StepTable.affine([0.0], 1.0, 0.0, t=0.5, m=0.8, s=0.6)
+    table = ds.StepTable.affine([0.0], 1.0, 0.0, t=0.5, m=0.8, sd=0.6)
 
     def runs():
         return [ds.run_steps(x, table, score=gm, block_rows=b).x for b in (None, 1, 5, 63, 64, 65, 131)]
@@ -205,7 +205,7 @@ def test_mixture_bits_do_not_depend_on_the_block_size(dtype):
 
 def _big_mixture_plan(d=512**2, batch=2):
     gm = ds.GaussianMixture([1.0], np.zeros((1, d)), [1.0])
-    table = ds.StepTable.affine([1.0, 1.0], 0.1, 0.1, t=0.5, m=1.0, s=1.0)
+    table = ds.StepTable.affine([1.0, 1.0], 0.1, 0.1, t=0.5, m=1.0, sd=1.0)
     return gm, table, np.zeros((batch, d))
 
 
@@ -229,7 +229,7 @@ def test_peak_memory_of_a_one_component_mixture_stays_near_the_state_size():
         d = 512 ** 2
         gm = ds.GaussianMixture([1.0], np.zeros((1, d)), [1.0])
         x = np.random.default_rng(0).standard_normal((2, d))
-        table = ds.StepTable.affine([1.0, 1.0], 0.1, 0.1, t=0.5, m=1.0, s=1.0)
+        table = ds.StepTable.affine([1.0, 1.0], 0.1, 0.1, t=0.5, m=1.0, sd=1.0)
         ds.run_steps(x[:, :64], ds.StepTable.affine([1.0], 0.0, 0.1), rng=1)
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         ds.run_steps(x, table, score=gm, rng=1)

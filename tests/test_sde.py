@@ -90,7 +90,8 @@ def test_exact_paths_have_the_marginal_moments(name):
 
 def affine_moments(table, mean, var):
     """The moment recursion of an affine, score-free table."""
-    for a, c in zip(table.a, table.c):
+    coef = table.affine_coefficients()
+    for a, c in zip(coef["a"], coef["c"]):
         mean, var = a * mean, a * a * var + c * c
     return mean, var
 

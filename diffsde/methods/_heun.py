@@ -25,8 +25,8 @@ def reverse_ode_heun(view):
     if view.N == 1:
         return view.affine(k, a, b, 0.0)
     heun = StepTable.heun(a[:-1], b[:-1], a_end[:-1], b_end[:-1], t=view.t[k[:-1]],
-                          t_end=view.t[k[:-1] - 1], m=view.m[k[:-1]], s=view.sd[k[:-1]],
-                          m_end=view.m[k[:-1] - 1], s_end=view.sd[k[:-1] - 1])
+                          t_end=view.t[k[:-1] - 1], m=view.m[k[:-1]], sd=view.sd[k[:-1]],
+                          m_end=view.m[k[:-1] - 1], sd_end=view.sd[k[:-1] - 1])
     last = view.affine(k[-1:], a[-1:], b[-1:], 0.0)
     return StepTable.concat(heun, last)
 

@@ -41,7 +41,7 @@ def langevin_corrector(view, snr=0.16, n_corrector_steps=1, corrector_at_start=T
     n_rows = k.size * n_steps
     sub = np.arange(n_rows, dtype=np.int64) % n_steps if n_steps > 1 else 0
     return [StepTable.langevin(np.repeat(r, n_steps), snr, t=np.repeat(view.t[k], n_steps),
-                               m=np.repeat(view.m[k], n_steps), s=np.repeat(view.sd[k], n_steps),
+                               m=np.repeat(view.m[k], n_steps), sd=np.repeat(view.sd[k], n_steps),
                                interval=np.repeat(k, n_steps), sub_step=sub,
                                step=np.repeat(np.arange(k.size), n_steps))]
 

@@ -75,7 +75,7 @@ class GridView:
     def affine(self, k, a, b, c):
         """Reverse rows for steps starting at grid indices k (run order):
         score time t_k, noise interval k - 1."""
-        return StepTable.affine(a, b, c, t=self.t[k], m=self.m[k], s=self.sd[k], interval=k - 1)
+        return StepTable.affine(a, b, c, t=self.t[k], m=self.m[k], sd=self.sd[k], interval=k - 1)
 
     def ddpm_betas(self, k):
         """beta_k = 1 - abar_k / abar_{k-1}, without cancellation."""

@@ -33,8 +33,7 @@ def start_law(law):
 
 def with_b(table, b):
     """The same affine steps with a different score coefficient b."""
-    return ds.StepTable.affine(table.a, b, table.c, t=table.t, m=table.m, s=table.s,
-                               interval=table.interval)
+    return ds.StepTable.affine(**{**table.affine_coefficients(), "b": b})
 
 
 def moment_se(n, var):
@@ -147,14 +146,15 @@ def test_step3_difference_x_t_minus_x_t_plus_dt_runs_time_backwards():
         k = np.arange(n)  # t_k -> t_{k+1} as written
         h, beta = 1.0 / n, VP.beta(grid[k])
         m, s = VP.marginal_coefficients(grid[k])
-        up = ds.StepTable.affine(1 + beta * h / 2, beta * h, np.sqrt(beta * h), t=grid[k], m=m, s=s, interval=k)
+        up = ds.StepTable.affine(1 + beta * h / 2, beta * h, np.sqrt(beta * h), t=grid[k], m=m, sd=s, interval=k)
         mean, var = reference.table_moments(up, MU, V0, MU, V0)
         assert abs(mean - p_T[0]) > 0.08  # ~0.10 against 0.0099 at both n
         down, law = reverse_table(VP, "em", n)
         kd = law.run_order()
-        np.testing.assert_allclose(down.a, 1 + VP.beta(grid[kd]) * h / 2, rtol=1e-12)
-        np.testing.assert_allclose(down.b, VP.beta(grid[kd]) * h, rtol=1e-12)
-        np.testing.assert_allclose(down.c, np.sqrt(VP.beta(grid[kd]) * h), rtol=1e-12)
+        coef = down.affine_coefficients()
+        np.testing.assert_allclose(coef["a"], 1 + VP.beta(grid[kd]) * h / 2, rtol=1e-12)
+        np.testing.assert_allclose(coef["b"], VP.beta(grid[kd]) * h, rtol=1e-12)
+        np.testing.assert_allclose(coef["c"], np.sqrt(VP.beta(grid[kd]) * h), rtol=1e-12)
         mean, var = reference.table_moments(down, *p_T, MU, V0)
         assert abs(mean - MU) < 0.01 and abs(var - V0) < 0.01
 
@@ -171,9 +171,10 @@ def test_step6_delta_t_equal_one_is_not_a_limit():
         chain = ds.DDPM.from_sde(VP, n)
         table, law = reverse_table(chain, "em")
         beta_i = chain.betas[law.run_order() - 1]
-        np.testing.assert_allclose(table.a, 1 + beta_i / 2, rtol=1e-13)
-        np.testing.assert_allclose(table.b, beta_i, rtol=1e-13)
-        np.testing.assert_allclose(table.c, np.sqrt(beta_i), rtol=1e-13)
+        coef = table.affine_coefficients()
+        np.testing.assert_allclose(coef["a"], 1 + beta_i / 2, rtol=1e-13)
+        np.testing.assert_allclose(coef["b"], beta_i, rtol=1e-13)
+        np.testing.assert_allclose(coef["c"], np.sqrt(beta_i), rtol=1e-13)
     biases = []
     for n in NS:
         table, law = reverse_table(ds.DDPM.from_sde(VP, int(n)), "em")
@@ -186,7 +187,7 @@ def test_step6_delta_t_equal_one_is_not_a_limit():
         k = np.arange(n, 0, -1)
         beta = VP.beta(grid[k])  # the rate, with Dt = 1
         m, s = VP.marginal_coefficients(grid[k])
-        table = ds.StepTable.affine(1 + beta / 2, beta, np.sqrt(beta), t=grid[k], m=m, s=s, interval=k - 1)
+        table = ds.StepTable.affine(1 + beta / 2, beta, np.sqrt(beta), t=grid[k], m=m, sd=s, interval=k - 1)
         literal.append(reference.table_moments(table, *marginal_law(*VP.marginal_coefficients(1.0)), MU, V0)[1])
     assert literal[0] > 1e6 * V0 and literal[2] > literal[1] > literal[0]
 
@@ -262,7 +263,8 @@ def test_step8_eps_score_relation_needs_sqrt_one_minus_alpha_bar():
     mean0, var0 = start_law(law)
     x = mean0 + np.sqrt(var0) * ds.standard_normal(n, rng=23)
     exact_law = reference.table_moments(table, mean0, var0, MU, V0)
-    seed_law = reference.table_moments(with_b(table, table.b * table.s), mean0, var0, MU, V0)
+    coef = table.affine_coefficients()
+    seed_law = reference.table_moments(with_b(table, coef["b"] * coef["sd"]), mean0, var0, MU, V0)
     right = ds.reverse(chain, good, x, method="ancestral", rng=24).x
     wrong = ds.reverse(chain, seed_score, x, method="ancestral", rng=24).x
     np.testing.assert_allclose(right, ds.reverse(chain, SCORE, x, method="ancestral", rng=24).x,
@@ -285,11 +287,12 @@ def test_step9_ancestral_step_is_the_seed_formula_with_exact_coefficients():
     table, law = reverse_table(chain, "ancestral", last_step_noise=True)
     i = law.run_order()
     beta = chain.betas[i - 1]
-    np.testing.assert_allclose(table.a, 1 / np.sqrt(1 - beta), rtol=1e-13)
-    np.testing.assert_allclose(table.b, beta / np.sqrt(1 - beta), rtol=1e-13)
-    np.testing.assert_allclose(table.c, np.sqrt(beta), rtol=1e-13)
-    np.testing.assert_array_equal(table.t, chain.t[i])
-    np.testing.assert_array_equal(table.interval, i - 1)
+    coef = table.affine_coefficients()
+    np.testing.assert_allclose(coef["a"], 1 / np.sqrt(1 - beta), rtol=1e-13)
+    np.testing.assert_allclose(coef["b"], beta / np.sqrt(1 - beta), rtol=1e-13)
+    np.testing.assert_allclose(coef["c"], np.sqrt(beta), rtol=1e-13)
+    np.testing.assert_array_equal(coef["t"], chain.t[i])
+    np.testing.assert_array_equal(coef["interval"], i - 1)
 
 
 def test_step9_writes_x_i_plus_1_for_x_i_minus_1():
@@ -322,7 +325,7 @@ def test_step9_writes_x_i_plus_1_for_x_i_minus_1():
     k = np.arange(n_steps)
     beta = chain.betas
     up = ds.StepTable.affine(1 / np.sqrt(1 - beta), beta / np.sqrt(1 - beta), np.sqrt(beta), t=chain.t[k],
-                             m=m[k], s=s[k], interval=k)
+                             m=m[k], sd=s[k], interval=k)
     mean_up, var_up = reference.table_moments(up, MU, v0, MU, v0)
     assert mean_up > 5 * m[-1] * MU and mean_up - m[-1] * MU > 20 / np.sqrt(n)
 

@@ -181,7 +181,7 @@ def tau_table(sde, steps, alpha, factor=None, sign=1.0):
     f, g2 = sde.drift_coefficient(t), sde.diffusion(t) ** 2
     m, s = sde.marginal_coefficients(t)
     return ds.StepTable.affine(1 - sign * h * f, sign * factor * g2 * h, alpha * np.sqrt(g2 * h),
-                               t=t, m=m, s=s, interval=steps - 1 - j)
+                               t=t, m=m, sd=s, interval=steps - 1 - j)
 
 
 def reverse_tolerance(alpha, k):
