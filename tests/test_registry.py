@@ -109,8 +109,9 @@ def test_records_state_their_nfe_noise_and_streams(rec):
 def test_the_corrector_record_draws_sub_step_m_from_stream_2_plus_m():
     rec = ds.methods.get("langevin", "corrector")
     table = ds.methods.table(VP, "em", 6, corrector="langevin", n_corrector_steps=3)
-    lang = table.kind == 3
-    assert rec.streams == (2,) and set(table.stream[lang]) == {2, 3, 4}
+    lang = table.kind == ds.StepTable.ROW_KINDS["langevin"]
+    noise = np.flatnonzero(lang) - 1  # each langevin row follows its noise row
+    assert rec.streams == (2,) and set(table.stream[noise]) == {2, 3, 4}
     assert np.bincount(table.step, weights=table.needs_score).max() == rec.nfe_per_step * 3 + 1
 
 
@@ -183,12 +184,12 @@ def test_forward_em_on_a_chain_lags_one_interval_and_reverse_em_does_not():
     and sees its own beta_k."""
     chain = ds.DDPM.linear(10)
     h = chain.T / chain.N
-    fwd = ds.methods.table(chain, "em", direction="forward")
-    np.testing.assert_allclose(fwd.c**2, np.r_[chain.betas[0], chain.betas[:-1]], rtol=1e-12)
-    rev = ds.methods.table(chain, "em")
+    fwd = ds.methods.table(chain, "em", direction="forward").affine_coefficients()
+    np.testing.assert_allclose(fwd["c"]**2, np.r_[chain.betas[0], chain.betas[:-1]], rtol=1e-12)
+    rev = ds.methods.table(chain, "em").affine_coefficients()
     k = np.arange(chain.N, 0, -1)
-    np.testing.assert_allclose(rev.c**2, chain.betas[k - 1], rtol=1e-12)
-    np.testing.assert_allclose(rev.a, 1 + 0.5 * chain.betas[k - 1], rtol=1e-12)
+    np.testing.assert_allclose(rev["c"]**2, chain.betas[k - 1], rtol=1e-12)
+    np.testing.assert_allclose(rev["a"], 1 + 0.5 * chain.betas[k - 1], rtol=1e-12)
     assert h == 0.1
 
 
@@ -199,15 +200,15 @@ def test_a_vp_built_by_hand_gets_the_sde_methods_and_a_corrector_with_r_equal_on
     assert ds.methods.available(VP_BY_HAND) == ("em", "ode_heun")
     for method in ("em", "ode_heun"):
         mine, theirs = ds.methods.table(VP_BY_HAND, method, 50), ds.methods.table(VP, method, 50)
-        np.testing.assert_allclose(mine.a, theirs.a, rtol=1e-9)
-        np.testing.assert_allclose(mine.b, theirs.b, rtol=1e-9)
+        np.testing.assert_array_equal(mine.kind, theirs.kind)
+        np.testing.assert_allclose(mine.w, theirs.w, rtol=1e-9)
     mine = ds.methods.table(VP_BY_HAND, "em", 50, corrector="langevin")
     theirs = ds.methods.table(VP, "em", 50, corrector="langevin")
-    lang = theirs.kind == 3
-    np.testing.assert_array_equal(mine.a[lang], 1.0)
+    lang = theirs.kind == ds.StepTable.ROW_KINDS["langevin"]
+    np.testing.assert_array_equal(mine.w[lang, 0], 1.0)
     k = np.arange(50, 0, -1)
     t = np.linspace(0, 1, 51)
-    np.testing.assert_allclose(theirs.a[lang], np.exp(-np.diff(VP.integrated_beta(t)))[k - 1], rtol=1e-12)
+    np.testing.assert_allclose(theirs.w[lang, 0], np.exp(-np.diff(VP.integrated_beta(t)))[k - 1], rtol=1e-12)
 
 
 # ---- a user's own method ---------------------------------------------------------------

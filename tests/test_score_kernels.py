@@ -85,7 +85,7 @@ def test_large_dimension_rows_equal_the_twin_with_repeated_and_distinct_variance
     gm = ds.GaussianMixture([0.2, 0.3, 0.5], rng.standard_normal((K, d)), covs)
     x = gm.with_marginal(0.8, 0.6).sample(10, rng=3)
     twin = twins.mixture_score(gm, x, 0.8, 0.6)
-    table = ds.StepTable.affine([0.0], 1.0, 0.0, t=0.5, m=0.8, s=0.6)
+    table = ds.StepTable.affine([0.0], 1.0, 0.0, t=0.5, m=0.8, sd=0.6)
     for block_rows in (None, 1, 7, 8, 9):
         got = on_every_simd_path(lambda: ds.run_steps(x, table, score=gm, block_rows=block_rows).x)
         for path, out in got.items():
@@ -100,7 +100,7 @@ def test_empirical_bits_do_not_depend_on_threads_blocks_or_offsets():
     data = ds.EmpiricalData(rng.standard_normal((700, 6)))
     x = rng.standard_normal((43, 6))
     twin = twins.empirical_score(data, x, 0.7, 0.3)
-    table = ds.StepTable.affine([0.0], 1.0, 0.0, t=0.5, m=0.7, s=0.3)
+    table = ds.StepTable.affine([0.0], 1.0, 0.0, t=0.5, m=0.7, sd=0.3)
     try:
         for threads in (1, 2):
             ds.set_num_threads(threads)
