@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from ._validation import integer, positive_float, real_array, real_scalar, shown
+from ._validation import choice, integer, positive_float, real_array, real_scalar, shown
 from .methods._view import GridView, marginal_columns
 from .schedules import LinearBeta
 from .sde import VESDE, VPSDE, SubVPSDE
@@ -193,18 +193,17 @@ class DDPM(Chain):
             raise TypeError(f"DDPM.from_sde needs a VPSDE; got {type(vp).__name__}")
         N = integer(N, "N", 1)
         grid = np.arange(N + 1) * (vp.T / N)
+        rule = choice(rule, "rule", ("riemann", "exact", "linear"))
         if rule == "riemann":
             betas = vp.beta(grid[1:]) * (vp.T / N)
         elif rule == "exact":
             betas = -np.expm1(-np.diff(vp.integrated_beta(grid)))
-        elif rule == "linear":
+        else:
             if not isinstance(vp.schedule, LinearBeta):
                 raise ValueError(f"rule='linear' needs a linear beta(t) (VPSDE(beta_min, beta_max)); "
                                  f"got {vp!r}; use rule='riemann' or 'exact'")
             sched = vp.schedule
             betas = np.linspace(sched.beta_min * vp.T / N, sched.beta_max * vp.T / N, N)
-        else:
-            raise ValueError(f"rule must be 'riemann', 'exact' or 'linear'; got {shown(rule)}")
         if np.any(betas >= 1):
             i = int(np.flatnonzero(betas >= 1)[0]) + 1
             hint = ("rule='exact' (1 - exp(-integral of beta over each step), always < 1 unless "
@@ -235,11 +234,8 @@ class DDPM(Chain):
             The time span of the grid t_i = i T / N.
         """
         N = integer(N, "N", 1)
-        beta_start = real_scalar(beta_start, "beta_start", "positive")
-        beta_end = real_scalar(beta_end, "beta_end", "positive")
-        for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
-            if value >= 1:
-                raise ValueError(f"{name} must lie in (0, 1); got {value!r}")
+        beta_start = real_scalar(beta_start, "beta_start", "in_unit_interval")
+        beta_end = real_scalar(beta_end, "beta_end", "in_unit_interval")
         return cls(np.linspace(beta_start, beta_end, N), T)
 
     capabilities = frozenset({"affine", "chain", "ddpm_chain"})

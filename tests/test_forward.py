@@ -110,7 +110,7 @@ def test_user_noise_drives_the_run():
 
 def test_bad_input_gets_a_clear_error():
     x0 = np.zeros(4)
-    with pytest.raises(ValueError, match="steps must be >= 1"):
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
         ds.forward(VP, x0, steps=0)
     with pytest.raises(ValueError, match="valid: em, exact"):
         ds.forward(VP, x0, method="ancestral")

@@ -4,8 +4,7 @@ import numbers
 
 import numpy as np
 
-from .._validation import real_scalar, shown
-from .._validation import check_fits
+from .._validation import check_fits, integer, real_scalar, shown
 from .._steptable import StepTable
 from . import _registry
 from ._registry import capabilities, check_options, resolve
@@ -16,10 +15,7 @@ DEFAULT_SDE_STEPS = 1000
 def steps_value(steps, default):
     if steps is None:
         return default
-    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, numbers.Integral):
-        raise TypeError(f"steps must be an int >= 1; got {shown(steps)}")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1; got {int(steps)}")
+    steps = integer(steps, "steps", 1)
     # the per-step table and grid take ~100 bytes a step
     check_fits(100 * int(steps), f"a run of {int(steps):,} steps")
     return int(steps)
