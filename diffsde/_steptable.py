@@ -338,7 +338,7 @@ def combine_rows(dst, terms, *, t=0.0, step=None, drop_zero=True):
 
 def langevin_rows(dst, x, score, noise, r, snr, *, t=0.0, step=None):
     r"""Rows ``reg[dst] = reg[x] + e reg[score] + sqrt(2 e) reg[noise]``,
-    e = 2 r (snr |reg[noise]| / |reg[score]|)^2 per batch row."""
+    ``e = 2 r (snr |reg[noise]| / |reg[score]|)^2`` per batch row."""
     n = _steps_of(dst, x, score, noise, r, snr, t, step)
     return _rows(LANGEVIN, n, dst, [x, score, noise], [r, snr], t, 1.0, 0.0, 0, 0, step)
 
