@@ -291,9 +291,12 @@ def _needs_score_buffer(table):
     """Does a score row need a buffer for the score values, apart from its
     destination (csrc/driver.c stores a raw score straight into a scratch
     register)?"""
-    score = table.kind == SCORE
-    raw = (table.w[:, 0] == 0) & (table.w[:, 1] == 1) & (table.dst != 0) & (table.dst != table.src[:, 0])
-    return bool(np.any(score & ~raw))
+    rows = np.flatnonzero(table.kind == SCORE)
+    if not rows.size:
+        return False  # the table may then be a single term wide
+    w, dst = table.w[rows], table.dst[rows]
+    raw = (w[:, 0] == 0) & (w[:, 1] == 1) & (dst != 0) & (dst != table.src[rows, 0])
+    return not raw.all()
 
 
 def workspace_bytes(table, score_kind, score_params, batch, dim, itemsize, block_rows):
