@@ -26,6 +26,10 @@ BLOCK_ELEMENTS = 4096
 #: much as the step itself, so a second thread saves little; measured with
 #: benchmarks/callback.py on 2 cores, 2 threads break even from about 2**17.
 CALLBACK_SERIAL_BELOW = 2**17
+#: Runs needing fewer bytes than this skip asking the OS for the machine's
+#: memory (two system calls, a tenth of a small run's cost): every machine
+#: diffsde runs on has more.
+_ALWAYS_FITS = 2**26
 #: The largest block_rows C accepts (an int64).
 MAX_BLOCK_ROWS = 2**63 - 1
 
@@ -192,7 +196,7 @@ def _noise_array(noise, table, shape, dtype):
 def _save_rows(save, table):
     n_steps = table.n_steps
     if save is None:
-        saved = np.array([0, n_steps], dtype=np.int64)
+        return np.array([0, n_steps], dtype=np.int64), np.array([-1, table.n_rows - 1], dtype=np.int64)
     else:
         arr = np.asarray(save)
         if arr.size == 0:
@@ -202,8 +206,10 @@ def _save_rows(save, table):
         saved = np.unique(arr.astype(np.int64).ravel())
         if saved.size and (saved[0] < 0 or saved[-1] > n_steps):
             raise ValueError(f"save entries must lie in [0, {n_steps}] (step counts); got {save!r}")
-    last = np.r_[-1, table.last_row_of_step()].astype(np.int64)
-    return saved, np.ascontiguousarray(last[saved])
+    # the row ending step k - 1 for k >= 1, -1 (before the first row) for k = 0
+    rows = table.last_row_of_step()[np.maximum(saved - 1, 0)].astype(np.int64)
+    rows[saved == 0] = -1
+    return saved, rows
 
 
 def _output(out, shape, dtype):
@@ -271,9 +277,10 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
     buffers = 1 + len(saved) + (score_kind == _SCORE_PYTHON) * int(_written_scratch(table).sum())
     workspace = workspace_bytes(table, score_kind, score_params, shape[0], dim, dtype.itemsize,
                                 int(block_rows))
-    check_fits(shape[0] * dim * dtype.itemsize * buffers + workspace,
-               f"a run of {table.n_steps} steps on a batch of shape {shape} "
-               f"(with {workspace:,} bytes of per-thread workspaces)")
+    need = shape[0] * dim * dtype.itemsize * buffers + workspace
+    if need > _ALWAYS_FITS:
+        check_fits(need, f"a run of {table.n_steps} steps on a batch of shape {shape} "
+                         f"(with {workspace:,} bytes of per-thread workspaces)")
     return RunPlan(x, table, dtype, score, score_kind, score_params, noise, saved, save_rows, out,
                    nonfinite, int(block_rows), bool(progress))
 
@@ -281,22 +288,21 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
 def _written_scratch(table):
     """Scratch registers (index >= 1) some row writes: the buffers a run
     allocates."""
-    written = np.zeros(table.n_registers, bool)
-    written[table.dst] = True
-    written[0] = False
-    return written
+    return table._written_scratch()
 
 
 def _needs_score_buffer(table):
     """Does a score row need a buffer for the score values, apart from its
     destination (csrc/driver.c stores a raw score straight into a scratch
     register)?"""
-    rows = np.flatnonzero(table.kind == SCORE)
-    if not rows.size:
-        return False  # the table may then be a single term wide
-    w, dst = table.w[rows], table.dst[rows]
-    raw = (w[:, 0] == 0) & (w[:, 1] == 1) & (dst != 0) & (dst != table.src[rows, 0])
-    return not raw.all()
+    def compute():
+        rows = np.flatnonzero(table.kind == SCORE)
+        if not rows.size:
+            return False  # the table may then be a single term wide
+        w, dst = table.w[rows], table.dst[rows]
+        raw = (w[:, 0] == 0) & (w[:, 1] == 1) & (dst != 0) & (dst != table.src[rows, 0])
+        return not raw.all()
+    return table._memo("needs_score_buffer", compute)
 
 
 def workspace_bytes(table, score_kind, score_params, batch, dim, itemsize, block_rows):
@@ -415,9 +421,12 @@ def execute(plan, key, row_offset=0):
             last = np.searchsorted(plan.save_rows, r1)
             if callback is not None:
                 callback.row_offset = r0
-            rows = {name: getattr(table, name)[r0:r1] for name in
-                    ("kind", "dst", "src", "w", "t", "m", "sd", "interval", "stream")}
-            rows["n_registers"] = table.n_registers
+            if r0 == 0 and r1 == table.n_rows:
+                rows = table  # C reads its read-only columns in place
+            else:
+                rows = {name: getattr(table, name)[r0:r1] for name in
+                        ("kind", "dst", "src", "w", "t", "m", "sd", "interval", "stream")}
+                rows["n_registers"] = table.n_registers
             options["save_rows"] = plan.save_rows[first:last] - r0
             options["snapshots"] = snapshots[first:last]
             bad = _core.run(work, rows, options)

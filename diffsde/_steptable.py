@@ -508,7 +508,7 @@ class StepTable:
                 object.__setattr__(self, name, col)
 
     @classmethod
-    def _trusted(cls, **columns):
+    def _trusted(cls, derived=None, **columns):
         """A table from columns the package's own builders made, valid by
         construction (their inputs were checked as they were turned into
         columns): fresh, C-contiguous arrays of the C dtypes, src and w as
@@ -525,6 +525,8 @@ class StepTable:
                 base.setflags(write=False)
                 base = base.base
             object.__setattr__(table, name, col)
+        if derived:
+            table.__dict__["_derived"] = dict(derived)
         return table
 
     def _check_steps(self):
@@ -675,7 +677,8 @@ class StepTable:
             # affine_coefficients
             specs.append((COMBINE, REG_X, (REG_X,) + (REG_SCORE,) * any_b + (REG_NOISE,) * any_c,
                           (a,) + (b,) * any_b + (c,) * any_c, t, m, sd, interval, 0))
-            return cls._trusted(**_regular(n, specs))
+            cols, derived = _regular(n, specs)
+            return cls._trusted(derived, **cols)
         with_score, with_noise = np.flatnonzero(has_b), np.flatnonzero(has_c)
         groups = []
         if with_score.size:
@@ -724,7 +727,8 @@ class StepTable:
             specs.append((COMBINE, REG_STAGE, (REG_STAGE,) + (REG_SCORE,) * any_be,
                           (a_end,) + (b_end,) * any_be, t_end, m_end, sd_end, steps, 0))
             specs.append((COMBINE, REG_X, (REG_X, REG_STAGE), (0.5, 0.5), t_end, m_end, sd_end, steps, 0))
-            return cls._trusted(**_regular(n, specs))
+            cols, derived = _regular(n, specs)
+            return cls._trusted(derived, **cols)
         groups = []
         first, second = np.flatnonzero(has_b), np.flatnonzero(has_be)
         if first.size:
@@ -829,12 +833,20 @@ class StepTable:
     def n_steps(self):
         return int(self.step[-1]) + 1 if self.n_rows else 0
 
+    def _memo(self, name, compute):
+        """A derived value, computed once: the columns are read-only, and a
+        run asks for the same few values several times."""
+        cache = self.__dict__.setdefault("_derived", {})
+        if name not in cache:
+            cache[name] = compute()
+        return cache[name]
+
     @property
     def n_registers(self):
         """1 + the largest register index the table uses (at least 1)."""
         if not self.n_rows:
             return 1
-        return int(max(self.dst.max(), self.src.max())) + 1
+        return self._memo("n_registers", lambda: int(max(self.dst.max(), self.src.max())) + 1)
 
     @property
     def needs_score(self):
@@ -849,17 +861,39 @@ class StepTable:
     @property
     def nfe(self):
         """Score evaluations (of the whole batch) a run of this table makes."""
-        return int(np.count_nonzero(self.needs_score))
+        return self._memo("nfe", lambda: int(np.count_nonzero(self.needs_score)))
 
     @property
     def n_noise_intervals(self):
         """Length of a user noise array: 1 + the largest stream-0 interval."""
-        rows = self.needs_noise & (self.stream == STREAM_STEP)
-        return int(self.interval[rows].max()) + 1 if np.any(rows) else 0
+        def compute():
+            rows = self.needs_noise & (self.stream == STREAM_STEP)
+            return int(self.interval[rows].max()) + 1 if np.any(rows) else 0
+        return self._memo("n_noise_intervals", compute)
+
+    def _written_scratch(self):
+        """Boolean per register: is it a scratch register (index >= 1) some
+        row writes, i.e. one a run allocates? Read-only."""
+        def compute():
+            written = np.zeros(self.n_registers, bool)
+            written[self.dst] = True
+            written[0] = False
+            written.setflags(write=False)
+            return written
+        return self._memo("written_scratch", compute)
 
     def last_row_of_step(self):
-        """Row index ending each step (array of length n_steps)."""
-        return np.flatnonzero(np.r_[self.step[1:] != self.step[:-1], True]) if self.n_rows else self.step
+        """Row index ending each step (a read-only array of length n_steps)."""
+        def compute():
+            if not self.n_rows:
+                return self.step
+            ends = np.empty(self.n_rows, bool)
+            np.not_equal(self.step[1:], self.step[:-1], out=ends[:-1])
+            ends[-1] = True
+            last = np.flatnonzero(ends)
+            last.setflags(write=False)
+            return last
+        return self._memo("last_row_of_step", compute)
 
     def carried_steps(self):
         """Boolean per step: does a scratch register written before the step
@@ -955,7 +989,18 @@ def _regular(n, specs):
     step = np.empty((n, g), np.int64)
     step[:] = np.arange(n)[:, None]
     cols["step"] = step
-    return {name: col.reshape(n * g, *col.shape[2:]) for name, col in cols.items()}
+    cols = {name: col.reshape(n * g, *col.shape[2:]) for name, col in cols.items()}
+    # what a run asks of the table, known here without a pass over it
+    last = np.arange(g - 1, n * g, g)
+    last.setflags(write=False)
+    registers = [sp[1] for sp in specs] + [k for sp in specs for k in sp[2]]
+    written = np.zeros(max(registers) + 1, bool)
+    written[[sp[1] for sp in specs]] = n > 0
+    written[0] = False
+    written.setflags(write=False)
+    derived = {"n_registers": max(registers) + 1 if n else 1, "nfe": n * sum(sp[0] == SCORE for sp in specs),
+               "last_row_of_step": last, "written_scratch": written if n else np.zeros(1, bool)}
+    return cols, derived
 
 
 def _widened(col, width, name):
