@@ -203,7 +203,9 @@ def _save_rows(save, table):
             arr = arr.astype(np.int64)
         if arr.dtype.kind not in "iu":
             raise TypeError(f"save must be step counts (integers); got dtype {arr.dtype}")
-        saved = np.unique(arr.astype(np.int64).ravel())
+        saved = arr.astype(np.int64).ravel()
+        if saved.size > 1 and not (saved[1:] > saved[:-1]).all():
+            saved = np.unique(saved)
         if saved.size and (saved[0] < 0 or saved[-1] > n_steps):
             raise ValueError(f"save entries must lie in [0, {n_steps}] (step counts); got {save!r}")
     # the row ending step k - 1 for k >= 1, -1 (before the first row) for k = 0

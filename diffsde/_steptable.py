@@ -156,7 +156,15 @@ def _column(value, n, name, dtype=np.float64):
 
 
 def _steps_of(*values):
-    sizes = {np.size(v) for v in values if np.ndim(v) > 0}
+    sizes = set()
+    for v in values:
+        if v is None or type(v) in (float, int):
+            continue
+        if type(v) is np.ndarray:
+            if v.ndim:
+                sizes.add(v.size)
+        elif np.ndim(v) > 0:
+            sizes.add(np.size(v))
     if len(sizes) > 1:
         raise ValueError(f"per-step arrays have different lengths {sorted(sizes)}")
     return sizes.pop() if sizes else 1
@@ -660,9 +668,13 @@ class StepTable:
         a, b, c = _column(a, n, "a"), _column(b, n, "b"), _column(c, n, "c")
         t, m, sd = _column(t, n, "t"), _column(m, n, "m"), _column(sd, n, "sd")
         steps = np.arange(n)
-        interval = _column(steps if interval is None else interval, n, "interval", np.int64)
+        # the default intervals 0 .. n-1 and the default stream need no check
+        given = interval is not None
+        interval = _column(interval if given else steps, n, "interval", np.int64)
+        check_stream = stream is not STREAM_STEP
         stream = _column(stream, n, "stream", np.int64)
-        _check_builder_columns(sd=sd, interval=interval, stream=stream)
+        _check_builder_columns(sd=sd, interval=interval if given else None,
+                               stream=stream if check_stream else None)
         has_b, has_c = b != 0, c != 0
         any_b, any_c = bool(has_b.any()), bool(has_c.any())
         if (not any_b or has_b.all()) and (not any_c or has_c.all()):
@@ -944,7 +956,7 @@ def _check_builder_columns(sd=None, interval=None, stream=None):
     """What the constructor checks of the columns a builder takes from its
     caller, beyond finiteness (:func:`_column`): a builder that passes this
     makes a valid table by construction."""
-    if sd is not None and sd.size and sd.min() < 0:
+    if sd is not None and sd.size and not sd.min() >= 0:  # (finite already)
         k = int(np.flatnonzero(sd < 0)[0])
         raise ValueError(f"StepTable column sd (marginal std) is {float(sd[k])} < 0 at step {k}")
     low, high = _INT_RANGES["interval"]
@@ -956,50 +968,85 @@ def _check_builder_columns(sd=None, interval=None, stream=None):
                                  f"its entries must lie in [{low}, {high}]")
 
 
+_PATTERNS = {}
+
+
+def _pattern(specs):
+    """The per-step constants of a regular program, made once per layout:
+    its width, kind/dst/src rows, registers and the scratch registers it
+    writes."""
+    key = tuple((sp[0], sp[1], tuple(sp[2]), len(sp[3])) for sp in specs)
+    pattern = _PATTERNS.get(key)
+    if pattern is None:
+        width = max(max(len(sp[2]), len(sp[3]), 1) for sp in specs)
+        kind = np.array([sp[0] for sp in specs], np.int32)
+        dst = np.array([sp[1] for sp in specs], np.int32)
+        src = np.array([list(sp[2]) + [-1] * (width - len(sp[2])) for sp in specs], np.int32)
+        n_registers = max([sp[1] for sp in specs] + [k for sp in specs for k in sp[2]]) + 1
+        written = np.zeros(n_registers, bool)
+        written[dst] = True
+        written[0] = False
+        for arr in (kind, dst, src, written):
+            arr.setflags(write=False)
+        pattern = _PATTERNS[key] = (width, kind, dst, src, n_registers, written,
+                                    int(np.count_nonzero(kind == SCORE)))
+    return pattern
+
+
 def _regular(n, specs):
     """The columns of ``n`` steps that each run the same rows, one per
     spec ``(kind, dst, srcs, weights, t, m, sd, interval, stream)`` in
     order; sources are registers, the other entries scalars or per-step
     columns (checked). Each column is allocated once and written with one
-    broadcast or strided copy per spec: no merge, no sort, no temporaries."""
+    broadcast or strided copy per spec: no merge, no sort, no temporaries.
+    Also returns what a run asks of the table, known here without a pass
+    over it."""
     g = len(specs)
-    width = max(max(len(sp[2]), len(sp[3]), 1) for sp in specs)
+    width, kind_row, dst_row, src_rows, n_registers, written, scores = _pattern(specs)
     kind = np.empty((n, g), np.int32)
-    kind[:] = [sp[0] for sp in specs]
+    kind[:] = kind_row
     dst = np.empty((n, g), np.int32)
-    dst[:] = [sp[1] for sp in specs]
+    dst[:] = dst_row
     src = np.empty((n, g, width), np.int32)
-    src[:] = [list(sp[2]) + [-1] * (width - len(sp[2])) for sp in specs]
+    src[:] = src_rows
     w = np.zeros((n, g, width))
     for i, sp in enumerate(specs):
         for k, wk in enumerate(sp[3]):
             if not (type(wk) is float and wk == 0.0):
                 w[:, i, k] = wk
     cols = {"kind": kind, "dst": dst, "src": src, "w": w}
-    for j, (name, dtype) in enumerate((("t", np.float64), ("m", np.float64), ("sd", np.float64),
-                                       ("interval", np.int64), ("stream", np.int64))):
+    for j, name in enumerate(("t", "m", "sd", "interval", "stream")):
         values = [sp[4 + j] for sp in specs]
-        col = np.empty((n, g), dtype)
-        if all(v is values[0] for v in values):
-            col[:] = values[0][:, None] if isinstance(values[0], np.ndarray) else values[0]
+        if j < 3:
+            col = np.empty((n, g))
+        else:
+            col = np.zeros((n, g), np.int64)
+            values = [None if type(v) is int and v == 0 else v for v in values]
+        first = values[0]
+        if all(v is first for v in values):
+            if first is not None:
+                col[:] = first[:, None] if type(first) is np.ndarray else first
         else:
             for i, v in enumerate(values):
-                col[:, i] = v
+                if v is not None:
+                    col[:, i] = v
         cols[name] = col
     step = np.empty((n, g), np.int64)
     step[:] = np.arange(n)[:, None]
     cols["step"] = step
     cols = {name: col.reshape(n * g, *col.shape[2:]) for name, col in cols.items()}
-    # what a run asks of the table, known here without a pass over it
     last = np.arange(g - 1, n * g, g)
     last.setflags(write=False)
-    registers = [sp[1] for sp in specs] + [k for sp in specs for k in sp[2]]
-    written = np.zeros(max(registers) + 1, bool)
-    written[[sp[1] for sp in specs]] = n > 0
-    written[0] = False
-    written.setflags(write=False)
-    derived = {"n_registers": max(registers) + 1 if n else 1, "nfe": n * sum(sp[0] == SCORE for sp in specs),
-               "last_row_of_step": last, "written_scratch": written if n else np.zeros(1, bool)}
+    if not n:
+        n_registers, written = 1, np.zeros(1, bool)
+    derived = {"n_registers": n_registers, "nfe": n * scores, "last_row_of_step": last,
+               "written_scratch": written}
+    # the driver stores a raw score (w0 = 0, w1 = 1) straight into a scratch
+    # register; any other score row needs a buffer for the values
+    raw = [all(type(v) is float for v in sp[3]) and tuple(sp[3]) == (0.0, 1.0) and sp[1] not in (0, sp[2][0])
+           for sp in specs if sp[0] == SCORE]
+    if n and all(raw):
+        derived["needs_score_buffer"] = False
     return cols, derived
 
 
