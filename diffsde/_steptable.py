@@ -227,10 +227,11 @@ def _own_column(value, name):
 
 
 #: Peak bytes per row while a corrector table is built and interleaved with
-#: its predictor: the table (156 bytes a row), its interleaved copy, the
-#: sort's int64 keys and order and one column in flight; tracemalloc
-#: measured 362 (5 sub-steps at 20,000 grid times).
-BUILD_BYTES_PER_ROW = 400
+#: its predictor: the table (56 + 12 x width bytes a row, 92 for the
+#: corrector's width 3), its interleaved copy, the sort's int64 keys and
+#: order and one column in flight; tracemalloc measured 202 (5 sub-steps at
+#: 20,000 grid times; 329 when every row was 8 terms wide).
+BUILD_BYTES_PER_ROW = 240
 
 
 def check_rows_fit(n_rows, what, advice):
