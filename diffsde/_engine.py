@@ -26,10 +26,6 @@ BLOCK_ELEMENTS = 4096
 #: much as the step itself, so a second thread saves little; measured with
 #: benchmarks/callback.py on 2 cores, 2 threads break even from about 2**17.
 CALLBACK_SERIAL_BELOW = 2**17
-#: Runs needing fewer bytes than this skip asking the OS for the machine's
-#: memory (two system calls, a tenth of a small run's cost): every machine
-#: diffsde runs on has more.
-_ALWAYS_FITS = 2**26
 #: The largest block_rows C accepts (an int64).
 MAX_BLOCK_ROWS = 2**63 - 1
 
@@ -279,10 +275,9 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
     buffers = 1 + len(saved) + (score_kind == _SCORE_PYTHON) * int(_written_scratch(table).sum())
     workspace = workspace_bytes(table, score_kind, score_params, shape[0], dim, dtype.itemsize,
                                 int(block_rows))
-    need = shape[0] * dim * dtype.itemsize * buffers + workspace
-    if need > _ALWAYS_FITS:
-        check_fits(need, f"a run of {table.n_steps} steps on a batch of shape {shape} "
-                         f"(with {workspace:,} bytes of per-thread workspaces)")
+    check_fits(shape[0] * dim * dtype.itemsize * buffers + workspace,
+               f"a run of {table.n_steps} steps on a batch of shape {shape} "
+               f"(with {workspace:,} bytes of per-thread workspaces)")
     return RunPlan(x, table, dtype, score, score_kind, score_params, noise, saved, save_rows, out,
                    nonfinite, int(block_rows), bool(progress))
 

@@ -174,15 +174,3 @@ def test_concat_and_interleave_recheck_the_noise_registers():
     for join in (ds.StepTable.concat, ds.StepTable.interleave):
         with pytest.raises(ValueError, match="register 2 is written by normal rows and by other rows"):
             join(noise_in_2, writes_2)
-
-
-def test_a_small_run_does_not_ask_the_os_for_its_memory(monkeypatch):
-    """Two system calls per call were a tenth of a 10 x 10 run; a run of
-    under 64 MiB fits on any machine, so only larger ones ask."""
-    calls = []
-    monkeypatch.setattr(_engine, "check_fits", lambda need, what: calls.append(need))
-    ds.forward(ds.VPSDE(), np.zeros((10, 1)), steps=10, rng=0)
-    assert calls == []
-    big = np.zeros((2**23 + 1, 1))
-    _engine.prepare(big, ds.StepTable.affine([0.5]), save=[])
-    assert calls and calls[0] > 2**26
