@@ -148,6 +148,16 @@ def _commit(tree):
         return None
 
 
+def _dirty(tree):
+    """Does the checkout differ from its commit (None: not a git checkout)?"""
+    try:
+        out = subprocess.run(["git", "-C", tree, "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return bool(out.strip())
+
+
 def _fit(times, steps):
     """Least-squares line time = per_call + per_step * steps."""
     n = len(steps)
@@ -173,6 +183,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--against", metavar="DIR", help="another diffsde checkout to time in the same run")
+    ap.add_argument("--against-commit", metavar="REV",
+                    help="the commit DIR was exported from, for the JSON when DIR is not a git checkout")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -197,7 +209,9 @@ def main():
         "machine": {"cpu": cpu_model(), "cpus_usable": len(os.sched_getaffinity(0)),
                     "platform": platform.platform(), "python": platform.python_version(),
                     "threads": 1, "loadavg_start": load_start, "loadavg_end": os.getloadavg()},
-        "trees": {label: {"path": tree, "commit": _commit(tree)} for label, tree in trees.items()},
+        "trees": {label: {"path": tree, "commit": _commit(tree) or (args.against_commit if label == "against" else None),
+                          "dirty": _dirty(tree)}
+                  for label, tree in trees.items()},
         "seconds": best,
         "summary": {label: _summary(b, args.quick) for label, b in best.items()},
     }
