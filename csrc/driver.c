@@ -17,9 +17,9 @@
 int
 dsde_row_terms(const dsde_table *table, int64_t r)
 {
-    const int32_t *src = table->src + r * DSDE_MAX_TERMS;
+    const int32_t *src = table->src + r * table->width;
     int n = 0;
-    while (n < DSDE_MAX_TERMS && src[n] >= 0)
+    while (n < table->width && src[n] >= 0)
         n++;
     return n;
 }
@@ -51,17 +51,24 @@ dsde_table_check(dsde_table *tb, const dsde_run *run)
                      DSDE_MAX_REGISTERS, R);
         return -1;
     }
+    if (tb->width < 1 || tb->width > DSDE_MAX_TERMS) {
+        PyErr_Format(PyExc_ValueError, "_core: the table's width (terms per row) must lie in "
+                     "[1, %d]; got %d", DSDE_MAX_TERMS, tb->width);
+        return -1;
+    }
     memset(normal, 0, sizeof normal);
     memset(other, 0, sizeof other);
     memset(tb->written, 0, sizeof tb->written);
     tb->score_tmp = 0;
     for (int64_t r = 0; r < tb->n_rows; r++) {
         const int kind = tb->kind[r], dst = tb->dst[r];
-        const int32_t *src = tb->src + r * DSDE_MAX_TERMS;
+        const int32_t *src = tb->src + r * tb->width;
         int n = dsde_row_terms(tb, r);
+        /* score and langevin rows read two weights */
         int ok = kind >= 0 && kind < DSDE_N_ROW_KINDS && dst >= 0 && dst < R &&
-                 expected_terms(kind, n);
-        for (int k = 0; ok && k < DSDE_MAX_TERMS; k++)
+                 expected_terms(kind, n) &&
+                 (tb->width >= 2 || (kind != DSDE_ROW_SCORE && kind != DSDE_ROW_LANGEVIN));
+        for (int k = 0; ok && k < tb->width; k++)
             ok = k < n ? src[k] < R : src[k] == -1;
         if (!ok) {
             PyErr_Format(PyExc_ValueError, "_core: row %lld has kind %d, dst %d or sources out "
@@ -82,16 +89,16 @@ dsde_table_check(dsde_table *tb, const dsde_run *run)
         else {
             other[dst] = 1;
         }
-        if (kind == DSDE_ROW_SCORE && !(tb->w[r * DSDE_MAX_TERMS] == 0.0 &&
-                                        tb->w[r * DSDE_MAX_TERMS + 1] == 1.0 && dst != 0 &&
+        if (kind == DSDE_ROW_SCORE && !(tb->w[r * tb->width] == 0.0 &&
+                                        tb->w[r * tb->width + 1] == 1.0 && dst != 0 &&
                                         dst != src[0]))
             tb->score_tmp = 1;
         tb->written[dst] = 1;
     }
     /* a register no row writes has no buffer: no row may read it */
     for (int64_t r = 0; r < tb->n_rows; r++) {
-        const int32_t *src = tb->src + r * DSDE_MAX_TERMS;
-        for (int k = 0; k < DSDE_MAX_TERMS && src[k] >= 0; k++) {
+        const int32_t *src = tb->src + r * tb->width;
+        for (int k = 0; k < tb->width && src[k] >= 0; k++) {
             if (src[k] > 0 && !tb->written[src[k]]) {
                 PyErr_Format(PyExc_ValueError, "_core: row %lld reads register %d, which no row "
                              "writes", (long long)r, (int)src[k]);

@@ -30,8 +30,9 @@ typedef struct {
     int64_t n_rows;
     int n_registers;
     const int32_t *kind, *dst;
-    const int32_t *src;    /* (n_rows, DSDE_MAX_TERMS); -1 ends a row's list */
-    const double *w;       /* (n_rows, DSDE_MAX_TERMS) */
+    int width;             /* terms per row, 1 .. DSDE_MAX_TERMS (2 with score rows) */
+    const int32_t *src;    /* (n_rows, width); -1 ends a row's list */
+    const double *w;       /* (n_rows, width) */
     const double *t, *m, *sd;
     const int64_t *interval, *stream;
     /* filled by dsde_table_check */

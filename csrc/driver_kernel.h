@@ -23,8 +23,8 @@ DSDE_FN(apply_row)(const dsde_run *run, const dsde_table *tb, int64_t r, int64_t
 {
     const int64_t dim = run->dim, rows = i1 - i0, n = rows * dim;
     const int kind = tb->kind[r], dst = tb->dst[r];
-    const int32_t *src = tb->src + r * DSDE_MAX_TERMS;
-    const double *w = tb->w + r * DSDE_MAX_TERMS;
+    const int32_t *src = tb->src + r * tb->width;
+    const double *w = tb->w + r * tb->width;
     DSDE_T *out = DSDE_FN(reg)(run, rg, dst, i0);
     int bad = 0;
 

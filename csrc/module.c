@@ -233,7 +233,8 @@ static const char run_doc[] =
     "run(x, table, options) -> first_nonfinite_row\n\n"
     "x: (batch, dim) float32/float64 state, updated in place. table: a StepTable or a\n"
     "mapping with its columns kind, dst, src, w, t, m, sd, interval, stream and\n"
-    "n_registers. options: an object or mapping with key, noise, score_kind,\n"
+    "n_registers; src and w are (rows, width), 1 <= width <= MAX_TERMS. options: an\n"
+    "object or mapping with key, noise, score_kind,\n"
     "score_params, callback, registers, save_rows, snapshots, check_finite,\n"
     "stop_on_nonfinite, num_threads, block_rows, row_offset.\n\n"
     "Private: use diffsde.run_steps.";
@@ -278,11 +279,36 @@ core_run(PyObject *self, PyObject *args)
     if (kind == NULL)
         goto error;
     npy_intp rows = PyArray_SIZE(kind);
+    /* the width (terms per row) is src's second axis; w must agree, and
+     * dsde_table_check bounds it by DSDE_MAX_TERMS before any row is read */
+    if ((v = field(&h, table_obj, "table", "src")) == NULL)
+        goto error;
+    if (!PyArray_Check(v) || PyArray_NDIM((PyArrayObject *)v) != 2 ||
+        PyArray_DIM((PyArrayObject *)v, 0) != rows) {
+        PyErr_Format(PyExc_ValueError, "_core: table.src must be a 2-D array of %zd rows "
+                     "(rows, width)", (Py_ssize_t)rows);
+        goto error;
+    }
+    npy_intp width = PyArray_DIM((PyArrayObject *)v, 1);
+    if (width < 1 || width > DSDE_MAX_TERMS) {
+        PyErr_Format(PyExc_ValueError, "_core: table.src has width %zd; a row takes 1 to %d "
+                     "terms", (Py_ssize_t)width, DSDE_MAX_TERMS);
+        goto error;
+    }
+    if ((v = field(&h, table_obj, "table", "w")) == NULL)
+        goto error;
+    if (!PyArray_Check(v) || PyArray_NDIM((PyArrayObject *)v) != 2 ||
+        PyArray_DIM((PyArrayObject *)v, 0) != rows || PyArray_DIM((PyArrayObject *)v, 1) != width) {
+        PyErr_Format(PyExc_ValueError, "_core: table.w must have the shape of table.src, "
+                     "(%zd, %zd)", (Py_ssize_t)rows, (Py_ssize_t)width);
+        goto error;
+    }
+    table.width = (int)width;
     const void *cols[9];
     static const char *names[9] = {"dst", "src", "w", "t", "m", "sd", "interval", "stream", "kind"};
     static const int types[9] = {NPY_INT32, NPY_INT32, NPY_FLOAT64, NPY_FLOAT64, NPY_FLOAT64,
                                  NPY_FLOAT64, NPY_INT64, NPY_INT64, NPY_INT32};
-    static const size_t widths[9] = {1, DSDE_MAX_TERMS, DSDE_MAX_TERMS, 1, 1, 1, 1, 1, 1};
+    const size_t widths[9] = {1, (size_t)width, (size_t)width, 1, 1, 1, 1, 1, 1};
     size_t table_bytes = 0;
     int copy[9];
     for (int i = 0; i < 9; i++) {

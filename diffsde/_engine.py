@@ -192,18 +192,22 @@ def _noise_array(noise, table, shape, dtype):
 def _save_rows(save, table):
     n_steps = table.n_steps
     if save is None:
-        saved = np.array([0, n_steps], dtype=np.int64)
+        return np.array([0, n_steps], dtype=np.int64), np.array([-1, table.n_rows - 1], dtype=np.int64)
     else:
         arr = np.asarray(save)
         if arr.size == 0:
             arr = arr.astype(np.int64)
         if arr.dtype.kind not in "iu":
             raise TypeError(f"save must be step counts (integers); got dtype {arr.dtype}")
-        saved = np.unique(arr.astype(np.int64).ravel())
+        saved = arr.astype(np.int64).ravel()
+        if saved.size > 1 and not (saved[1:] > saved[:-1]).all():
+            saved = np.unique(saved)
         if saved.size and (saved[0] < 0 or saved[-1] > n_steps):
             raise ValueError(f"save entries must lie in [0, {n_steps}] (step counts); got {save!r}")
-    last = np.r_[-1, table.last_row_of_step()].astype(np.int64)
-    return saved, np.ascontiguousarray(last[saved])
+    # the row ending step k - 1 for k >= 1, -1 (before the first row) for k = 0
+    rows = table.last_row_of_step()[np.maximum(saved - 1, 0)].astype(np.int64)
+    rows[saved == 0] = -1
+    return saved, rows
 
 
 def _output(out, shape, dtype):
@@ -281,19 +285,21 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
 def _written_scratch(table):
     """Scratch registers (index >= 1) some row writes: the buffers a run
     allocates."""
-    written = np.zeros(table.n_registers, bool)
-    written[table.dst] = True
-    written[0] = False
-    return written
+    return table._written_scratch()
 
 
 def _needs_score_buffer(table):
     """Does a score row need a buffer for the score values, apart from its
     destination (csrc/driver.c stores a raw score straight into a scratch
     register)?"""
-    score = table.kind == SCORE
-    raw = (table.w[:, 0] == 0) & (table.w[:, 1] == 1) & (table.dst != 0) & (table.dst != table.src[:, 0])
-    return bool(np.any(score & ~raw))
+    def compute():
+        rows = np.flatnonzero(table.kind == SCORE)
+        if not rows.size:
+            return False  # the table may then be a single term wide
+        w, dst = table.w[rows], table.dst[rows]
+        raw = (w[:, 0] == 0) & (w[:, 1] == 1) & (dst != 0) & (dst != table.src[rows, 0])
+        return not raw.all()
+    return table._memo("needs_score_buffer", compute)
 
 
 def workspace_bytes(table, score_kind, score_params, batch, dim, itemsize, block_rows):
@@ -412,9 +418,12 @@ def execute(plan, key, row_offset=0):
             last = np.searchsorted(plan.save_rows, r1)
             if callback is not None:
                 callback.row_offset = r0
-            rows = {name: getattr(table, name)[r0:r1] for name in
-                    ("kind", "dst", "src", "w", "t", "m", "sd", "interval", "stream")}
-            rows["n_registers"] = table.n_registers
+            if r0 == 0 and r1 == table.n_rows:
+                rows = table  # C reads its read-only columns in place
+            else:
+                rows = {name: getattr(table, name)[r0:r1] for name in
+                        ("kind", "dst", "src", "w", "t", "m", "sd", "interval", "stream")}
+                rows["n_registers"] = table.n_registers
             options["save_rows"] = plan.save_rows[first:last] - r0
             options["snapshots"] = snapshots[first:last]
             bad = _core.run(work, rows, options)

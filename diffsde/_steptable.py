@@ -100,12 +100,18 @@ _PREFIX = np.isin(np.arange(256), _PREFIX_MASK)
 
 
 def _row_bits(flags):
-    """One byte per row of a (rows, MAX_TERMS) boolean array, term 0 in bit
-    7 (np.packbits of each row; packing the flat array is the same bytes,
-    and much faster than packing along an axis)."""
-    if MAX_TERMS != 8:
+    """One byte per row of a (rows, width) boolean array, term 0 in bit 7
+    (np.packbits of each row, zero-padded to 8 terms; for 8 terms packing
+    the flat array is the same bytes, and much faster than packing along an
+    axis)."""
+    if flags.shape[1] == 8:
+        return np.packbits(np.ascontiguousarray(flags).reshape(-1))
+    if flags.shape[1] > 8:
         return np.packbits(flags, axis=1)[:, 0]
-    return np.packbits(np.ascontiguousarray(flags).reshape(-1))
+    bits = np.zeros(flags.shape[0], np.uint8)
+    for k in range(flags.shape[1]):
+        bits |= flags[:, k].view(np.uint8) << np.uint8(7 - k)
+    return bits
 
 
 def _column(value, n, name, dtype=np.float64):
@@ -150,7 +156,15 @@ def _column(value, n, name, dtype=np.float64):
 
 
 def _steps_of(*values):
-    sizes = {np.size(v) for v in values if np.ndim(v) > 0}
+    sizes = set()
+    for v in values:
+        if v is None or type(v) in (float, int):
+            continue
+        if type(v) is np.ndarray:
+            if v.ndim:
+                sizes.add(v.size)
+        elif np.ndim(v) > 0:
+            sizes.add(np.size(v))
     if len(sizes) > 1:
         raise ValueError(f"per-step arrays have different lengths {sorted(sizes)}")
     return sizes.pop() if sizes else 1
@@ -179,10 +193,11 @@ def _own_column(value, name):
     arr = value.array if owned else np.asarray(value)
     ndim = 2 if name in ("src", "w") else 1
     if arr.ndim != ndim:
-        what = f"(rows, {MAX_TERMS})" if ndim == 2 else "1-D (one entry per row)"
+        what = f"2-D (rows, width), width <= {MAX_TERMS}" if ndim == 2 else "1-D (one entry per row)"
         raise ValueError(f"StepTable column {name} must be {what}; got shape {arr.shape}")
-    if ndim == 2 and arr.shape[1] != MAX_TERMS:
-        raise ValueError(f"StepTable column {name} must have shape (rows, {MAX_TERMS}); got {arr.shape}")
+    if ndim == 2 and not 1 <= arr.shape[1] <= MAX_TERMS:
+        raise ValueError(f"StepTable column {name} must have shape (rows, width) with 1 <= width <= "
+                         f"{MAX_TERMS}; got {arr.shape}")
     if name in _INT_DTYPES:
         if arr.dtype.kind not in "iu":
             raise TypeError(f"StepTable column {name} must hold integers; got dtype {arr.dtype}")
@@ -212,10 +227,11 @@ def _own_column(value, name):
 
 
 #: Peak bytes per row while a corrector table is built and interleaved with
-#: its predictor: the table (156 bytes a row), its interleaved copy, the
-#: sort's int64 keys and order and one column in flight; tracemalloc
-#: measured 362 (5 sub-steps at 20,000 grid times).
-BUILD_BYTES_PER_ROW = 400
+#: its predictor: the table (56 + 12 x width bytes a row, 92 for the
+#: corrector's width 3), its interleaved copy, the sort's int64 keys and
+#: order and one column in flight; tracemalloc measured 202 (5 sub-steps at
+#: 20,000 grid times; 329 when every row was 8 terms wide).
+BUILD_BYTES_PER_ROW = 240
 
 
 def check_rows_fit(n_rows, what, advice):
@@ -378,11 +394,13 @@ def _merge(groups):
     regular = n_steps * len(groups) == n and all(
         st.size == n_steps and (n_steps < 2 or (st[0] == 0 and bool(np.all(np.diff(st) == 1))))
         for st in steps)
+    # as many term columns as the widest group: most programs need 2 or 3
+    width = max(g.src.shape[1] for g in groups)
     cols = {}
     for name in _COLUMNS:
         sample = getattr(groups[0], name)
         if name in ("src", "w"):
-            col = np.full((n, MAX_TERMS), -1 if name == "src" else 0, dtype=sample.dtype)
+            col = np.full((n, width), -1 if name == "src" else 0, dtype=sample.dtype)
         else:
             col = np.empty(n, dtype=sample.dtype)
         for i, (g, place) in enumerate(zip(groups, places)):
@@ -391,7 +409,7 @@ def _merge(groups):
                 if value.shape[1] > MAX_TERMS:
                     raise ValueError(f"a row takes at most {MAX_TERMS} terms; got {value.shape[1]}")
                 if regular:
-                    col.reshape(n_steps, len(groups), MAX_TERMS)[:, i, :value.shape[1]] = value
+                    col.reshape(n_steps, len(groups), width)[:, i, :value.shape[1]] = value
                 else:
                     col[place, :value.shape[1]] = value
             elif regular:
@@ -419,10 +437,13 @@ class StepTable:
     relies on, so a table that constructs always runs:
 
     - ``kind``: codes of :data:`ROW_KINDS` (kept as int32);
-    - ``dst`` (rows,), ``src`` (rows, MAX_TERMS): register indices (int32),
+    - ``dst`` (rows,), ``src`` (rows, width): register indices (int32),
       ``src`` ends each row's list with -1 and holds exactly the sources its
       kind reads (score 1, normal 0, combine 1 to MAX_TERMS, langevin 3);
-    - ``w`` (rows, MAX_TERMS), ``t, m, sd``: finite reals, ``sd >= 0``, the
+      the width is 1 to MAX_TERMS, at least 2 with score or langevin rows
+      (they read two weights), and the table keeps only as many term
+      columns as its rows use;
+    - ``w`` (rows, width), ``t, m, sd``: finite reals, ``sd >= 0``, the
       weights past a row's sources 0; a score row has ``w1 != 0``; a
       langevin row ``r = w0 >= 0`` and ``snr = w1 >= 0``;
     - ``interval``, ``stream``: integers in [0, 2**32) (kept as int64);
@@ -466,6 +487,9 @@ class StepTable:
             if col.shape[0] != n:
                 raise ValueError(f"StepTable column {name} has {col.shape[0]} rows, expected {n} "
                                  "like column kind")
+        if self.w.shape[1] != self.src.shape[1]:
+            raise ValueError(f"StepTable columns src and w must have the same width (terms per "
+                             f"row); got {self.src.shape[1]} and {self.w.shape[1]}")
         for name in ("w",) + _FLOAT_COLUMNS:
             col = getattr(self, name)
             finite = np.isfinite(col)
@@ -482,8 +506,37 @@ class StepTable:
             raise ValueError(f"StepTable column sd (marginal std) is {self.sd[r]} < 0 at row {r}")
         self._check_steps()
         used = _row_bits(self.src >= 0)
-        self._check_terms(used)
+        width = self._check_terms(used)
         self._check_registers(used)
+        if width < self.src.shape[1]:
+            # only the term columns some row uses: C reads the width from the
+            # arrays, and every run and copy of the table is that much smaller
+            for name in ("src", "w"):
+                col = np.ascontiguousarray(getattr(self, name)[:, :width])
+                col.setflags(write=False)
+                object.__setattr__(self, name, col)
+
+    @classmethod
+    def _trusted(cls, derived=None, **columns):
+        """A table from columns the package's own builders made, valid by
+        construction (their inputs were checked as they were turned into
+        columns): fresh, C-contiguous arrays of the C dtypes, src and w as
+        narrow as the rows need. Skips the constructor's checks, which on
+        small tables cost several times the run; user-built tables always
+        take them."""
+        table = object.__new__(cls)
+        for name in _COLUMNS:
+            col = columns[name]
+            # the view and the builder's array under it: C reads a table in
+            # place only when nothing under it is writeable
+            base = col
+            while isinstance(base, np.ndarray):
+                base.setflags(write=False)
+                base = base.base
+            object.__setattr__(table, name, col)
+        if derived:
+            table.__dict__["_derived"] = dict(derived)
+        return table
 
     def _check_steps(self):
         if not self.n_rows:
@@ -508,6 +561,10 @@ class StepTable:
         # used (bit 7 = term 0), so tables of millions of rows are checked
         # with a few passes and table lookups.
         n_terms = _POPCOUNT[used]
+        two = np.flatnonzero((self.kind == SCORE) | (self.kind == LANGEVIN))
+        if two.size and self.w.shape[1] < 2:
+            self._fail(two[0], f"its kind reads two weights (w0, w1), but the table has width "
+                               f"{self.w.shape[1]} (src and w of shape (rows, width))")
         gap = np.flatnonzero(~_PREFIX[used])
         if gap.size:
             self._fail(gap[0], f"its sources {self.src[gap[0]].tolist()} continue after a -1")
@@ -530,6 +587,9 @@ class StepTable:
         bad = np.flatnonzero(stray)
         if bad.size:
             self._fail(bad[0], f"it has weights {self.w[bad[0]].tolist()} beyond its terms")
+        width = max(most, int(n_terms.max()) if n_terms.size else 0, 1)
+        if not two.size:
+            return width
         score = self.kind == SCORE
         bad = np.flatnonzero(score & (self.w[:, 1] == 0))
         if bad.size:
@@ -539,6 +599,7 @@ class StepTable:
         if bad.size:
             self._fail(bad[0], f"langevin rows need r = w0 >= 0 and snr = w1 >= 0; got "
                                f"r = {self.w[bad[0], 0]}, snr = {self.w[bad[0], 1]}")
+        return width
 
     def _check_registers(self, used):
         n = self.n_rows
@@ -608,19 +669,41 @@ class StepTable:
         a, b, c = _column(a, n, "a"), _column(b, n, "b"), _column(c, n, "c")
         t, m, sd = _column(t, n, "t"), _column(m, n, "m"), _column(sd, n, "sd")
         steps = np.arange(n)
-        interval = _column(steps if interval is None else interval, n, "interval", np.int64)
-        with_score, with_noise = np.flatnonzero(b != 0), np.flatnonzero(c != 0)
+        # the default intervals 0 .. n-1 and the default stream need no check
+        given = interval is not None
+        interval = _column(interval if given else steps, n, "interval", np.int64)
+        check_stream = stream is not STREAM_STEP
+        stream = _column(stream, n, "stream", np.int64)
+        _check_builder_columns(sd=sd, interval=interval if given else None,
+                               stream=stream if check_stream else None)
+        has_b, has_c = b != 0, c != 0
+        any_b, any_c = bool(has_b.any()), bool(has_c.any())
+        if (not any_b or has_b.all()) and (not any_c or has_c.all()):
+            # every step the same program (all methods but a few chain steps)
+            specs = []
+            if any_b:
+                specs.append((SCORE, REG_SCORE, (REG_X,), (0.0, 1.0), t, m, sd, 0, 0))
+            if any_c:
+                specs.append((NORMAL, REG_NOISE, (), (), t, 1.0, 0.0, interval, stream))
+            # the combine row carries the step's m, sd and interval too
+            # (unused by C): they describe the step in messages and
+            # affine_coefficients
+            specs.append((COMBINE, REG_X, (REG_X,) + (REG_SCORE,) * any_b + (REG_NOISE,) * any_c,
+                          (a,) + (b,) * any_b + (c,) * any_c, t, m, sd, interval, 0))
+            cols, derived = _regular(n, specs)
+            return cls._trusted(derived, **cols)
+        with_score, with_noise = np.flatnonzero(has_b), np.flatnonzero(has_c)
         groups = []
         if with_score.size:
             groups.append(_rows(SCORE, with_score.size, REG_SCORE, [REG_X], [0.0, 1.0], t[with_score],
                                 m[with_score], sd[with_score], 0, 0, with_score))
         if with_noise.size:
             groups.append(_rows(NORMAL, with_noise.size, REG_NOISE, [], [], t[with_noise], 1.0, 0.0,
-                                interval[with_noise], stream, with_noise))
+                                interval[with_noise], stream[with_noise], with_noise))
         # the combine row carries the step's m, sd and interval too (unused by
         # C): they describe the step in messages and affine_coefficients
         groups.append(_affine_combine(REG_X, REG_X, a, b, c, t, steps, m, sd, interval))
-        return cls(**_merge(groups))
+        return cls._trusted(**{name: col.array for name, col in _merge(groups).items()})
 
     @classmethod
     def heun(cls, a, b, a_end, b_end, *, t, t_end, m=1.0, sd=None, m_end=1.0, sd_end=None,
@@ -641,9 +724,26 @@ class StepTable:
                 ((a, "a"), (b, "b"), (a_end, "a_end"), (b_end, "b_end"), (t, "t"), (t_end, "t_end"),
                  (m, "m"), (sd, "sd"), (m_end, "m_end"), (sd_end, "sd_end"))]
         a, b, a_end, b_end, t, t_end, m, sd, m_end, sd_end = cols
+        _check_builder_columns(sd=sd)
+        _check_builder_columns(sd=sd_end)
         steps = np.arange(n)
+        has_b, has_be = b != 0, b_end != 0
+        any_b, any_be = bool(has_b.any()), bool(has_be.any())
+        if (not any_b or has_b.all()) and (not any_be or has_be.all()):
+            specs = []
+            if any_b:
+                specs.append((SCORE, REG_SCORE, (REG_X,), (0.0, 1.0), t, m, sd, 0, 0))
+            specs.append((COMBINE, REG_STAGE, (REG_X,) + (REG_SCORE,) * any_b, (a,) + (b,) * any_b,
+                          t, m, sd, steps, 0))
+            if any_be:
+                specs.append((SCORE, REG_SCORE, (REG_STAGE,), (0.0, 1.0), t_end, m_end, sd_end, 0, 0))
+            specs.append((COMBINE, REG_STAGE, (REG_STAGE,) + (REG_SCORE,) * any_be,
+                          (a_end,) + (b_end,) * any_be, t_end, m_end, sd_end, steps, 0))
+            specs.append((COMBINE, REG_X, (REG_X, REG_STAGE), (0.5, 0.5), t_end, m_end, sd_end, steps, 0))
+            cols, derived = _regular(n, specs)
+            return cls._trusted(derived, **cols)
         groups = []
-        first, second = np.flatnonzero(b != 0), np.flatnonzero(b_end != 0)
+        first, second = np.flatnonzero(has_b), np.flatnonzero(has_be)
         if first.size:
             groups.append(_rows(SCORE, first.size, REG_SCORE, [REG_X], [0.0, 1.0], t[first], m[first],
                                 sd[first], 0, 0, first))
@@ -655,7 +755,7 @@ class StepTable:
                                       steps))
         groups.append(_rows(COMBINE, n, REG_X, [REG_X, REG_STAGE], [0.5, 0.5], t_end, m_end, sd_end, steps,
                             0, steps))
-        return cls(**_merge(groups))
+        return cls._trusted(**{name: col.array for name, col in _merge(groups).items()})
 
     @classmethod
     def langevin(cls, r, snr, *, t, m=1.0, sd=None, interval=None, sub_step=0, step=None, s=None):
@@ -683,10 +783,10 @@ class StepTable:
         # three rows per entry, in entry order: the score, the noise, the move
         kind = np.tile(np.array([SCORE, NORMAL, LANGEVIN], np.int32), n)
         dst = np.tile(np.array([REG_SCORE, REG_NOISE, REG_X], np.int32), n)
-        src = np.full((3 * n, MAX_TERMS), -1, np.int32)
+        src = np.full((3 * n, 3), -1, np.int32)
         src[0::3, 0] = REG_X
         src[2::3, :3] = (REG_X, REG_SCORE, REG_NOISE)
-        w = np.zeros((3 * n, MAX_TERMS))
+        w = np.zeros((3 * n, 3))
         w[0::3, 1] = 1.0
         w[2::3, 0] = _column(r, n, "r")
         w[2::3, 1] = _column(snr, n, "snr")
@@ -710,9 +810,19 @@ class StepTable:
         for tab in tables:
             steps.append(tab.step + offset)
             offset += tab.n_steps
-        cols = {name: _Owned(np.concatenate([getattr(tab, name) for tab in tables]))
+        width = max(tab.src.shape[1] for tab in tables)
+        cols = {name: np.concatenate([_widened(getattr(tab, name), width, name) for tab in tables])
                 for name in _COLUMNS if name != "step"}
-        return cls(step=_Owned(np.concatenate(steps)), **cols)
+        return cls._joined(step=np.concatenate(steps), **cols)
+
+    @classmethod
+    def _joined(cls, **columns):
+        """A table from the rows of valid tables, rearranged: each part's
+        rows, steps and terms stay valid, so only what ties the parts
+        together (which registers hold noise) is checked again."""
+        table = cls._trusted(**columns)
+        table._check_registers(_row_bits(table.src >= 0))
+        return table
 
     @classmethod
     def interleave(cls, *tables):
@@ -725,7 +835,7 @@ class StepTable:
         counts = [tab.n_steps for tab in tables]
         if any(n > counts[0] for n in counts[1:]):
             raise ValueError(f"interleave: later tables may not have more steps than the first; got {counts}")
-        return cls(**_merge(tables))
+        return cls._joined(**{name: col.array for name, col in _merge(tables).items()})
 
     # ---- derived -------------------------------------------------------
     @property
@@ -736,12 +846,20 @@ class StepTable:
     def n_steps(self):
         return int(self.step[-1]) + 1 if self.n_rows else 0
 
+    def _memo(self, name, compute):
+        """A derived value, computed once: the columns are read-only, and a
+        run asks for the same few values several times."""
+        cache = self.__dict__.setdefault("_derived", {})
+        if name not in cache:
+            cache[name] = compute()
+        return cache[name]
+
     @property
     def n_registers(self):
         """1 + the largest register index the table uses (at least 1)."""
         if not self.n_rows:
             return 1
-        return int(max(self.dst.max(), self.src.max())) + 1
+        return self._memo("n_registers", lambda: int(max(self.dst.max(), self.src.max())) + 1)
 
     @property
     def needs_score(self):
@@ -756,17 +874,39 @@ class StepTable:
     @property
     def nfe(self):
         """Score evaluations (of the whole batch) a run of this table makes."""
-        return int(np.count_nonzero(self.needs_score))
+        return self._memo("nfe", lambda: int(np.count_nonzero(self.needs_score)))
 
     @property
     def n_noise_intervals(self):
         """Length of a user noise array: 1 + the largest stream-0 interval."""
-        rows = self.needs_noise & (self.stream == STREAM_STEP)
-        return int(self.interval[rows].max()) + 1 if np.any(rows) else 0
+        def compute():
+            rows = self.needs_noise & (self.stream == STREAM_STEP)
+            return int(self.interval[rows].max()) + 1 if np.any(rows) else 0
+        return self._memo("n_noise_intervals", compute)
+
+    def _written_scratch(self):
+        """Boolean per register: is it a scratch register (index >= 1) some
+        row writes, i.e. one a run allocates? Read-only."""
+        def compute():
+            written = np.zeros(self.n_registers, bool)
+            written[self.dst] = True
+            written[0] = False
+            written.setflags(write=False)
+            return written
+        return self._memo("written_scratch", compute)
 
     def last_row_of_step(self):
-        """Row index ending each step (array of length n_steps)."""
-        return np.flatnonzero(np.r_[self.step[1:] != self.step[:-1], True]) if self.n_rows else self.step
+        """Row index ending each step (a read-only array of length n_steps)."""
+        def compute():
+            if not self.n_rows:
+                return self.step
+            ends = np.empty(self.n_rows, bool)
+            np.not_equal(self.step[1:], self.step[:-1], out=ends[:-1])
+            ends[-1] = True
+            last = np.flatnonzero(ends)
+            last.setflags(write=False)
+            return last
+        return self._memo("last_row_of_step", compute)
 
     def carried_steps(self):
         """Boolean per step: does a scratch register written before the step
@@ -811,6 +951,114 @@ class StepTable:
     def __repr__(self):
         return (f"StepTable({self.n_steps} steps, {self.n_rows} rows, {self.n_registers} registers, "
                 f"nfe={self.nfe})")
+
+
+def _check_builder_columns(sd=None, interval=None, stream=None):
+    """What the constructor checks of the columns a builder takes from its
+    caller, beyond finiteness (:func:`_column`): a builder that passes this
+    makes a valid table by construction."""
+    if sd is not None and sd.size and not sd.min() >= 0:  # (finite already)
+        k = int(np.flatnonzero(sd < 0)[0])
+        raise ValueError(f"StepTable column sd (marginal std) is {float(sd[k])} < 0 at step {k}")
+    low, high = _INT_RANGES["interval"]
+    for name, col in (("interval", interval), ("stream", stream)):
+        if col is not None and col.size:
+            lo, hi = int(col.min()), int(col.max())
+            if lo < low or hi > high:
+                raise ValueError(f"StepTable column {name} has the value {lo if lo < low else hi}; "
+                                 f"its entries must lie in [{low}, {high}]")
+
+
+_PATTERNS = {}
+
+
+def _pattern(specs):
+    """The per-step constants of a regular program, made once per layout:
+    its width, kind/dst/src rows, registers and the scratch registers it
+    writes."""
+    key = tuple((sp[0], sp[1], tuple(sp[2]), len(sp[3])) for sp in specs)
+    pattern = _PATTERNS.get(key)
+    if pattern is None:
+        width = max(max(len(sp[2]), len(sp[3]), 1) for sp in specs)
+        kind = np.array([sp[0] for sp in specs], np.int32)
+        dst = np.array([sp[1] for sp in specs], np.int32)
+        src = np.array([list(sp[2]) + [-1] * (width - len(sp[2])) for sp in specs], np.int32)
+        n_registers = max([sp[1] for sp in specs] + [k for sp in specs for k in sp[2]]) + 1
+        written = np.zeros(n_registers, bool)
+        written[dst] = True
+        written[0] = False
+        for arr in (kind, dst, src, written):
+            arr.setflags(write=False)
+        pattern = _PATTERNS[key] = (width, kind, dst, src, n_registers, written,
+                                    int(np.count_nonzero(kind == SCORE)))
+    return pattern
+
+
+def _regular(n, specs):
+    """The columns of ``n`` steps that each run the same rows, one per
+    spec ``(kind, dst, srcs, weights, t, m, sd, interval, stream)`` in
+    order; sources are registers, the other entries scalars or per-step
+    columns (checked). Each column is allocated once and written with one
+    broadcast or strided copy per spec: no merge, no sort, no temporaries.
+    Also returns what a run asks of the table, known here without a pass
+    over it."""
+    g = len(specs)
+    width, kind_row, dst_row, src_rows, n_registers, written, scores = _pattern(specs)
+    kind = np.empty((n, g), np.int32)
+    kind[:] = kind_row
+    dst = np.empty((n, g), np.int32)
+    dst[:] = dst_row
+    src = np.empty((n, g, width), np.int32)
+    src[:] = src_rows
+    w = np.zeros((n, g, width))
+    for i, sp in enumerate(specs):
+        for k, wk in enumerate(sp[3]):
+            if not (type(wk) is float and wk == 0.0):
+                w[:, i, k] = wk
+    cols = {"kind": kind, "dst": dst, "src": src, "w": w}
+    for j, name in enumerate(("t", "m", "sd", "interval", "stream")):
+        values = [sp[4 + j] for sp in specs]
+        if j < 3:
+            col = np.empty((n, g))
+        else:
+            col = np.zeros((n, g), np.int64)
+            values = [None if type(v) is int and v == 0 else v for v in values]
+        first = values[0]
+        if all(v is first for v in values):
+            if first is not None:
+                col[:] = first[:, None] if type(first) is np.ndarray else first
+        else:
+            for i, v in enumerate(values):
+                if v is not None:
+                    col[:, i] = v
+        cols[name] = col
+    step = np.empty((n, g), np.int64)
+    step[:] = np.arange(n)[:, None]
+    cols["step"] = step
+    cols = {name: col.reshape(n * g, *col.shape[2:]) for name, col in cols.items()}
+    last = np.arange(g - 1, n * g, g)
+    last.setflags(write=False)
+    if not n:
+        n_registers, written = 1, np.zeros(1, bool)
+    derived = {"n_registers": n_registers, "nfe": n * scores, "last_row_of_step": last,
+               "written_scratch": written}
+    # the driver stores a raw score (w0 = 0, w1 = 1) straight into a scratch
+    # register; any other score row needs a buffer for the values
+    raw = [all(type(v) is float for v in sp[3]) and tuple(sp[3]) == (0.0, 1.0) and sp[1] not in (0, sp[2][0])
+           for sp in specs if sp[0] == SCORE]
+    if n and all(raw):
+        derived["needs_score_buffer"] = False
+    return cols, derived
+
+
+def _widened(col, width, name):
+    """A term column (src or w) padded to ``width`` (-1 sources, 0
+    weights); other columns as they are."""
+    if name not in ("src", "w") or col.shape[1] == width:
+        return col
+    wide = np.full((col.shape[0], width), -1 if name == "src" else 0, col.dtype)
+    wide[:, :col.shape[1]] = col
+    return wide
 
 
 def _affine_combine(dst, x, a, b, c, t, steps, m=1.0, sd=0.0, interval=0):

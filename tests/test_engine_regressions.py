@@ -264,8 +264,11 @@ def test_other_integer_and_float_dtypes_are_converted():
     ("stream", np.array([0, 0, 2**32]), ValueError, r"stream has the value 4294967296; .* \[0, 4294967295\]"),
     ("kind", np.array([0, 2**40, 0]), ValueError, "unknown kind"),
     ("t", np.ones((3, 1)), ValueError, r"column t must be 1-D .* got shape \(3, 1\)"),
-    ("w", np.ones(3), ValueError, r"column w must be \(rows, 8\); got shape \(3,\)"),
-    ("src", np.zeros((3, 4), np.int32), ValueError, r"column src must have shape \(rows, 8\); got \(3, 4\)"),
+    ("w", np.ones(3), ValueError, r"column w must be 2-D \(rows, width\), width <= 8; got shape \(3,\)"),
+    ("src", np.zeros((3, 9), np.int32), ValueError,
+     r"column src must have shape \(rows, width\) with 1 <= width <= 8; got \(3, 9\)"),
+    ("src", np.zeros((3, 4), np.int32), ValueError,
+     r"columns src and w must have the same width \(terms per row\); got 4 and 8"),
     ("dst", np.array([0, 256, 0]), ValueError, r"column dst has the value 256; .* \[0, 255\]"),
 ])
 def test_bad_columns_are_refused_with_a_clear_message(column, value, error, message):

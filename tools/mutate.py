@@ -238,6 +238,16 @@ CATALOGUE = [
     Mutation("validation_nan_passes", "diffsde/_validation.py",
              "if not math.isfinite(out) or not test(out, bound):", "if not test(out, bound):",
              "NaN and infinities pass a real check"),
+    # -- the step table's width and the builders' fast path (tests/test_table_width.py) --
+    Mutation("trusted_builder_admits_negative_sd", "diffsde/_steptable.py",
+             "if sd is not None and sd.size and not sd.min() >= 0:", "if False:",
+             "StepTable.affine/heun skip the constructor and no longer refuse a negative sd"),
+    Mutation("score_row_in_one_term_table", "csrc/driver.c",
+             "(tb->width >= 2 || (kind != DSDE_ROW_SCORE && kind != DSDE_ROW_LANGEVIN))", "1",
+             "C runs a score row of a one-term table, reading its w1 from the next row"),
+    Mutation("table_stride_fixed", "csrc/driver_kernel.h",
+             "const double *w = tb->w + r * tb->width;", "const double *w = tb->w + r * DSDE_MAX_TERMS;",
+             "C reads the weights with the old fixed stride of 8 terms"),
     # -- time grids and timestep spacings ----------------------------------------
     Mutation("karras_ramp_n_plus_one", "diffsde/grids.py",
              "(hi + np.arange(n + 1) / n * (lo - hi)) ** rho", "(hi + np.arange(n + 1) / (n + 1) * (lo - hi)) ** rho",
