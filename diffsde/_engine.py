@@ -520,7 +520,7 @@ def execute(plan, key, row_offset=0):
             views.append(view)
         evaluate = None
         if score_kind != _SCORE_PYTHON:
-            evaluate = _builtin_evaluator(plan, table, key, threads, row_offset)
+            evaluate = _builtin_evaluator(plan, table, key, threads_for(batch * dim, 1), row_offset)
             score_kind = _SCORE_PYTHON
         if step_callback is not None:
             denoised = np.zeros(shape, dtype)

@@ -298,7 +298,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         own: edits in place change the run), ``"denoised"`` the estimate of
         x_0 from the step's first score evaluation, at the state and time that
         evaluation saw, :math:`\hat x_0 = (x + s^2\, \mathrm{score}(x, t)) / m`
-        with the process's own m and s (Tweedie's formula; read-only; None
+        with the process's own m and s (Tweedie's formula, Efron 2011; read-only; None
         for a step without a score evaluation). For multistage methods
         (``ode_heun``) that is the evaluation at the step's start; with
         ``corrector="langevin"``, the corrector's first one. Return None or

@@ -1,11 +1,16 @@
 """reverse(..., callback=fn): the per-step hook (step, t, x, denoised), and
 progress runs cut by time."""
+import pathlib
+import re
+
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 import diffsde as ds
 from diffsde import _core, _engine
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 VP = ds.VPSDE()
 MIX = ds.GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.5, -0.5]],
                          [[[0.5, 0.3], [0.3, 0.4]], [[0.3, -0.1], [-0.1, 0.2]]])
@@ -91,52 +96,31 @@ def test_a_callback_may_edit_the_state_in_place_or_return_a_new_one():
     np.testing.assert_array_equal(a.xs[0], first)
 
 
-def _conditional(mix_weights, means, covs, y):
-    """p(x_1 | x_0 = y) of a 2-D mixture: weights, means, variances."""
-    w = mix_weights * np.exp(-0.5 * (y - means[:, 0]) ** 2 / covs[:, 0, 0]) / np.sqrt(covs[:, 0, 0])
-    w = w / w.sum()
-    mean = means[:, 1] + covs[:, 1, 0] / covs[:, 0, 0] * (y - means[:, 0])
-    var = covs[:, 1, 1] - covs[:, 1, 0] ** 2 / covs[:, 0, 0]
-    return w, mean, var
-
-
 def test_inpainting_holds_the_observed_coordinate_and_samples_the_exact_conditional():
-    """Issue 19 (callback, the docs example): observe x_0 = y of a 2-D
-    mixture. Given y, x_t's coordinates are independent: the observed one
-    N(m y, s^2), the other the 1-D mixture p(x_1 | x_0 = y) pushed through
-    the process. The callback replaces the observed coordinate by a draw of
-    N(m y, s^2) after every step (y itself at t = 0) and the score of the
-    other is that conditional mixture's, so the other coordinate follows the
-    exact conditional law: its mean and CDF at three points within 5
-    standard errors."""
-    weights = np.array([0.3, 0.7])
-    means = np.array([[-1.0, 0.5], [1.5, -0.5]])
-    covs = np.array([[[0.5, 0.3], [0.3, 0.4]], [[0.3, -0.1], [-0.1, 0.2]]])
-    y = 0.4
-    cw, cmean, cvar = _conditional(weights, means, covs, y)
-    conditional = ds.GaussianMixture(cw, cmean[:, None], cvar).score(VP)
-    joint = ds.GaussianMixture(weights, means, covs).score(VP)
-
-    def score(x, t):
-        s = np.array(joint(x, t))  # the observed coordinate's entry is replaced below
-        s[:, 1:] = conditional(np.ascontiguousarray(x[:, 1:]), t)
-        return s
-
-    noise = np.random.default_rng(11)
-
-    def inpaint(info):
-        m, s = VP.marginal_coefficients(info["t_next"])
-        x = info["x"]
-        x[:, 0] = m * y + s * noise.standard_normal(len(x))
-
-    n = 20_000
-    out = ds.reverse(VP, score, shape=(n, 2), steps=400, method="ancestral", rng=2, callback=inpaint).x
-    assert np.all(out[:, 0] == y)
-    other = out[:, 1]
+    """Issue 19 (callback): the inpainting example of docs/methods.md, run as
+    written. Observe x_0 = y of a 2-D mixture. Given y, x_t's coordinates
+    are independent: the observed one N(m y, s^2), the other the 1-D mixture
+    p(x_1 | x_0 = y) pushed through the process. The callback replaces the
+    observed coordinate by a draw of N(m y, s^2) after every step (y itself
+    at t = 0) and the score of the other is that conditional mixture's, so
+    the other coordinate follows the exact conditional law: its mean and CDF
+    at three points within 5 standard errors (n = 20,000)."""
+    text = (ROOT / "docs" / "methods.md").read_text()
+    section = text[text.index("### Inpainting a 2-D mixture"):]
+    code = re.search(r"^```python\n(.*?)^```", section, flags=re.M | re.S).group(1)
+    ns = {}
+    exec(compile(code, "docs/methods.md", "exec"), ns)
+    x, y, cw, cmean, cvar = (ns[k] for k in ("x", "y", "cw", "cmean", "cvar"))
+    # the conditional law, recomputed here from the joint covariances
+    w, mu, cov = ns["w"], ns["mu"], ns["cov"]
+    joint = w * norm.pdf(y, mu[:, 0], np.sqrt(cov[:, 0, 0]))
+    np.testing.assert_allclose(cw, joint / joint.sum(), rtol=1e-12)
+    n = len(x)
+    assert n == 20_000 and np.all(x[:, 0] == y)
+    other = x[:, 1]
     mean = float(np.sum(cw * cmean))
     sd = float(np.sqrt(np.sum(cw * (cvar + cmean**2)) - mean**2))
     assert abs(other.mean() - mean) < 5 * sd / np.sqrt(n)
-    from scipy.stats import norm
     for c in (mean - sd, mean, mean + sd):
         p = float(np.sum(cw * norm.cdf((c - cmean) / np.sqrt(cvar))))
         assert abs(np.mean(other < c) - p) < 5 * np.sqrt(p * (1 - p) / n), c
