@@ -197,3 +197,54 @@ def test_a_progress_run_calls_c_once_per_chunk_of_time(monkeypatch, capsys):
     one_by_one = ds.run_steps(x, table, rng=3, save=[0, 1, 150, 300], progress=True)
     assert len(calls) == 300
     np.testing.assert_array_equal(one_by_one.xs, plain.xs)
+
+
+def test_a_torch_network_runs_with_a_callback_that_edits_through_a_tensor():
+    """Issue 19 (callback with torch scores): an x0-predicting torch module
+    through ds.network_score; the callback's denoised is Tweedie's formula of
+    the converted score, so it equals the network's own x0 prediction (the
+    mixture's posterior mean, tests/networks.py) at the step's start; a
+    no-op callback keeps the bits, and torch.from_numpy(info["x"]) edits the
+    state in place (the arrays the callback gets are NumPy: the chosen
+    convention)."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: pip install 'diffsde[torch]'")
+    import networks
+    torch.set_num_threads(1)
+
+    class X0Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gain = torch.nn.Parameter(torch.ones((), dtype=torch.float64))
+
+        def forward(self, x, t):
+            m, s = networks.coefficients(VP, float(t[0]))
+            return networks.mixture(x.double(), m, s, "torch", what="x0") * self.gain
+
+    score = ds.network_score(X0Net(), VP, prediction="x0")
+    x = np.random.default_rng(6).standard_normal((64, 2))
+    plain = ds.reverse(VP, score, x, 10, rng=3, t_end=1e-3)
+    states, got = [x], []
+
+    def hook(info):
+        assert type(info["x"]) is np.ndarray and type(info["denoised"]) is np.ndarray
+        got.append((info["t"], info["denoised"].copy()))
+        states.append(info["x"].copy())
+
+    hooked = ds.reverse(VP, score, x, 10, rng=3, t_end=1e-3, callback=hook)
+    np.testing.assert_array_equal(hooked.x, plain.x)
+    for k, (t, denoised) in enumerate(got):
+        m, s = networks.coefficients(VP, t)
+        np.testing.assert_allclose(denoised, networks.mixture(states[k], m, s, what="x0"), rtol=1e-9, atol=1e-9)
+
+    def hold(info):
+        torch.from_numpy(info["x"])[:, 0] = 0.25
+
+    held = ds.reverse(VP, score, x, 10, rng=3, t_end=1e-3, callback=hold, save_every=1)
+    assert np.all(held.xs[1:, :, 0] == 0.25) and not np.any(held.xs[1:, :, 1] == 0.25)
+
+
+def test_a_callback_on_a_dask_run_raises():
+    da = pytest.importorskip("dask.array")
+    x = da.zeros((8, 2), chunks=4)
+    with pytest.raises(ValueError, match="^callback does not apply to a dask run"):
+        ds.reverse(VP, MIX, x, 4, callback=lambda info: None)
