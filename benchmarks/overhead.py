@@ -8,15 +8,17 @@ Usage::
 Progress: ``ds.reverse(vp, eight_gaussians, shape=(n, 2), steps, rng=0)``
 (reverse EM, the built-in mixture score, the default thread count) with and
 without ``progress=True`` (tqdm when installed, output sent to /dev/null), for
-runs of about 0.1, 0.5 and 2 seconds, and the same with the fixed cutting of
+runs of about 0.1, 0.5 and 2 seconds (on an idle 2-core AMD EPYC), and the same with the fixed cutting of
 earlier releases (100 equal chunks, ``--legacy`` column), all timed
 round-robin in one process: best and median of ``--repeats``.
 
 Callback: the same run with ``callback=lambda info: None`` against none,
 with the built-in score and with a real torch network
 (``ds.network_score(ds.training.mlp(2), vp, prediction="eps")``, float32,
-one torch thread) at batch 256 and 4096: microseconds per step that the
-callback path adds beyond the run without it (the network included in both).
+one torch thread) at batch 256 and 4096, one diffsde thread for both:
+microseconds per step that the callback path adds beyond the run without it
+(the network included in both), and each run's time per step beyond the bare
+network called ``steps`` times on a tensor made once.
 
 ``--json`` writes everything, with the CPU model (lscpu), to
 ``benchmarks/results/overhead-<date>.json``. This file is a benchmark,
@@ -93,7 +95,7 @@ def progress_part(repeats, quick):
     vp = ds.VPSDE()
     mix = ds.datasets.eight_gaussians()
     rows = []
-    sizes = [(20_000, 100), (20_000, 500)] if quick else [(20_000, 100), (20_000, 500), (80_000, 500)]
+    sizes = [(40_000, 100), (20_000, 500)] if quick else [(40_000, 100), (20_000, 500), (80_000, 500)]
     original = _engine._run_with_progress
     for n, steps in sizes:
         run = lambda progress: ds.reverse(vp, mix, shape=(n, 2), steps=steps, rng=0,  # noqa: E731
@@ -109,13 +111,15 @@ def progress_part(repeats, quick):
         t = round_robin({"plain": lambda: run(False), "progress": lambda: run(True), "legacy": legacy},
                         repeats)
         row = {"batch": n, "steps": steps, **{k: summary(v) for k, v in t.items()}}
-        base = row["plain"]["median"]
-        row["overhead"] = row["progress"]["median"] / base - 1
-        row["legacy_overhead"] = row["legacy"]["median"] / base - 1
+        for stat in ("median", "best"):
+            base = row["plain"][stat]
+            row[f"overhead_{stat}"] = row["progress"][stat] / base - 1
+            row[f"legacy_overhead_{stat}"] = row["legacy"][stat] / base - 1
         rows.append(row)
-        print(f"progress  n={n:>6} steps={steps:>4}  plain {base:.3f} s  progress "
-              f"{row['progress']['median']:.3f} s ({row['overhead']:+.1%})  legacy 100 chunks "
-              f"{row['legacy']['median']:.3f} s ({row['legacy_overhead']:+.1%})")
+        print(f"progress  n={n:>6} steps={steps:>4}  plain {row['plain']['median']:.3f} s  progress "
+              f"{row['progress']['median']:.3f} s ({row['overhead_median']:+.1%}; best of "
+              f"{repeats} {row['overhead_best']:+.1%})  legacy 100 chunks {row['legacy']['median']:.3f} s "
+              f"({row['legacy_overhead_median']:+.1%}; best {row['legacy_overhead_best']:+.1%})")
     return rows
 
 
@@ -133,21 +137,45 @@ def callback_part(repeats, quick):
     if torch is not None:
         torch.set_num_threads(1)
         torch.manual_seed(0)
-        net = ds.network_score(ds.training.mlp(2), vp, prediction="eps")
+        mlp = ds.training.mlp(2)
+        net = ds.network_score(mlp, vp, prediction="eps")
         cases += [("torch mlp eps", 256, net), ("torch mlp eps", 4096, net)]
-    for name, batch, score in cases:
-        x = np.random.default_rng(0).standard_normal((batch, 2))
-        t = round_robin({
-            "without": lambda: ds.reverse(vp, score, x, steps, rng=0),
-            "with": lambda: ds.reverse(vp, score, x, steps, rng=0, callback=nothing),
-        }, repeats)
-        row = {"score": name, "batch": batch, "steps": steps, **{k: summary(v) for k, v in t.items()}}
-        row["us_per_step"] = 1e6 * (row["with"]["median"] - row["without"]["median"]) / steps
-        row["us_per_step_best"] = 1e6 * (row["with"]["best"] - row["without"]["best"]) / steps
-        rows.append(row)
-        print(f"callback  {name:<16} batch={batch:>5} steps={steps}  without {row['without']['median']:.4f} s"
-              f"  with {row['with']['median']:.4f} s  +{row['us_per_step']:.1f} us/step (median), "
-              f"+{row['us_per_step_best']:.1f} (best)")
+    threads = ds.get_num_threads()
+    ds.set_num_threads(1)  # the same thread count with and without (a callback run is serial when small)
+    try:
+        for name, batch, score in cases:
+            x = np.random.default_rng(0).standard_normal((batch, 2))
+            cases_t = {
+                "without": lambda: ds.reverse(vp, score, x, steps, rng=0),
+                "with": lambda: ds.reverse(vp, score, x, steps, rng=0, callback=nothing),
+            }
+            if name.startswith("torch"):
+                xt = torch.from_numpy(x).float()
+                tt = torch.full((batch,), 0.5)
+
+                def bare():
+                    with torch.inference_mode():
+                        for _ in range(steps):
+                            mlp(xt, tt)
+
+                cases_t["network"] = bare
+            t = round_robin(cases_t, repeats)
+            row = {"score": name, "batch": batch, "steps": steps, **{k: summary(v) for k, v in t.items()}}
+            row["us_per_step"] = 1e6 * (row["with"]["median"] - row["without"]["median"]) / steps
+            row["us_per_step_best"] = 1e6 * (row["with"]["best"] - row["without"]["best"]) / steps
+            beyond = ""
+            if "network" in row:
+                row["with_beyond_network_us_per_step"] = 1e6 * (row["with"]["best"] - row["network"]["best"]) / steps
+                row["without_beyond_network_us_per_step"] = (
+                    1e6 * (row["without"]["best"] - row["network"]["best"]) / steps)
+                beyond = (f"; beyond the bare network (best): {row['without_beyond_network_us_per_step']:.1f} "
+                          f"without, {row['with_beyond_network_us_per_step']:.1f} with")
+            rows.append(row)
+            print(f"callback  {name:<16} batch={batch:>5} steps={steps}  without {row['without']['median']:.4f} s"
+                  f"  with {row['with']['median']:.4f} s  +{row['us_per_step']:.1f} us/step (median), "
+                  f"+{row['us_per_step_best']:.1f} (best){beyond}")
+    finally:
+        ds.set_num_threads(threads)
     return rows
 
 

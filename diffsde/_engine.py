@@ -214,11 +214,13 @@ def _builtin_evaluator(plan, table, key, threads, row_offset):
                "block_rows": plan.block_rows, "row_offset": row_offset,
                "save_rows": np.empty(0, np.int64), "snapshots": none}
 
+    dst = np.zeros(1, np.int32)
+
     def evaluate(row, x):
         value = np.array(x, dtype=plan.dtype, order="C")
-        rows = {name: getattr(table, name)[row:row + 1] for name in
-                ("kind", "t", "m", "sd", "interval", "stream")}
-        rows.update(dst=np.zeros(1, np.int32), src=src, w=w, n_registers=1)
+        rows = {"kind": table.kind[row:row + 1], "t": table.t[row:row + 1], "m": table.m[row:row + 1],
+                "sd": table.sd[row:row + 1], "interval": table.interval[row:row + 1],
+                "stream": table.stream[row:row + 1], "dst": dst, "src": src, "w": w, "n_registers": 1}
         _core.run(value.reshape(batch, dim), rows, options)
         return value
 
@@ -584,13 +586,22 @@ def _run_with_progress(table, run_chunk, threads, bar, stop_on_nonfinite):
     """A run in chunks of about PROGRESS_SECONDS, the bar updated after each;
     the first non-finite row or -1. The first chunk is one step on one
     thread (no join to wait for), which gives the rate the next chunk is
-    sized by; every later chunk is sized by the rate of the one before."""
+    sized by; every later chunk is sized by the rate of the one before, and
+    takes the rest of the run when that would last less than
+    PROGRESS_SECONDS: a run shorter than that calls C twice."""
     free = _free_cuts(table)
     done, bad_row, per_step = 0, -1, None
     while done < table.n_steps:
-        want = done + 1 if per_step is None else done + max(1, int(PROGRESS_SECONDS / per_step))
+        if per_step is None:
+            want = done + 1
+        else:
+            want = done + max(1, int(PROGRESS_SECONDS / per_step))
+            if (table.n_steps - want) * per_step < PROGRESS_SECONDS:
+                want = table.n_steps  # no short chunk at the end: one join less
         cut = int(free[np.searchsorted(free, min(want, table.n_steps))])
         start = time.perf_counter()
+        # the first step runs on one thread, so its rate is pessimistic: the
+        # chunk after it is shorter than planned, and measures the real rate
         bad = run_chunk(done, cut, 1 if per_step is None else threads)
         per_step = max(time.perf_counter() - start, 1e-9) / (cut - done)
         bar.update(cut - done)
@@ -632,7 +643,9 @@ def _run_with_step_callback(plan, run_chunk, threads, work, shape, denoised, sna
             raise
         if new is not None and new is not state:
             np.copyto(state, _callback_state(new, shape, dtype, k, check), casting="same_kind")
-        if check and not np.all(np.isfinite(state)):
+        # one pass without a temporary: the sum is finite when every value
+        # is, and an overflowing sum only sends us to the exact check
+        if check and not np.isfinite(state.sum()) and not np.all(np.isfinite(state)):
             bad = np.argwhere(~np.isfinite(state))[0]
             raise FloatingPointError(
                 f"the callback left a non-finite value {state[tuple(bad)]} at index "
