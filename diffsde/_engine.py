@@ -537,6 +537,10 @@ def execute(plan, key, row_offset=0):
                "check_finite": plan.nonfinite != "ignore", "stop_on_nonfinite": plan.nonfinite == "raise",
                "num_threads": threads, "block_rows": plan.block_rows, "row_offset": row_offset}
     ends = np.r_[0, table.last_row_of_step() + 1]
+    # looked up once: a run with a step callback calls C once per step
+    columns = [(name, getattr(table, name)) for name in
+               ("kind", "dst", "src", "w", "t", "m", "sd", "interval", "stream")]
+    n_registers = table.n_registers
     bad_row = -1
 
     def run_chunk(s0, s1, num_threads, save=True):
@@ -547,9 +551,8 @@ def execute(plan, key, row_offset=0):
         last = np.searchsorted(plan.save_rows, r1) if save else first
         if callback is not None:
             callback.row_offset = r0
-        rows = {name: getattr(table, name)[r0:r1] for name in
-                ("kind", "dst", "src", "w", "t", "m", "sd", "interval", "stream")}
-        rows["n_registers"] = table.n_registers
+        rows = {name: column[r0:r1] for name, column in columns}
+        rows["n_registers"] = n_registers
         options["save_rows"] = plan.save_rows[first:last] - r0
         options["snapshots"] = snapshots[first:last]
         options["num_threads"] = num_threads
