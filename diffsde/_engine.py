@@ -15,7 +15,7 @@ import numpy as np
 from . import _core
 from ._validation import check_fits, shown, working_dtype
 from ._rng import key_from_rng
-from ._steptable import SCORE, StepTable
+from ._steptable import NORMAL, SCORE, StepTable
 from ._threads import get_num_threads, threads_for
 
 #: Target number of state elements per block: the block, its noise, score
@@ -128,24 +128,37 @@ def _checked_score(value, shape, dtype, where, check_finite, state):
     return np.require(value, dtype=dtype, requirements=["C", "A"])
 
 
-def _python_score_callback(score, table, views, dtype, check_finite, registers):
+def _python_score_callback(score, table, views, dtype, check_finite, registers, evaluate=None,
+                            denoised=None):
     """The function C calls for a Python score: callback(row) -> the score
     of the register the row reads, ``views[src]`` (read-only views of the
     registers in the caller's shape).
 
     ``callback.row_offset`` maps the rows of a chunk of the table (progress
-    runs) back to the whole table, for messages and times.
+    runs) back to the whole table, for messages and times. ``evaluate(row,
+    x)``, when given, replaces ``score(x, t_row)`` (a built-in score run
+    through this path for a step callback). ``denoised``: an array of the
+    state's shape that receives, at each step's first score row, the
+    denoised estimate (x + sd^2 score) / m of that row (step callbacks).
     """
 
     times = table.t.tolist()
     reads = table.src[:, 0].tolist()
     shape = views[0].shape
+    keep = {}
+    if denoised is not None:
+        for row in _first_score_rows(table):
+            if row >= 0:
+                keep[int(row)] = (float(table.sd[row]) ** 2, float(table.m[row]))
 
     def callback(row):
         row += callback.row_offset
         src = reads[row]
         try:
-            value = score(views[src], times[row])
+            if evaluate is None:
+                value = score(views[src], times[row])
+            else:
+                value = evaluate(row, views[src])
         except Exception as exc:
             exc.add_note(f"diffsde: raised by the score at {describe_row(table, row)}")
             raise
@@ -154,11 +167,18 @@ def _python_score_callback(score, table, views, dtype, check_finite, registers):
         # Anything else goes through the full check, which also writes the
         # messages. C scans the values for inf/NaN and calls nonfinite_error
         # on a hit.
-        if (type(value) is np.ndarray and value.dtype == dtype and value.shape == shape
+        if not (type(value) is np.ndarray and value.dtype == dtype and value.shape == shape
                 and value.flags.c_contiguous and value.flags.aligned and value.flags.writeable):
-            return value
-        return _checked_score(value, shape, dtype, describe_row(table, row), check_finite,
-                              registers[src])
+            value = _checked_score(value, shape, dtype, describe_row(table, row), check_finite,
+                                   registers[src])
+        if row in keep:
+            # the state this row read is still intact here: C applies the
+            # row only after the callback returns
+            sd2, m = keep[row]
+            np.multiply(value, sd2, out=denoised)
+            np.add(denoised, views[src], out=denoised)
+            np.divide(denoised, m, out=denoised)
+        return value
 
     def nonfinite_error(row, value):
         row += callback.row_offset
@@ -167,6 +187,86 @@ def _python_score_callback(score, table, views, dtype, check_finite, registers):
     callback.row_offset = 0
     callback.nonfinite_error = nonfinite_error
     return callback
+
+
+def _first_score_rows(table):
+    """Per step, the row of its first score evaluation, or -1."""
+    first = np.full(table.n_steps, -1, np.int64)
+    rows = np.flatnonzero(table.kind == SCORE)
+    steps, at = np.unique(table.step[rows], return_index=True)
+    first[steps] = rows[at]
+    return first
+
+
+def _builtin_evaluator(plan, table, key, threads, row_offset):
+    """evaluate(row, x) -> the built-in score of the state ``x`` at ``row``'s
+    (t, m, sd): a one-row table that writes the raw score into a copy of
+    ``x``, run by the same C kernels as a run without a step callback."""
+    batch, dim = plan.x.shape[0], math.prod(plan.x.shape[1:])
+    none = np.empty((0, batch, dim), dtype=plan.dtype)
+    src = np.full((1, table.src.shape[1]), -1, np.int32)
+    src[0, 0] = 0
+    w = np.zeros((1, table.w.shape[1]))
+    w[0, 1] = 1.0
+    options = {"key": key, "noise": None, "score_kind": plan.score_kind,
+               "score_params": plan.score_params, "callback": None, "registers": (None,),
+               "check_finite": False, "stop_on_nonfinite": False, "num_threads": threads,
+               "block_rows": plan.block_rows, "row_offset": row_offset,
+               "save_rows": np.empty(0, np.int64), "snapshots": none}
+
+    dst = np.zeros(1, np.int32)
+
+    def evaluate(row, x):
+        value = np.array(x, dtype=plan.dtype, order="C")
+        rows = {"kind": table.kind[row:row + 1], "t": table.t[row:row + 1], "m": table.m[row:row + 1],
+                "sd": table.sd[row:row + 1], "interval": table.interval[row:row + 1],
+                "stream": table.stream[row:row + 1], "dst": dst, "src": src, "w": w, "n_registers": 1}
+        _core.run(value.reshape(batch, dim), rows, options)
+        return value
+
+    return evaluate
+
+
+def _check_callback(callback, table, score_kind, noise):
+    if not callable(callback):
+        raise TypeError(f"callback must be a callable callback(info) or None; got {shown(callback)}")
+    # a run with a callback is cut before every step; what C keeps only for
+    # one call (block registers without a score, the pointer of a register
+    # to the caller's noise) must not be carried over a step
+    carried = table.carried_steps().any()
+    if carried and (score_kind == _SCORE_NONE or (noise is not None and _carries_noise(table))):
+        raise ValueError("callback: this step table carries a register over steps, which a run "
+                         "with a step callback cannot do without a score or with a noise array")
+    first = _first_score_rows(table)
+    rows = first[first >= 0]
+    bad = rows[table.m[rows] == 0]
+    if bad.size:
+        row = int(bad[0])
+        raise ValueError(f"callback: the denoised estimate (x + s^2 score) / m is undefined at "
+                         f"{describe_row(table, row)}, where m(t) = 0; start the run below that time")
+
+
+def _carries_noise(table):
+    """Is a register written by a normal row read in a later step?"""
+    for k in np.unique(table.dst[table.kind == NORMAL]):
+        writes = np.flatnonzero(table.dst == k)
+        reads = np.flatnonzero((table.src == k).any(axis=1))
+        seen = writes[np.searchsorted(writes, reads) - 1]
+        if np.any(table.step[seen] < table.step[reads]):
+            return True
+    return False
+
+
+def _callback_state(value, shape, dtype, step, check_finite):
+    """A state returned by the step callback, checked like a score."""
+    value = np.asarray(value)
+    where = f"after step {step + 1}"
+    if value.shape != shape:
+        raise ValueError(f"the callback returned shape {value.shape} {where}; expected {shape}, the shape of x")
+    if value.dtype.kind not in "biuf" or not np.can_cast(value.dtype, dtype, casting="same_kind"):
+        raise TypeError(f"the callback returned dtype {value.dtype} {where}; expected real values "
+                        f"castable to {dtype}")
+    return value
 
 
 def _noise_array(noise, table, shape, dtype):
@@ -239,11 +339,17 @@ class RunPlan:
     nonfinite: str
     block_rows: int
     progress: bool
+    callback: object = None
+    times: np.ndarray = None
 
 
 def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinite="raise",
-            out=None, progress=False, block_rows=None, name="x"):
-    """Validate a run's arguments (see :func:`run_steps`); nothing is drawn or allocated."""
+            out=None, progress=False, block_rows=None, name="x", callback=None, times=None):
+    """Validate a run's arguments (see :func:`run_steps`); nothing is drawn or allocated.
+
+    ``callback``: a step callback (see ``diffsde.reverse``), called after
+    every step with the run-order grid ``times`` (``n_steps + 1`` times).
+    """
     if not isinstance(table, StepTable):
         raise TypeError(f"table must be a StepTable; got {type(table).__name__}")
     if table.n_steps == 0:
@@ -261,6 +367,12 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
     shape = x.shape
     dim = math.prod(shape[1:])
     score_kind, score_params = _score_source(score, table, dim, x.ndim - 1)
+    if callback is not None:
+        _check_callback(callback, table, score_kind, noise)
+        times = np.asarray(times, dtype=np.float64)
+        if times.shape != (table.n_steps + 1,):
+            raise ValueError(f"times must hold the {table.n_steps + 1} grid times of the run; "
+                             f"got shape {times.shape}")
     noise = _noise_array(noise, table, shape, dtype)
     saved, save_rows = _save_rows(save, table)
     out = _output(out, shape, dtype)
@@ -273,13 +385,16 @@ def prepare(x, table, *, score=None, noise=None, save=None, dtype=None, nonfinit
         raise ValueError(f"block_rows must be an int >= 1 and <= 2**63 - 1; got {shown(block_rows)}")
     # the state, the snapshots and, for a Python score, its scratch registers
     buffers = 1 + len(saved) + (score_kind == _SCORE_PYTHON) * int(_written_scratch(table).sum())
+    if callback is not None:
+        # registers as for a Python score, the denoised estimate, a score copy
+        buffers += int(_written_scratch(table).sum()) * (score_kind != _SCORE_PYTHON) + 2
     workspace = workspace_bytes(table, score_kind, score_params, shape[0], dim, dtype.itemsize,
                                 int(block_rows))
     check_fits(shape[0] * dim * dtype.itemsize * buffers + workspace,
                f"a run of {table.n_steps} steps on a batch of shape {shape} "
                f"(with {workspace:,} bytes of per-thread workspaces)")
     return RunPlan(x, table, dtype, score, score_kind, score_params, noise, saved, save_rows, out,
-                   nonfinite, int(block_rows), bool(progress))
+                   nonfinite, int(block_rows), bool(progress), callback, times)
 
 
 def _written_scratch(table):
@@ -320,20 +435,23 @@ def workspace_bytes(table, score_kind, score_params, batch, dim, itemsize, block
     return threads * per_thread
 
 
-def _step_chunks(table, progress):
-    """Row ranges [r0, r1) of whole steps: one, or about 100 for a progress
-    bar. A cut goes only before a step that carries no scratch register over
-    from earlier steps (a multistep method's history): each call of the C
-    driver starts with fresh scratch registers."""
-    if not progress:
-        return [(0, table.n_rows, table.n_steps)]
-    ends = table.last_row_of_step() + 1
-    cuts = np.unique(np.linspace(0, table.n_steps, min(table.n_steps, 100) + 1).astype(np.int64))
-    free = np.r_[np.flatnonzero(~table.carried_steps()), table.n_steps]
-    # each wanted cut moves to the next step that carries nothing
-    cuts = np.unique(np.r_[0, free[np.searchsorted(free, cuts[1:])]])
-    rows = np.r_[0, ends[cuts[1:] - 1]]
-    return [(int(rows[i]), int(rows[i + 1]), int(cuts[i + 1] - cuts[i])) for i in range(len(cuts) - 1)]
+#: A progress run calls C once per chunk of steps, and each call starts and
+#: joins the threads: on a loaded machine the join waits for a thread that
+#: lost its CPU, a scheduler time slice (about 7 ms measured on 2 shared
+#: cores, where 100 equal chunks cost a half-second run 70% or more). So
+#: chunks are sized by time: a first step on one thread (no join) measures
+#: the rate, then each chunk lasts about this many seconds (re-measured after
+#: every chunk). benchmarks/overhead.py measures the cost.
+PROGRESS_SECONDS = 0.5
+
+
+def _free_cuts(table):
+    """Step counts where a run may be cut: before a step that carries no
+    scratch register over from earlier steps (a multistep method's history),
+    as each call of the C driver starts with fresh scratch registers; and the
+    end. A run with a Python score keeps its registers across calls (they are
+    whole-batch arrays), so it may be cut before any step."""
+    return np.r_[np.flatnonzero(~table.carried_steps()), table.n_steps]
 
 
 def _reads_during_run(out, plan):
@@ -388,7 +506,15 @@ def execute(plan, key, row_offset=0):
 
     callback = None
     registers = (None,) * table.n_registers
-    if plan.score_kind == _SCORE_PYTHON:
+    threads = threads_for(batch * dim, table.n_rows)
+    step_callback = plan.callback
+    denoised = None
+    score_kind = plan.score_kind
+    if score_kind == _SCORE_PYTHON or (step_callback is not None and score_kind != _SCORE_NONE):
+        # a step callback runs every score through the Python-score path: its
+        # registers are whole-batch arrays that outlive a call of C, so the
+        # run can stop after any step, and the score values pass through
+        # Python, where the denoised estimate is taken
         written = _written_scratch(table)
         registers = tuple(work if k == 0 else np.zeros_like(work) if written[k] else None
                           for k in range(table.n_registers))
@@ -400,39 +526,56 @@ def execute(plan, key, row_offset=0):
             view = buf.view().reshape(shape)
             view.flags.writeable = False
             views.append(view)
+        evaluate = None
+        if score_kind != _SCORE_PYTHON:
+            evaluate = _builtin_evaluator(plan, table, key, threads_for(batch * dim, 1), row_offset)
+            score_kind = _SCORE_PYTHON
+        if step_callback is not None:
+            denoised = np.zeros(shape, dtype)
         callback = _python_score_callback(plan.score, table, views, dtype, plan.nonfinite == "raise",
-                                          registers)
+                                          registers, evaluate, denoised)
 
     bar = _progress_bar(table.n_steps) if plan.progress else None
-    threads = threads_for(batch * dim, table.n_rows)
     if callback is not None and batch * dim < CALLBACK_SERIAL_BELOW:
         threads = 1
-    options = {"key": key, "noise": plan.noise, "score_kind": plan.score_kind,
+    options = {"key": key, "noise": plan.noise, "score_kind": score_kind,
                "score_params": plan.score_params, "callback": callback, "registers": registers,
                "check_finite": plan.nonfinite != "ignore", "stop_on_nonfinite": plan.nonfinite == "raise",
                "num_threads": threads, "block_rows": plan.block_rows, "row_offset": row_offset}
+    ends = np.r_[0, table.last_row_of_step() + 1]
+    # looked up once: a run with a step callback calls C once per step
+    columns = [(name, getattr(table, name)) for name in
+               ("kind", "dst", "src", "w", "t", "m", "sd", "interval", "stream")]
+    n_registers = table.n_registers
     bad_row = -1
+
+    def run_chunk(s0, s1, num_threads, save=True):
+        """Steps [s0, s1) in one call of C; the first non-finite row of the
+        whole table, or -1."""
+        r0, r1 = int(ends[s0]), int(ends[s1])
+        first = np.searchsorted(plan.save_rows, r0 - 1 if r0 == 0 else r0)
+        last = np.searchsorted(plan.save_rows, r1) if save else first
+        if callback is not None:
+            callback.row_offset = r0
+        if r0 == 0 and r1 == table.n_rows:
+            rows = table  # C reads its read-only columns in place
+        else:
+            rows = {name: column[r0:r1] for name, column in columns}
+            rows["n_registers"] = n_registers
+        options["save_rows"] = plan.save_rows[first:last] - r0
+        options["snapshots"] = snapshots[first:last]
+        options["num_threads"] = num_threads
+        bad = _core.run(work, rows, options)
+        return bad + r0 if bad >= 0 else -1
+
     try:
-        for r0, r1, n_steps in _step_chunks(table, plan.progress):
-            first = np.searchsorted(plan.save_rows, r0 - 1 if r0 == 0 else r0)
-            last = np.searchsorted(plan.save_rows, r1)
-            if callback is not None:
-                callback.row_offset = r0
-            if r0 == 0 and r1 == table.n_rows:
-                rows = table  # C reads its read-only columns in place
-            else:
-                rows = {name: getattr(table, name)[r0:r1] for name in
-                        ("kind", "dst", "src", "w", "t", "m", "sd", "interval", "stream")}
-                rows["n_registers"] = table.n_registers
-            options["save_rows"] = plan.save_rows[first:last] - r0
-            options["snapshots"] = snapshots[first:last]
-            bad = _core.run(work, rows, options)
-            if bar is not None:
-                bar.update(n_steps)
-            if bad >= 0:
-                bad_row = bad + r0 if bad_row < 0 else bad_row
-                if plan.nonfinite == "raise":
-                    break
+        if step_callback is not None:
+            bad_row = _run_with_step_callback(plan, run_chunk, threads, work, shape, denoised,
+                                              snapshots, bar)
+        elif bar is None:
+            bad_row = run_chunk(0, table.n_steps, threads)
+        else:
+            bad_row = _run_with_progress(table, run_chunk, threads, bar, plan.nonfinite == "raise")
     finally:
         if bar is not None:
             bar.close()
@@ -449,6 +592,82 @@ def execute(plan, key, row_offset=0):
             np.copyto(out, final)
         final = out
     return RunResult(x=final, xs=xs, saved=plan.saved, nfe=table.nfe)
+
+
+def _run_with_progress(table, run_chunk, threads, bar, stop_on_nonfinite):
+    """A run in chunks of about PROGRESS_SECONDS, the bar updated after each;
+    the first non-finite row or -1. The first chunk is one step on one
+    thread (no join to wait for), which gives the rate the next chunk is
+    sized by; every later chunk is sized by the rate of the one before, and
+    takes the rest of the run when that would last less than
+    PROGRESS_SECONDS: a run shorter than that calls C twice."""
+    free = _free_cuts(table)
+    done, bad_row, per_step = 0, -1, None
+    while done < table.n_steps:
+        if per_step is None:
+            want = done + 1
+        else:
+            want = done + max(1, int(PROGRESS_SECONDS / per_step))
+            if (table.n_steps - want) * per_step < PROGRESS_SECONDS:
+                want = table.n_steps  # no short chunk at the end: one join less
+        cut = int(free[np.searchsorted(free, min(want, table.n_steps))])
+        start = time.perf_counter()
+        # the first step runs on one thread, so its rate is pessimistic: the
+        # chunk after it is shorter than planned, and measures the real rate
+        bad = run_chunk(done, cut, 1 if per_step is None else threads)
+        per_step = max(time.perf_counter() - start, 1e-9) / (cut - done)
+        bar.update(cut - done)
+        done = cut
+        if bad >= 0:
+            bad_row = bad if bad_row < 0 else bad_row
+            if stop_on_nonfinite:
+                break
+    return bad_row
+
+
+def _run_with_step_callback(plan, run_chunk, threads, work, shape, denoised, snapshots, bar):
+    """One call of C per step, then the step callback; snapshots are taken
+    after the callback, so a saved state is the one the run continued from."""
+    table, times, dtype = plan.table, plan.times, plan.dtype
+    check = plan.nonfinite == "raise"
+    state = work.reshape(shape)
+    has_score = _first_score_rows(table) >= 0
+    saved = plan.saved.tolist()
+    if denoised is not None:
+        view = denoised.view()
+        view.flags.writeable = False
+    for j, k in enumerate(saved):
+        if k == 0:
+            snapshots[j] = work
+    bad_row = -1
+    for k in range(table.n_steps):
+        bad = run_chunk(k, k + 1, threads, save=False)
+        if bad >= 0:
+            bad_row = bad if bad_row < 0 else bad_row
+            if check:
+                break
+        info = {"i": k, "t": float(times[k]), "t_next": float(times[k + 1]), "x": state,
+                "denoised": view if has_score[k] else None}
+        try:
+            new = plan.callback(info)
+        except Exception as exc:
+            exc.add_note(f"diffsde: raised by the callback after step {k + 1} of {table.n_steps}")
+            raise
+        if new is not None and new is not state:
+            np.copyto(state, _callback_state(new, shape, dtype, k, check), casting="same_kind")
+        # one pass without a temporary: the sum is finite when every value
+        # is, and an overflowing sum only sends us to the exact check
+        if check and not np.isfinite(state.sum()) and not np.all(np.isfinite(state)):
+            bad = np.argwhere(~np.isfinite(state))[0]
+            raise FloatingPointError(
+                f"the callback left a non-finite value {state[tuple(bad)]} at index "
+                f"{tuple(bad.tolist())} after step {k + 1} of {table.n_steps} (t = {times[k + 1]:.6g})")
+        for j in range(len(saved)):
+            if saved[j] == k + 1:
+                snapshots[j] = work
+        if bar is not None:
+            bar.update(1)
+    return bad_row
 
 
 class _TextBar:

@@ -180,7 +180,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
             t_start=None, t_end=0.0, ts=None, variance="beta", eta=0.0, last_step_noise=False,
             corrector=None, snr=None, n_corrector_steps=None, corrector_at_start=True, rng=None, noise=None,
             save_every=None, save_at=None, dtype=None, nonfinite="raise", out=None, progress=False, chunks=None,
-            **options):
+            callback=None, **options):
     r"""Sample backwards in time with a score, from ``t_start`` down to ``t_end``.
 
     ==============  ==================================================================
@@ -289,6 +289,24 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         ``shape`` in blocks of ``chunks`` batch rows (an int) or of the given
         block sizes, never holding the whole batch in one process
         (docs/dask.md).
+    callback : callable, optional
+        ``callback(info)``, called after every step (k-diffusion's
+        convention), for inpainting and guidance (docs/methods.md, "Step
+        callbacks"). ``info`` is a dict: ``"i"`` the step (0 for the first),
+        ``"t"`` the grid time the step started from and ``"t_next"`` the one
+        it reached, ``"x"`` the state (a writeable NumPy array, the run's
+        own: edits in place change the run), ``"denoised"`` the estimate of
+        x_0 from the step's first score evaluation, at the state and time that
+        evaluation saw, :math:`\hat x_0 = (x + s^2\, \mathrm{score}(x, t)) / m`
+        with the process's own m and s (Tweedie's formula, Efron 2011; read-only; None
+        for a step without a score evaluation). For multistage methods
+        (``ode_heun``) that is the evaluation at the step's start; with
+        ``corrector="langevin"``, the corrector's first one. Return None or
+        an array of x's shape, the state the run continues from. Arrays are
+        NumPy also with a torch or JAX score; ``torch.from_numpy(info["x"])``
+        is a tensor sharing the state's memory. Saved states are taken after
+        the callback. Not for dask runs. A run with a callback evaluates every
+        score (built-in ones too) through Python, once per score row.
     **options
         Options of a method registered with :func:`diffsde.methods.register`
         (docs/methods.md); an option the method does not take raises
@@ -323,13 +341,17 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     saved = save_steps(grid, save_every, save_at, reverse=True)
     noise = _noise(noise, grid, shape, table)  # interval k - 1: the path's increment over [t_{k-1}, t_k]
     if lazy:
+        if callback is not None:
+            raise ValueError("callback does not apply to a dask run (it sees the whole batch after "
+                             "every step); pass a NumPy x")
         x, xs = _dask.run(x, table, saved, key=key_from_rng(rng), score=_bind(score, process), noise=noise,
                           dtype=dtype, nonfinite=nonfinite, out=out, progress=progress,
                           prior_scale=view.sd[-1], chunks=chunks, shape=shape)
         return Trajectory(x=x, xs=xs, ts=grid[::-1][saved], nfe=table.nfe)
     probe = np.broadcast_to(np.zeros((), dtype=x.dtype if x is not None else np.float64), shape)
     plan = prepare(x if x is not None else probe, table, score=_bind(score, process), noise=noise,
-                   save=saved, dtype=dtype, nonfinite=nonfinite, out=out, progress=progress)
+                   save=saved, dtype=dtype, nonfinite=nonfinite, out=out, progress=progress,
+                   callback=callback, times=grid[::-1])
     key = key_from_rng(rng)
     if x is None:
         start = fill_normal(np.empty(shape, dtype=plan.dtype), key, STREAM_INITIAL)
