@@ -177,7 +177,7 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
 # ---- reverse ------------------------------------------------------------------
 
 def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alpha=1.0,
-            t_start=None, t_end=0.0, ts=None, variance="beta", eta=0.0, last_step_noise=False,
+            t_start=None, t_end=0.0, ts=None, variance="beta", eta=None, last_step_noise=False,
             corrector=None, snr=None, n_corrector_steps=None, corrector_at_start=True, rng=None, noise=None,
             save_every=None, save_at=None, dtype=None, nonfinite="raise", out=None, progress=False, chunks=None,
             **options):
@@ -258,8 +258,11 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         beta_i (1 - abar_{i-1})/(1 - abar_i). SMLD/VE ancestral always uses
         the chain's posterior variance, so ``"posterior"`` there (or with any
         other method) raises ValueError, like a misplaced ``alpha`` or ``eta``.
-    eta : float >= 0
-        DDIM's stochasticity (``ddim`` only).
+    eta : float >= 0, optional
+        The stochasticity of ``ddim`` and of the ancestral and SDE samplers
+        (``euler_ancestral``, ``dpm_2_ancestral``, ``dpmpp_2s_ancestral``,
+        ``dpmpp_sde``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``); None: the method's
+        own default (0 for ``ddim``, 1 for the others, k-diffusion's).
     last_step_noise : bool
         ``ancestral`` only: keep the noise term on the last step (default
         False, the published algorithm; see above).
