@@ -87,11 +87,14 @@ class SigmaGrid:
         sig_up = view.sd / view.m  # increasing with the grid
         pos = sig_up > 0
         lo, hi = float(sig_up[pos][0]), float(sig_up[-1])
-        bad = (sigma < lo) | (sigma > hi)
+        # a relative 1e-12 of slack: sqrt(sigma_2 sigma_down) is sigma_1 to
+        # rounding on the last positive step of an ancestral method
+        bad = (sigma < lo * (1 - 1e-12)) | (sigma > hi * (1 + 1e-12))
         if np.any(bad):
             raise ValueError(f"method={self.method!r} evaluates the score at {what}, sigma = s/m = "
                              f"{float(sigma[bad].ravel()[0]):g}, outside the chain's sigmas "
                              f"[{lo:g}, {hi:g}]")
+        sigma = np.clip(sigma, lo, hi)
         t = np.interp(np.log(sigma), np.log(sig_up[pos]), view.t[pos])
         if view.log_abar is not None:
             m = 1.0 / np.sqrt(1.0 + sigma * sigma)
