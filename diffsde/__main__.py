@@ -34,11 +34,14 @@ NULL_PAIRS = 39       # same-law sample pairs behind each band and p-value
 LEVEL = 0.05
 #: The tour's samplers: every reverse method of the process (tested against
 #: ``methods.available``), some with a second option setting.
+_K_SAMPLERS = [(name, {}) for name in ("euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms",
+                                       "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde")]
 SAMPLERS = {
     "vp": [("em", {}), ("em", {"alpha": 0.0}), ("em", {"alpha": 2.0}), ("ode_heun", {}),
            ("reverse_diffusion", {}), ("ancestral", {}), ("ancestral", {"variance": "posterior"}),
-           ("ddim", {}), ("ddim", {"eta": 1.0})],
-    "ve": [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}), ("reverse_diffusion", {}), ("ancestral", {})],
+           ("ddim", {}), ("ddim", {"eta": 1.0})] + _K_SAMPLERS,
+    "ve": [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}), ("reverse_diffusion", {}), ("ancestral", {}),
+           ("ddim", {})] + _K_SAMPLERS,
 }
 
 

@@ -177,7 +177,7 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
 # ---- reverse ------------------------------------------------------------------
 
 def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alpha=1.0,
-            t_start=None, t_end=0.0, ts=None, variance="beta", eta=0.0, last_step_noise=False,
+            t_start=None, t_end=0.0, ts=None, variance="beta", eta=None, last_step_noise=False,
             corrector=None, snr=None, n_corrector_steps=None, corrector_at_start=True, rng=None, noise=None,
             save_every=None, save_at=None, dtype=None, nonfinite="raise", out=None, progress=False, chunks=None,
             callback=None, **options):
@@ -186,14 +186,29 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     ==============  ==================================================================
     process         methods (default first)
     ==============  ==================================================================
-    VPSDE           ``em`` (any alpha >= 0), ``ode_heun``, ``reverse_diffusion``,
-                    ``ancestral``, ``ddim``
-    VESDE           ``em``, ``ode_heun``, ``reverse_diffusion``, ``ancestral``
-    SubVPSDE        ``em``, ``ode_heun``
-    others          ``em``, ``ode_heun``: EDM, RectifiedFlow and any other AffineSDE
+    VPSDE           ``em`` (any alpha >= 0), ``ode_heun``, ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
+                    ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``, ``dpmpp_sde``,
+                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``,
+                    ``reverse_diffusion``, ``ancestral``, ``ddim``
+    VESDE           ``em``, ``ode_heun``, ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
+                    ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``, ``dpmpp_sde``,
+                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``,
+                    ``reverse_diffusion``, ``ancestral``, ``ddim``
+    SubVPSDE        ``em``, ``ode_heun``, ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
+                    ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``, ``dpmpp_sde``,
+                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``, ``ddim``
+    others          ``em``, ``ode_heun``, ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
+                    ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``, ``dpmpp_sde``,
+                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``, ``ddim``: EDM, RectifiedFlow and any other AffineSDE
                     (``AffineSDE(mean, std)`` or a subclass: docs/processes.md)
-    DDPM            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``
-    SMLD            ``ancestral``, ``reverse_diffusion``, ``em``, ``ode_heun``
+    DDPM            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``,
+                    ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
+                    ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``, ``dpmpp_sde``,
+                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``
+    SMLD            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``,
+                    ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
+                    ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``, ``dpmpp_sde``,
+                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``
     ==============  ==================================================================
 
     The lists are ``ds.methods.available(process)``: a method applies where
@@ -258,8 +273,11 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         beta_i (1 - abar_{i-1})/(1 - abar_i). SMLD/VE ancestral always uses
         the chain's posterior variance, so ``"posterior"`` there (or with any
         other method) raises ValueError, like a misplaced ``alpha`` or ``eta``.
-    eta : float >= 0
-        DDIM's stochasticity (``ddim`` only).
+    eta : float >= 0, optional
+        The stochasticity of ``ddim`` and of the ancestral and SDE samplers
+        (``euler_ancestral``, ``dpm_2_ancestral``, ``dpmpp_2s_ancestral``,
+        ``dpmpp_sde``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``); None: the method's
+        own default (0 for ``ddim``, 1 for the others, k-diffusion's).
     last_step_noise : bool
         ``ancestral`` only: keep the noise term on the last step (default
         False, the published algorithm; see above).

@@ -30,7 +30,7 @@ GM = ds.GaussianMixture([1.0], [[0.0]], [1.0])
 KEYWORDS = [
     # (label, call taking the bad value, argument name, bad values that must raise)
     ("reverse alpha", lambda v: ds.reverse(VP, exact_score, X, 4, alpha=v), "alpha", ["fast", None, math.nan, math.inf, -1.0, 1j]),
-    ("reverse eta", lambda v: ds.reverse(VP, exact_score, X, 4, method="ddim", eta=v), "eta", ["x", None, math.nan, math.inf, -0.5]),
+    ("reverse eta", lambda v: ds.reverse(VP, exact_score, X, 4, method="ddim", eta=v), "eta", ["x", math.nan, math.inf, -0.5]),
     ("reverse t_start", lambda v: ds.reverse(VP, exact_score, X, 4, t_start=v), "t_start", ["a", math.nan, math.inf, -1.0, 0.0]),
     ("reverse t_end", lambda v: ds.reverse(VP, exact_score, X, 4, t_end=v), "t_end", ["a", None, math.nan, math.inf, -1.0]),
     ("reverse snr", lambda v: ds.reverse(VP, exact_score, X, 4, corrector="langevin", snr=v), "snr", ["a", math.nan, math.inf, -1.0, 0.0]),
@@ -165,7 +165,7 @@ def test_variance_posterior_raises_where_it_does_not_apply(process, method):
 
 
 def test_misplaced_options_name_the_method_and_process():
-    with pytest.raises(ValueError, match=r"eta=0.5 applies to method='ddim' only; got method='em' on VPSDE"):
+    with pytest.raises(ValueError, match=r"eta=0.5 applies to method='ddim' or 'euler_ancestral' or .* only; got method='em' on VPSDE"):
         ds.reverse(VP, exact_score, X, 4, eta=0.5)
     with pytest.raises(ValueError, match=r"last_step_noise=True applies to method='ancestral' only; got method='em'"):
         ds.reverse(VP, exact_score, X, 4, last_step_noise=True)

@@ -28,6 +28,9 @@ TABLE = ds.StepTable.affine(np.full(4, 0.9), 0.1, 0.2)
 NAN_X = X.copy()
 NAN_X[3, 1] = np.nan
 SCORE = ds.LinearScore()
+#: The k-diffusion samplers, listed after the SDE methods on every process.
+K_SAMPLERS = ("euler, euler_ancestral, heun, dpm_2, dpm_2_ancestral, lms, dpmpp_2s_ancestral, dpmpp_sde, "
+              "dpmpp_2m, dpmpp_2m_sde, dpmpp_3m_sde")
 
 
 def _readonly(shape):
@@ -115,7 +118,8 @@ CASES = [
     ("reverse no x no shape", lambda: ds.reverse(VP, SCORE), ValueError, "pass x .* or shape"),
     ("reverse shape mismatch", lambda: ds.reverse(VP, SCORE, X, 4, shape=(3, 2)), ValueError, "shape .* does not match x.shape"),
     ("reverse shape negative", lambda: ds.reverse(VP, SCORE, shape=(-1, 2)), ValueError, "shape must be"),
-    ("reverse method", lambda: ds.reverse(ds.SubVPSDE(), SCORE, X, 4, method="ancestral"), ValueError, "valid: em, ode_heun$"),
+    ("reverse method", lambda: ds.reverse(ds.SubVPSDE(), SCORE, X, 4, method="ancestral"), ValueError,
+     f"valid: em, ode_heun, {K_SAMPLERS}, ddim$"),
     ("reverse bound elsewhere", lambda: ds.reverse(VE, GM.score(VP), X, 4), ValueError, "the score is bound to VPSDE"),
     ("reverse mixture dim", lambda: ds.reverse(VP, GM, np.zeros((4, 3)), 4), ValueError, "d = 2; the states have 3"),
     ("reverse score shape", lambda: ds.reverse(VP, lambda x, t: x[:, :1], X, 4), ValueError, r"the score returned shape \(16, 1\) at step 0 of 4"),
@@ -159,14 +163,15 @@ CASES = [
     ("AffineSDE.t_of_lambda range", lambda: AFF.t_of_lambda(np.nan), ValueError, "lam must be finite"),
     ("EDM order", lambda: ds.EDM(sigma_min=5, sigma_max=1), ValueError, "sigma_max must exceed sigma_min"),
     ("EDM sigma_min", lambda: ds.EDM(sigma_min=0), ValueError, "sigma_min must be finite and > 0"),
-    ("reverse method user process", lambda: ds.reverse(AFF, SCORE, X, 4, method="ddim"), ValueError,
-     "method 'ddim' is not available for AffineSDE in reverse .*chain methods.*; valid: em, ode_heun$"),
+    ("reverse method user process", lambda: ds.reverse(AFF, SCORE, X, 4, method="ancestral"), ValueError,
+     f"method 'ancestral' is not available for AffineSDE in reverse .*chain methods.*; valid: em, ode_heun, "
+     f"{K_SAMPLERS}, ddim$"),
     # ---- the method registry ----------------------------------------------------
     ("methods.available process", lambda: ds.methods.available("vp"), TypeError, "process must be a VPSDE, .*; got str$"),
     ("methods.available direction", lambda: ds.methods.available(VP, "sideways"), ValueError,
      "direction must be one of 'forward', 'reverse', 'corrector'; got 'sideways'"),
-    ("methods.get unknown", lambda: ds.methods.get("heun"), ValueError,
-     "no reverse method 'heun'; known: em, ode_heun, reverse_diffusion, ancestral, ddim"),
+    ("methods.get unknown", lambda: ds.methods.get("heun2"), ValueError,
+     f"no reverse method 'heun2'; known: em, ode_heun, reverse_diffusion, ancestral, ddim, {K_SAMPLERS}"),
     ("methods.records direction", lambda: ds.methods.records("up"), ValueError, "direction must be one of"),
     ("methods.register not a record", lambda: ds.methods.register("em"), TypeError,
      "register takes a diffsde.methods.Method; got str"),
@@ -186,7 +191,7 @@ CASES = [
      "^alpha=0.5 applies to method='em' only \\(the alpha-family\\); got method='ddim' on VPSDE$"),
     ("methods.table unknown option", lambda: ds.methods.table(VP, "em", 4, gamma=1.0), TypeError,
      "unexpected option 'gamma' for the reverse methods; they take: alpha, corrector_at_start, eta, "
-     "last_step_noise, n_corrector_steps, snr, variance"),
+     "last_step_noise, n_corrector_steps, order, r, s_churn, s_noise, s_tmax, s_tmin, snr, solver_type, variance"),
     ("methods.table chain steps", lambda: ds.methods.table(ds.DDPM([0.1, 0.2]), "ancestral", 4), ValueError,
      "steps must be None or N = 2 for this chain"),
     ("methods.table direction", lambda: ds.methods.table(VP, "em", 4, direction="sideways"), ValueError,
@@ -198,9 +203,9 @@ CASES = [
      "reverse method 'ddim' is one of diffsde's own and cannot be unregistered"),
     ("methods.register summary", lambda: ds.methods.register(_record(summary=None)), TypeError,
      "summary of method 'mine' must be a str; got None"),
-    ("methods.unregister unknown", lambda: ds.methods.unregister("heun"), ValueError, "no reverse method 'heun'"),
-    ("methods.view method", lambda: ds.methods.view(ds.SubVPSDE(), "ddim", 4), ValueError,
-     "method 'ddim' is not available for SubVPSDE in reverse"),
+    ("methods.unregister unknown", lambda: ds.methods.unregister("heun2"), ValueError, "no reverse method 'heun2'"),
+    ("methods.view method", lambda: ds.methods.view(ds.SubVPSDE(), "ancestral", 4), ValueError,
+     "method 'ancestral' is not available for SubVPSDE in reverse"),
     ("reverse snr user process", lambda: ds.reverse(AFF, SCORE, X, 4, snr=0.2), ValueError,
      "snr=0.2 applies to corrector='langevin' only; got corrector=None with method='em' on AffineSDE$"),
     ("reverse t_start RectifiedFlow", lambda: ds.reverse(ds.RectifiedFlow(), SCORE, X, 4, t_start=1.5),
@@ -480,7 +485,7 @@ REAL_ARGUMENTS = [
 
 
 #: Cases whose argument takes None for its default (the message need not say so).
-NONE_IS_DEFAULT = {"forward save_every", "reverse n_corrector_steps", "reverse snr", "AffineSDE T"}
+NONE_IS_DEFAULT = {"forward save_every", "reverse n_corrector_steps", "reverse snr", "AffineSDE T", "reverse eta"}
 
 
 def _plain(message):

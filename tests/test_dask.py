@@ -109,6 +109,22 @@ def test_reverse_heun_with_a_picklable_callable_is_the_in_memory_run(scheduler):
     _equal(lazy, ref)
 
 
+#: The stochastic samplers of k-diffusion (churn makes euler/heun draw too):
+#: their extra in-step draws (churn, dpmpp_sde's second normal) are streams
+#: of their own, counter-based like the step's.
+K_STOCHASTIC = [("euler_ancestral", {}), ("dpm_2_ancestral", {}), ("dpmpp_2s_ancestral", {}), ("dpmpp_sde", {}),
+                ("dpmpp_2m_sde", {}), ("dpmpp_3m_sde", {}), ("heun", {"s_churn": 3.0, "s_tmax": 40.0}),
+                ("euler", {"s_churn": 3.0, "s_tmax": 40.0})]
+
+
+@pytest.mark.parametrize("method,options", K_STOCHASTIC, ids=[m for m, _ in K_STOCHASTIC])
+def test_reverse_k_diffusion_samplers_on_chunks_are_the_in_memory_run(scheduler, method, options):
+    edm = ds.EDM()
+    kw = dict(ts=ds.grids.karras(edm, 12, t_end=0.0), method=method, rng=6, save_at=[12, 5, 0], **options)
+    ref = ds.reverse(edm, ds.datasets.eight_gaussians(), shape=(N_ROWS, 2), **kw)
+    _equal(ds.reverse(edm, ds.datasets.eight_gaussians(), shape=(N_ROWS, 2), chunks=CHUNK, **kw), ref)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_float32_empirical_score_event_axes_and_user_noise_on_threads(dtype):
     data = ds.EmpiricalData(np.random.default_rng(4).standard_normal((50, 6)))

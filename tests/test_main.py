@@ -6,6 +6,10 @@ import pytest
 
 from diffsde.__main__ import main
 
+#: The k-diffusion samplers, listed after the SDE methods.
+K_SAMPLERS = ("euler, euler_ancestral, heun, dpm_2, dpm_2_ancestral, lms, dpmpp_2s_ancestral, dpmpp_sde, "
+              "dpmpp_2m, dpmpp_2m_sde, dpmpp_3m_sde")
+
 
 def read_csv(path):
     with open(path) as fh:
@@ -120,7 +124,7 @@ def test_bad_options_give_one_clear_line(tmp_path, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["python -m diffsde sample: error: method 'bogus' is not available for VPSDE in reverse; "
-                   "valid: em, ode_heun, reverse_diffusion, ancestral, ddim"]
+                   f"valid: em, ode_heun, {K_SAMPLERS}, reverse_diffusion, ancestral, ddim"]
     with pytest.raises(SystemExit):
         main(["tour", "--paths", "1"])
     assert "--paths must be at least 2" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import diffsde as ds
 from diffsde.__main__ import PROCESSES as CLI_PROCESSES, SAMPLERS, _parser
 
 from conftest import GAUSS_SCORE as SCORE, VE, VP
+from diffsde._steptable import STREAM_EXTRA
 
 ROOT = Path(__file__).resolve().parents[1]
 SUB = ds.SubVPSDE()
@@ -22,7 +23,14 @@ PROCESSES = {"VPSDE": VP, "VESDE": VE, "SubVPSDE": SUB, "EDM": ds.EDM(), "Rectif
              "SMLD": ds.SMLD.from_sde(VE, 12)}
 #: Options with a value other than "not given", for every option a record has.
 GIVEN = {"alpha": 0.5, "variance": "posterior", "eta": 0.5, "last_step_noise": True, "snr": 0.2,
-         "n_corrector_steps": 2, "corrector_at_start": False}
+         "n_corrector_steps": 2, "corrector_at_start": False, "s_churn": 0.5, "s_tmin": 0.1, "s_tmax": 10.0,
+         "s_noise": 0.9, "order": 2, "r": 0.4, "solver_type": "heun"}
+#: Options given with another: churn from the top of the grid would need a
+#: sigma above the process's sigma(T), so s_churn comes with s_tmax.
+TOGETHER = {"s_churn": {"s_churn": 0.5, "s_tmax": 10.0}}
+#: The k-diffusion samplers, on every process after the SDE methods.
+K_SAMPLERS = ("euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2s_ancestral",
+              "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde")
 
 
 def steps_of(process):
@@ -40,12 +48,13 @@ def test_capabilities_say_what_each_process_offers():
 
 def test_available_lists_the_default_first_then_the_processs_own_kind():
     """The lists the package has always shown, now derived from the records."""
-    want = {"VPSDE": ("em", "ode_heun", "reverse_diffusion", "ancestral", "ddim"),
-            "VESDE": ("em", "ode_heun", "reverse_diffusion", "ancestral"),
-            "DDPM": ("ancestral", "reverse_diffusion", "ddim", "em", "ode_heun"),
-            "SMLD": ("ancestral", "reverse_diffusion", "em", "ode_heun")}
+    sde = ("em", "ode_heun") + K_SAMPLERS
+    want = {"VPSDE": sde + ("reverse_diffusion", "ancestral", "ddim"),
+            "VESDE": sde + ("reverse_diffusion", "ancestral", "ddim"),
+            "DDPM": ("ancestral", "reverse_diffusion", "ddim") + sde,
+            "SMLD": ("ancestral", "reverse_diffusion", "ddim") + sde}
     for name, process in PROCESSES.items():
-        assert ds.methods.available(process) == want.get(name, ("em", "ode_heun")), name
+        assert ds.methods.available(process) == want.get(name, sde + ("ddim",)), name
         chain = "chain" in process.capabilities
         assert ds.methods.available(process, "forward") == (("chain", "exact", "em") if chain else ("em", "exact"))
         assert ds.methods.available(process, "corrector") == ("langevin",)
@@ -70,7 +79,7 @@ def _cases():
             rec = ds.methods.get(method)
             for opt in (None,) + tuple(o.name for o in rec.options
                                        if not o.requires or set(o.requires) & process.capabilities):
-                yield pytest.param(name, method, {} if opt is None else {opt: GIVEN[opt]},
+                yield pytest.param(name, method, {} if opt is None else TOGETHER.get(opt, {opt: GIVEN[opt]}),
                                    id=f"{name}-{method}-{opt or 'defaults'}")
         yield pytest.param(name, ds.methods.available(process)[0], {"corrector": "langevin", "n_corrector_steps": 2},
                            id=f"{name}-langevin")
@@ -139,11 +148,11 @@ def test_an_option_a_method_does_not_take_raises_naming_method_and_process(metho
 
 
 def test_options_at_their_unset_value_are_accepted_by_every_method():
-    """reverse's own defaults (alpha=1, variance='beta', eta=0,
-    last_step_noise=False) reach every method, as they always have."""
+    """reverse's own defaults (alpha=1, variance='beta', eta=None (each
+    method's own), last_step_noise=False) reach every method."""
     for method in ds.methods.available(VP):
         np.testing.assert_array_equal(
-            ds.reverse(VP, SCORE, np.zeros(3), 4, method=method, alpha=1.0, variance="beta", eta=0.0,
+            ds.reverse(VP, SCORE, np.zeros(3), 4, method=method, alpha=1.0, variance="beta", eta=None,
                        last_step_noise=False, rng=1).x,
             ds.reverse(VP, SCORE, np.zeros(3), 4, method=method, rng=1).x)
 
@@ -197,7 +206,7 @@ def test_a_vp_built_by_hand_gets_the_sde_methods_and_a_corrector_with_r_equal_on
     """Without the chain capability there is no beta_k: em and ode_heun
     match VPSDE's to the accuracy of the numerical derivatives, the
     corrector's step factor r is 1 instead of VPSDE's 1 - beta_k."""
-    assert ds.methods.available(VP_BY_HAND) == ("em", "ode_heun")
+    assert ds.methods.available(VP_BY_HAND) == ("em", "ode_heun") + K_SAMPLERS + ("ddim",)
     for method in ("em", "ode_heun"):
         mine, theirs = ds.methods.table(VP_BY_HAND, method, 50), ds.methods.table(VP, method, 50)
         np.testing.assert_array_equal(mine.kind, theirs.kind)
@@ -245,7 +254,7 @@ def test_a_registered_method_runs_everywhere_its_capability_exists(user_method):
         kinds = [ds.methods.get(m).kind == "chain" for m in names]
         assert kinds == sorted(kinds, reverse="chain" in process.capabilities), name
         assert names[-1] == "ode_euler" if "chain" in process.capabilities else \
-            names[names.index("ode_euler") - 1] == "ode_heun", name
+            names[names.index("ode_euler") - 1] == K_SAMPLERS[-1], name
     x = np.linspace(-1, 1, 6)
     for process in (VP, ds.EDM(), PROCESSES["DDPM"]):
         steps = steps_of(process)
@@ -283,7 +292,8 @@ def records_table():
     for rec in ds.methods.records():
         order = num(rec.order) if rec.order is not None else f"{num(rec.strong_order)} / {num(rec.weak_order)}"
         order = "exact" if rec.kind == "exact" else "—" if order == "— / —" else order
-        streams = ", ".join(str(s) for s in rec.streams) or "none"
+        streams = ", ".join(str(s) if s < STREAM_EXTRA else f"extra + {s - STREAM_EXTRA}"
+                            for s in rec.streams) or "none"
         if rec.direction == "corrector":
             streams = "2 + m (sub-step m)"
         options = ", ".join(f"`{o.name}={o.default!r}`" for o in rec.options) or ""
@@ -357,7 +367,7 @@ def test_the_docs_example_of_a_users_method_runs():
     space = {"score": SCORE, "x": np.linspace(-1, 1, 5)}
     try:
         exec(code, space)
-        assert ds.methods.available(ds.EDM()) == ("em", "ode_heun", "ode_euler")
+        assert ds.methods.available(ds.EDM()) == ("em", "ode_heun") + K_SAMPLERS + ("ode_euler", "ddim")
         assert space["tr"].nfe == 100
     finally:
         if "ode_euler" in [r.name for r in ds.methods.records("reverse")]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._validation import real_scalar, shown
 from .._steptable import StepTable
+from ._ksamplers import ddim_sigma
 from ._registry import Method, Option
 
 
@@ -103,7 +104,14 @@ def ddim(view, eta=0.0):
     :math:`b = a (1 - \bar\alpha_i) - \sqrt{(1 - \bar\alpha_{i-1} - \sigma_\eta^2)(1 - \bar\alpha_i)}`,
     :math:`c = \sigma_\eta`. eta = 0 is deterministic; eta = 1 has the
     posterior variance of ancestral sampling.
+
+    On a process without a DDPM chain (sub-VP, VE, EDM, RectifiedFlow, a
+    user's AffineSDE, an SMLD chain) it is the same map written in
+    sigma-space, :func:`._ksamplers.ddim_sigma`; on VP and DDPM the chain's
+    own form above is kept, which agrees with it to rounding.
     """
+    if view.log_abar is None:
+        return ddim_sigma(view, eta)
     k = view.run_order()
     one_minus_now = -np.expm1(view.log_abar[k])
     one_minus_prev = -np.expm1(view.log_abar[k - 1])
@@ -137,7 +145,7 @@ LAST_STEP_NOISE = Option("last_step_noise", False, _flag("last_step_noise"),
                          "keep the noise of the last step (to t_end); default False, Ho et al.'s Algorithm 2",
                          unset=False)
 ETA = Option("eta", 0.0, lambda v: real_scalar(v, "eta", "non_negative"),
-             "DDIM's stochasticity: 0 deterministic, 1 the posterior variance of ancestral sampling", unset=0.0)
+             "DDIM's stochasticity: 0 deterministic (default), 1 the posterior variance of ancestral sampling")
 
 FORWARD = Method(
     "chain", "forward", forward_chain, requires=("chain",), kind="chain", deterministic=False, nfe_per_step=0,
@@ -158,6 +166,6 @@ ANCESTRAL = Method(
     default_on="chain")
 
 DDIM = Method(
-    "ddim", "reverse", ddim, requires=("ddpm_chain",), kind="chain", deterministic=True, nfe_per_step=1,
-    summary="DDIM with eps = -sqrt(1 - abar_i) s; eta = 0 deterministic", paper="Song, Meng & Ermon 2021",
+    "ddim", "reverse", ddim, requires=("ddpm_chain", "affine"), kind="chain", deterministic=True, nfe_per_step=1,
+    summary="DDIM with eps = -sqrt(1 - abar_i) s (on any process: Euler in sigma = s/m); eta = 0 deterministic", paper="Song, Meng & Ermon 2021",
     options=(ETA,), order=1.0)
