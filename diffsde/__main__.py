@@ -37,8 +37,9 @@ LEVEL = 0.05
 SAMPLERS = {
     "vp": [("em", {}), ("em", {"alpha": 0.0}), ("em", {"alpha": 2.0}), ("ode_heun", {}),
            ("reverse_diffusion", {}), ("ancestral", {}), ("ancestral", {"variance": "posterior"}),
-           ("ddim", {}), ("ddim", {"eta": 1.0})],
-    "ve": [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}), ("reverse_diffusion", {}), ("ancestral", {})],
+           ("ddim", {}), ("ddim", {"eta": 1.0}), ("dpm_solver", {}), ("unipc", {}), ("plms", {})],
+    "ve": [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}), ("reverse_diffusion", {}), ("ancestral", {}),
+           ("dpm_solver", {}), ("unipc", {}), ("plms", {})],
 }
 
 

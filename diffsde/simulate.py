@@ -186,14 +186,18 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     ==============  ==================================================================
     process         methods (default first)
     ==============  ==================================================================
-    VPSDE           ``em`` (any alpha >= 0), ``ode_heun``, ``reverse_diffusion``,
-                    ``ancestral``, ``ddim``
-    VESDE           ``em``, ``ode_heun``, ``reverse_diffusion``, ``ancestral``
-    SubVPSDE        ``em``, ``ode_heun``
-    others          ``em``, ``ode_heun``: EDM, RectifiedFlow and any other AffineSDE
+    VPSDE           ``em`` (any alpha >= 0), ``ode_heun``, ``dpm_solver``, ``unipc``,
+                    ``plms``, ``reverse_diffusion``, ``ancestral``, ``ddim``
+    VESDE           ``em``, ``ode_heun``, ``dpm_solver``, ``unipc``, ``plms``,
+                    ``reverse_diffusion``, ``ancestral``
+    SubVPSDE        ``em``, ``ode_heun``, ``dpm_solver``, ``unipc``, ``plms``
+    others          ``em``, ``ode_heun``, ``dpm_solver``, ``unipc``, ``plms``: EDM,
+                    RectifiedFlow and any other AffineSDE
                     (``AffineSDE(mean, std)`` or a subclass: docs/processes.md)
-    DDPM            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``
-    SMLD            ``ancestral``, ``reverse_diffusion``, ``em``, ``ode_heun``
+    DDPM            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``,
+                    ``dpm_solver``, ``unipc``, ``plms``
+    SMLD            ``ancestral``, ``reverse_diffusion``, ``em``, ``ode_heun``,
+                    ``dpm_solver``, ``unipc``, ``plms``
     ==============  ==================================================================
 
     The lists are ``ds.methods.available(process)``: a method applies where

@@ -35,13 +35,15 @@ def _solve(rks, b):
     return np.linalg.solve(R, b[:, :, None])[:, :, 0]
 
 
-def unipc(view, order=2, variant="bh2", lower_order_final=True):
+def unipc(view, order=2, variant="bh2"):
     r"""UniPC (Zhao et al. 2023, "UniPC: A Unified Predictor-Corrector
     Framework for Fast Sampling of Diffusion Models", Algorithms 2 and 3)
     with data prediction D = (x + s^2 grad log p)/m, as diffusers'
     ``UniPCMultistepScheduler`` runs it by default: B(h) = e^{-h} - 1
     ("bh2"; "bh1": B(h) = -h), order p = 2 (option 3), order min(p, i + 1)
-    after the start and min(p, n - i) on the last steps (``lower_order_final``).
+    after the start and min(p, n - i) on the last steps (diffusers'
+    ``lower_order_final``, always on here: a multistep step to s = 0 of
+    order above 1 is undefined, r_k = 0 there).
 
     Predictor UniP-p from (m, s) to (m', s'), h = lambda' - lambda,
     r_k = (lambda_{i-k} - lambda_i)/h:
@@ -60,7 +62,7 @@ def unipc(view, order=2, variant="bh2", lower_order_final=True):
     (rho^c = 1/2 for p = 1, else R rho^c = b). The state register after step
     i holds the predicted x^p_{i+1} (diffusers' ``prev_sample``); its
     correction happens in step i + 1. A step to s' = 0 must be first order,
-    x' = m' D_i (it is, with ``lower_order_final``). UniC raises the order of
+    x' = m' D_i (it is: the last step is first order). UniC raises the order of
     UniP-p to p + 1 (Zhao et al., Theorem 3.1); the last step is first order
     without a corrector, which caps the measured order at 2 when the other
     errors are far smaller.
@@ -69,13 +71,7 @@ def unipc(view, order=2, variant="bh2", lower_order_final=True):
     n = st.n
     i = np.arange(n)
     lam = np.r_[st.lam0, st.lam1[-1:]]
-    p = np.minimum(order, n - i) if lower_order_final else np.full(n, order)
-    p = np.minimum(p, i + 1)
-    bad = np.flatnonzero(st.final & (p > 1))
-    if bad.size:
-        raise ValueError(f"method='unipc' with order={order} and lower_order_final=False: the last step goes to "
-                         "s = 0 (lambda infinite), where only a first-order step is defined; use "
-                         "lower_order_final=True or a grid ending at t_end > 0")
+    p = np.minimum(np.minimum(order, n - i), i + 1)
     ring = order + 1
 
     def reg(j):
@@ -159,20 +155,12 @@ def _variant(value):
     return value
 
 
-def _flag(value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"lower_order_final of method 'unipc' must be True or False; got {shown(value)}")
-    return bool(value)
-
-
 ORDER = Option("order", 2, _order, "unipc: the order p of UniP (1, 2 or 3; default 2)")
 VARIANT = Option("variant", "bh2", _variant,
                  "unipc: B(h) = e^{-h} - 1 ('bh2', default) or -h ('bh1')", unset="bh2")
-LOWER_ORDER_FINAL = Option("lower_order_final", True, _flag,
-                           "unipc: order min(p, steps left) on the last steps (default True)", unset=True)
 
 UNIPC = Method(
     "unipc", "reverse", unipc, requires=("affine",), kind="ode", deterministic=True, nfe_per_step=1,
     summary=("UniPC: UniP-p predictor (data prediction, multistep in lambda) with the UniC corrector after "
              "every step but the last; p = order (default 2), B(h) from variant; diffusers' defaults"),
-    paper="Zhao et al. 2023 (UniPC)", options=(ORDER, VARIANT, LOWER_ORDER_FINAL), order=3.0, streams=())
+    paper="Zhao et al. 2023 (UniPC)", options=(ORDER, VARIANT), order=3.0, streams=())
