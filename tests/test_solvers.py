@@ -129,6 +129,44 @@ def test_on_a_chain_the_stages_sit_at_lambdas_between_its_indices(chain, name, o
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
+def test_on_a_ddpm_chain_a_callable_score_sees_the_interpolated_marginal():
+    """Between chain indices, t is linear in lambda = -log sigma and
+    m = 1/sqrt(1 + sigma^2), s = sigma m (k-diffusion's fractional timesteps):
+    a callable score(x, t) computing that marginal itself gives the run with
+    the table's (m, s) columns."""
+    view = DDPM.grid_view()
+    lam = np.log(view.m[1:]) - np.log(view.sd[1:])
+
+    def score(x, t):
+        sigma = math.exp(-np.interp(t, view.t[1:], lam))
+        m = 1 / math.sqrt(1 + sigma * sigma)
+        return GAUSS_SCORE.evaluate(x, m, sigma * m)
+
+    x = starts(VP, 1.0)
+    for name, opts in CONFIGS:
+        a = ds.reverse(DDPM, score, x, method=name, **opts).x
+        np.testing.assert_allclose(a, ds.reverse(DDPM, GAUSS_SCORE, x, method=name, **opts).x, rtol=1e-9,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("name,opts", CONFIGS, ids=IDS)
+def test_a_last_step_to_s_zero_lands_on_m_times_the_denoised_value(name, opts):
+    """A path whose m(0) = 2 (data scaled by 2): the step to t = 0 ends at
+    m(0) D(x~, sigma), in the process's own variables."""
+    scaled = ds.AffineSDE(lambda t: 2 * np.exp(-t), lambda t: np.sqrt(-np.expm1(-2 * t)), T=3.0, name="scaled")
+    grid = np.r_[ds.grids.logsnr(scaled, 12), 0.0]
+    x = starts(scaled, grid[0])
+    sig, m = rs.sigma_space(scaled, grid)
+    D = rs.gaussian_denoiser(MU, V0)
+    mid = rs.sigma_space(scaled, 0.5 * (grid[1:] + grid[:-1]))[0]
+    if name == "dpm_solver":
+        want = m[-1] * D(twin_run(name, opts, sig[:-1], x / m[0], D), sig[-2])
+    else:
+        want = m[-1] * twin_run(name, opts, sig, x / m[0], D, mid)
+    got = ds.reverse(scaled, GAUSS_SCORE, x, ts=grid, method=name, **opts).x
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
 # -- aliases and counts ------------------------------------------------------------
 
 def test_dpm_solver_order_one_is_ddim_to_rounding():
