@@ -10,7 +10,7 @@ import pytest
 
 import diffsde as ds
 import reference_samplers as rs
-from conftest import GAUSS_SCORE, MU, V0, VP
+from conftest import GAUSS_SCORE, MU, V0, VE, VP
 
 EDM = ds.EDM()
 #: A user's path given only by m and s (numerical derivatives and inverses).
@@ -56,8 +56,9 @@ def twin_on_grid(process, grid, name, opts, x):
 
 # -- the tables are the twins -----------------------------------------------------
 
-@pytest.mark.parametrize("process,grid_kind", [(VP, "logsnr"), (EDM, "karras"), (OU, "logsnr"), (VP, "uniform")],
-                         ids=["VP-logsnr", "EDM-karras", "AffineSDE-logsnr", "VP-uniform"])
+@pytest.mark.parametrize("process,grid_kind",
+                         [(VP, "logsnr"), (EDM, "karras"), (OU, "logsnr"), (VP, "uniform"), (VE, "logsnr")],
+                         ids=["VP-logsnr", "EDM-karras", "AffineSDE-logsnr", "VP-uniform", "VE-logsnr"])
 @pytest.mark.parametrize("name,opts", CONFIGS, ids=IDS)
 def test_tables_are_the_twins_on_identical_scores(process, grid_kind, name, opts):
     """13 steps (the rings of 3 and 4 registers wrap several times), float64,
