@@ -276,6 +276,14 @@ def test_options_of_another_method_raise_naming_this_one():
         ds.reverse(EDM, GAUSS_SCORE, np.zeros(3), 8, method="dpm_solver", variant="bh1")
 
 
+@pytest.mark.parametrize("option,value", [("order", 5), ("warmup", "x"), ("variant", 3)])
+def test_a_bad_value_of_an_option_the_method_does_not_take_names_the_method_given(option, value):
+    """Not the message of the method that has the option (dpm_solver's check
+    said "order of method 'dpm_solver' must be ..." to a user of em)."""
+    with pytest.raises(ValueError, match=rf"^{option}={value!r} applies to method=.* only; got method='em' on VPSDE$"):
+        ds.reverse(VP, GAUSS_SCORE, np.zeros(3), 8, method="em", **{option: value})
+
+
 @pytest.mark.parametrize("name", ["dpm_solver", "unipc", "plms"])
 def test_grids_where_sigma_is_infinite_raise_naming_the_method(name):
     """RectifiedFlow at t = 1 has m = 0: sigma = s/m is infinite there."""
