@@ -39,9 +39,9 @@ _K_SAMPLERS = [(name, {}) for name in ("euler", "euler_ancestral", "heun", "dpm_
 SAMPLERS = {
     "vp": [("em", {}), ("em", {"alpha": 0.0}), ("em", {"alpha": 2.0}), ("ode_heun", {}),
            ("reverse_diffusion", {}), ("ancestral", {}), ("ancestral", {"variance": "posterior"}),
-           ("ddim", {}), ("ddim", {"eta": 1.0})] + _K_SAMPLERS,
+           ("ddim", {}), ("ddim", {"eta": 1.0})] + _K_SAMPLERS + [("dpm_solver", {}), ("unipc", {}), ("plms", {})],
     "ve": [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}), ("reverse_diffusion", {}), ("ancestral", {}),
-           ("ddim", {})] + _K_SAMPLERS,
+           ("ddim", {})] + _K_SAMPLERS + [("dpm_solver", {}), ("unipc", {}), ("plms", {})],
 }
 
 

@@ -119,7 +119,7 @@ CASES = [
     ("reverse shape mismatch", lambda: ds.reverse(VP, SCORE, X, 4, shape=(3, 2)), ValueError, "shape .* does not match x.shape"),
     ("reverse shape negative", lambda: ds.reverse(VP, SCORE, shape=(-1, 2)), ValueError, "shape must be"),
     ("reverse method", lambda: ds.reverse(ds.SubVPSDE(), SCORE, X, 4, method="ancestral"), ValueError,
-     f"valid: em, ode_heun, {K_SAMPLERS}, ddim$"),
+     f"valid: em, ode_heun, {K_SAMPLERS}, dpm_solver, unipc, plms, ddim$"),
     ("reverse bound elsewhere", lambda: ds.reverse(VE, GM.score(VP), X, 4), ValueError, "the score is bound to VPSDE"),
     ("reverse mixture dim", lambda: ds.reverse(VP, GM, np.zeros((4, 3)), 4), ValueError, "d = 2; the states have 3"),
     ("reverse score shape", lambda: ds.reverse(VP, lambda x, t: x[:, :1], X, 4), ValueError, r"the score returned shape \(16, 1\) at step 0 of 4"),
@@ -165,7 +165,7 @@ CASES = [
     ("EDM sigma_min", lambda: ds.EDM(sigma_min=0), ValueError, "sigma_min must be finite and > 0"),
     ("reverse method user process", lambda: ds.reverse(AFF, SCORE, X, 4, method="ancestral"), ValueError,
      f"method 'ancestral' is not available for AffineSDE in reverse .*chain methods.*; valid: em, ode_heun, "
-     f"{K_SAMPLERS}, ddim$"),
+     f"{K_SAMPLERS}, dpm_solver, unipc, plms, ddim$"),
     # ---- the method registry ----------------------------------------------------
     ("methods.available process", lambda: ds.methods.available("vp"), TypeError, "process must be a VPSDE, .*; got str$"),
     ("methods.available direction", lambda: ds.methods.available(VP, "sideways"), ValueError,
@@ -191,7 +191,7 @@ CASES = [
      "^alpha=0.5 applies to method='em' only \\(the alpha-family\\); got method='ddim' on VPSDE$"),
     ("methods.table unknown option", lambda: ds.methods.table(VP, "em", 4, gamma=1.0), TypeError,
      "unexpected option 'gamma' for the reverse methods; they take: alpha, corrector_at_start, eta, "
-     "last_step_noise, n_corrector_steps, order, r, s_churn, s_noise, s_tmax, s_tmin, snr, solver_type, variance"),
+     "last_step_noise, n_corrector_steps, order, r, s_churn, s_noise, s_tmax, s_tmin, snr, solver_type, variance, variant, warmup"),
     ("methods.table chain steps", lambda: ds.methods.table(ds.DDPM([0.1, 0.2]), "ancestral", 4), ValueError,
      "steps must be None or N = 2 for this chain"),
     ("methods.table direction", lambda: ds.methods.table(VP, "em", 4, direction="sideways"), ValueError,

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+import diffsde as ds
 from diffsde.__main__ import main
 
 #: The k-diffusion samplers, listed after the SDE methods.
@@ -124,7 +125,7 @@ def test_bad_options_give_one_clear_line(tmp_path, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["python -m diffsde sample: error: method 'bogus' is not available for VPSDE in reverse; "
-                   f"valid: em, ode_heun, {K_SAMPLERS}, reverse_diffusion, ancestral, ddim"]
+                   f"valid: {', '.join(ds.methods.available(ds.VPSDE()))}"]
     with pytest.raises(SystemExit):
         main(["tour", "--paths", "1"])
     assert "--paths must be at least 2" in capsys.readouterr().err

@@ -205,7 +205,8 @@ def test_user_process_runs_every_applicable_method():
         tr = ds.forward(proc, x, 16, method=method, rng=1)
         assert np.all(np.isfinite(tr.x))
     for kw in (dict(method="em"), dict(method="em", alpha=0.0), dict(method="ode_heun"),
-               dict(method="em", corrector="langevin")):
+               dict(method="em", corrector="langevin"), dict(method="dpm_solver"), dict(method="unipc"),
+               dict(method="plms")):
         for sc in (score, ds.GaussianMixture([1.0], [[DATA_MEAN]], [DATA_VAR]), lambda v, t: -v):
             tr = ds.reverse(proc, sc, x, 16, rng=1, **kw)
             assert np.all(np.isfinite(tr.x))
@@ -213,7 +214,7 @@ def test_user_process_runs_every_applicable_method():
     for method in ds.methods.available(proc):
         assert np.all(np.isfinite(ds.reverse(proc, score, x, 16, method=method, rng=1).x)), method
     with pytest.raises(ValueError, match=re.escape("method 'ancestral' is not available for CosineVP in reverse")
-                       + ".*valid: em, ode_heun, euler, .*, dpmpp_3m_sde, ddim$"):
+                       + ".*valid: em, ode_heun, euler, .*, plms, ddim$"):
         ds.reverse(proc, score, x, 16, method="ancestral")
     # forward exact samples the marginal: mean m x0 and variance s^2 at T
     x0 = np.full((40000, 1), 0.7)

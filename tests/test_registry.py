@@ -24,7 +24,7 @@ PROCESSES = {"VPSDE": VP, "VESDE": VE, "SubVPSDE": SUB, "EDM": ds.EDM(), "Rectif
 #: Options with a value other than "not given", for every option a record has.
 GIVEN = {"alpha": 0.5, "variance": "posterior", "eta": 0.5, "last_step_noise": True, "snr": 0.2,
          "n_corrector_steps": 2, "corrector_at_start": False, "s_churn": 0.5, "s_tmin": 0.1, "s_tmax": 10.0,
-         "s_noise": 0.9, "order": 2, "r": 0.4, "solver_type": "heun"}
+         "s_noise": 0.9, "order": 2, "r": 0.4, "solver_type": "heun", "variant": "bh1", "warmup": "ab"}
 #: Options given with another: churn from the top of the grid would need a
 #: sigma above the process's sigma(T), so s_churn comes with s_tmax.
 TOGETHER = {"s_churn": {"s_churn": 0.5, "s_tmax": 10.0}}
@@ -48,7 +48,7 @@ def test_capabilities_say_what_each_process_offers():
 
 def test_available_lists_the_default_first_then_the_processs_own_kind():
     """The lists the package has always shown, now derived from the records."""
-    sde = ("em", "ode_heun") + K_SAMPLERS
+    sde = ("em", "ode_heun") + K_SAMPLERS + ("dpm_solver", "unipc", "plms")
     want = {"VPSDE": sde + ("reverse_diffusion", "ancestral", "ddim"),
             "VESDE": sde + ("reverse_diffusion", "ancestral", "ddim"),
             "DDPM": ("ancestral", "reverse_diffusion", "ddim") + sde,
@@ -206,7 +206,7 @@ def test_a_vp_built_by_hand_gets_the_sde_methods_and_a_corrector_with_r_equal_on
     """Without the chain capability there is no beta_k: em and ode_heun
     match VPSDE's to the accuracy of the numerical derivatives, the
     corrector's step factor r is 1 instead of VPSDE's 1 - beta_k."""
-    assert ds.methods.available(VP_BY_HAND) == ("em", "ode_heun") + K_SAMPLERS + ("ddim",)
+    assert ds.methods.available(VP_BY_HAND) == ("em", "ode_heun") + K_SAMPLERS + ("dpm_solver", "unipc", "plms", "ddim")
     for method in ("em", "ode_heun"):
         mine, theirs = ds.methods.table(VP_BY_HAND, method, 50), ds.methods.table(VP, method, 50)
         np.testing.assert_array_equal(mine.kind, theirs.kind)
@@ -253,8 +253,9 @@ def test_a_registered_method_runs_everywhere_its_capability_exists(user_method):
         # after the ODE/SDE methods on an SDE, last on a chain (registration order within each group)
         kinds = [ds.methods.get(m).kind == "chain" for m in names]
         assert kinds == sorted(kinds, reverse="chain" in process.capabilities), name
+        ode = [i for i, m in enumerate(names) if ds.methods.get(m).kind != "chain"]
         assert names[-1] == "ode_euler" if "chain" in process.capabilities else \
-            names[names.index("ode_euler") - 1] == K_SAMPLERS[-1], name
+            names[names.index("ode_euler") - 1] == "plms", name
     x = np.linspace(-1, 1, 6)
     for process in (VP, ds.EDM(), PROCESSES["DDPM"]):
         steps = steps_of(process)
@@ -367,7 +368,7 @@ def test_the_docs_example_of_a_users_method_runs():
     space = {"score": SCORE, "x": np.linspace(-1, 1, 5)}
     try:
         exec(code, space)
-        assert ds.methods.available(ds.EDM()) == ("em", "ode_heun") + K_SAMPLERS + ("ode_euler", "ddim")
+        assert ds.methods.available(ds.EDM()) == ("em", "ode_heun") + K_SAMPLERS + ("dpm_solver", "unipc", "plms", "ode_euler", "ddim")
         assert space["tr"].nfe == 100
     finally:
         if "ode_euler" in [r.name for r in ds.methods.records("reverse")]:

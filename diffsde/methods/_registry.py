@@ -257,10 +257,16 @@ def check_options(record, process, given, direction=None):
                             f"{', '.join(sorted(known)) or 'none'}")
         if value is None and opt.unset is None:
             continue
-        value = opt.check(value)
+        own = record.option(name)
+        try:
+            value = opt.check(value)
+        except (TypeError, ValueError):
+            if own is not None:
+                raise
+            # not even a value of the other method's option: its message would
+            # name that method, so say instead that this one takes no such option
         if _same(value, opt.unset):
             continue
-        own = record.option(name)
         if own is None or (own.requires and not set(own.requires) & caps):
             scope_opt = own or opt
             detail = "".join(text for cap, text in scope_opt.detail if cap in caps)
