@@ -19,7 +19,7 @@ running it.
 
 A method of your own is one :func:`register` call (docs/methods.md).
 """
-from . import _chain, _euler, _exact, _heun, _langevin, _registry
+from . import _chain, _euler, _exact, _heun, _langevin, _registry, _rk45
 from ._plan import table, view
 from ._registry import (CAPABILITIES, DIRECTIONS, KINDS, Method, Option, available, get, records,  # noqa: F401
                         register, unregister)
@@ -27,7 +27,7 @@ from ._view import GridView
 
 # Registration order is the order within each group of ``available``.
 for _record in (_exact.FORWARD, _euler.FORWARD, _chain.FORWARD,
-                _euler.REVERSE, _heun.REVERSE, _chain.REVERSE_DIFFUSION, _chain.ANCESTRAL, _chain.DDIM,
+                _euler.REVERSE, _heun.REVERSE, _chain.REVERSE_DIFFUSION, _chain.ANCESTRAL, _chain.DDIM, _rk45.REVERSE,
                 _langevin.CORRECTOR):
     register(_record)
 del _record
