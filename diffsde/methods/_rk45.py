@@ -354,3 +354,31 @@ REVERSE = Method(
     paper="Dormand & Prince 1980; Hairer, Norsett & Wanner 1993; Song et al. 2021", order=5.0, streams=(),
     options=(Option("rtol", DEFAULT_RTOL, _positive("rtol"), "relative tolerance of the step-size control"),
              Option("atol", DEFAULT_ATOL, _positive("atol"), "absolute tolerance of the step-size control")))
+
+
+class NumpyStages:
+    """Stages of dy/dt = fun(y, t) computed in NumPy (float64 vectors): the
+    augmented likelihood ODE, whose divergence the C engine cannot take."""
+
+    def __init__(self, fun):
+        self.fun = fun
+
+    def velocity(self, y, t):
+        return self.fun(y, t)
+
+    def probe(self, y, f, t, h):
+        return self.fun(y + h * f, t + h)
+
+    def attempt(self, y, f, t, h, want_k):
+        ks = [f]
+        for i in range(1, STAGES):
+            stage = y.copy()
+            for j, a in enumerate(A[i]):
+                if a != 0:
+                    stage += (h * a) * ks[j]
+            ks.append(self.fun(stage, t + C[i] * h))
+        err = np.zeros_like(y)
+        for j, e in enumerate(E):
+            if e != 0:
+                err += (h * e) * ks[j]
+        return stage, ks[6], err, ks
