@@ -36,9 +36,10 @@ LEVEL = 0.05
 #: ``methods.available``), some with a second option setting.
 SAMPLERS = {
     "vp": [("em", {}), ("em", {"alpha": 0.0}), ("em", {"alpha": 2.0}), ("ode_heun", {}),
-           ("reverse_diffusion", {}), ("ancestral", {}), ("ancestral", {"variance": "posterior"}),
+           ("rk45", {}), ("reverse_diffusion", {}), ("ancestral", {}), ("ancestral", {"variance": "posterior"}),
            ("ddim", {}), ("ddim", {"eta": 1.0})],
-    "ve": [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}), ("reverse_diffusion", {}), ("ancestral", {})],
+    "ve": [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}), ("rk45", {}), ("reverse_diffusion", {}),
+           ("ancestral", {})],
 }
 
 
@@ -304,10 +305,12 @@ def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, meth
     step_list = [steps] if np.ndim(steps) == 0 else list(steps)
     rows, results = [], {}
     for n_steps in step_list:
-        for method, kw in methods or SAMPLERS.get(process, [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {})]):
+        for method, kw in methods or SAMPLERS.get(process, [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}),
+                                                                 ("rk45", {})]):
             label = method + "".join(f", {k}={v}" for k, v in kw.items())
             tic = time.perf_counter()
-            tr = reverse(sde, data, x_T, n_steps, method=method, rng=seed + 2, **kw)
+            # rk45 chooses its own steps (to rtol = atol = 1e-5)
+            tr = reverse(sde, data, x_T, None if method == "rk45" else n_steps, method=method, rng=seed + 2, **kw)
             seconds = time.perf_counter() - tic
             x = np.asarray(tr.x, dtype=np.float64).reshape(paths, -1)
             dist = analysis.Distance.from_null(_distance(x, fresh, seed), null, (paths, paths))

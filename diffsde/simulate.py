@@ -196,14 +196,14 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     ==============  ==================================================================
     process         methods (default first)
     ==============  ==================================================================
-    VPSDE           ``em`` (any alpha >= 0), ``ode_heun``, ``reverse_diffusion``,
+    VPSDE           ``em`` (any alpha >= 0), ``ode_heun``, ``rk45``, ``reverse_diffusion``,
                     ``ancestral``, ``ddim``
-    VESDE           ``em``, ``ode_heun``, ``reverse_diffusion``, ``ancestral``
-    SubVPSDE        ``em``, ``ode_heun``
-    others          ``em``, ``ode_heun``: EDM, RectifiedFlow and any other AffineSDE
+    VESDE           ``em``, ``ode_heun``, ``rk45``, ``reverse_diffusion``, ``ancestral``
+    SubVPSDE        ``em``, ``ode_heun``, ``rk45``
+    others          ``em``, ``ode_heun``, ``rk45``: EDM, RectifiedFlow and any other AffineSDE
                     (``AffineSDE(mean, std)`` or a subclass: docs/processes.md)
-    DDPM            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``
-    SMLD            ``ancestral``, ``reverse_diffusion``, ``em``, ``ode_heun``
+    DDPM            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``, ``rk45``
+    SMLD            ``ancestral``, ``reverse_diffusion``, ``em``, ``ode_heun``, ``rk45``
     ==============  ==================================================================
 
     The lists are ``ds.methods.available(process)``: a method applies where
@@ -368,9 +368,10 @@ def _reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end
     if _dask.is_dask_array(x):
         raise TypeError("method='rk45' does not run on dask arrays: its step sizes depend on the whole batch "
                         "(one error norm), so blocks cannot run apart; compute x first")
+    bound = _bind(score, process)
     if "chain" in process.capabilities:
-        raise ValueError(f"method='rk45' runs on an SDE's probability-flow ODE; got the chain "
-                         f"{type(process).__name__}: pass chain.as_sde()")
+        # as em and ode_heun on a chain: the ODE of chain.as_sde()
+        process = process.as_sde()
     t_start = process.default_t_start if t_start is None else real_scalar(t_start, "t_start")
     t_end = _rk45.DEFAULT_T_END if t_end is None else real_scalar(t_end, "t_end")
     if not 0 < t_start <= process.T:
@@ -380,7 +381,6 @@ def _reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end
                          f"evaluates the score at t_end (default {_rk45.DEFAULT_T_END:g}); got {t_end!r}")
     x, shape = _reverse_start(x, shape, dtype)
     probe = np.broadcast_to(np.zeros((), dtype=x.dtype if x is not None else np.float64), shape)
-    bound = _bind(score, process)
     plan = prepare(x if x is not None else probe, StepTable.program(score_rows(0, t=t_start)), score=bound,
                    dtype=dtype, nonfinite=nonfinite, out=out)
     rtol, atol = _rk45.check_tolerances(rtol, atol, plan.dtype)

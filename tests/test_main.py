@@ -120,7 +120,7 @@ def test_bad_options_give_one_clear_line(tmp_path, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["python -m diffsde sample: error: method 'bogus' is not available for VPSDE in reverse; "
-                   "valid: em, ode_heun, reverse_diffusion, ancestral, ddim"]
+                   "valid: em, ode_heun, rk45, reverse_diffusion, ancestral, ddim"]
     with pytest.raises(SystemExit):
         main(["tour", "--paths", "1"])
     assert "--paths must be at least 2" in capsys.readouterr().err
