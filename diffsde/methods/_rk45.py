@@ -332,12 +332,12 @@ def reverse_rk45(sde, score, x, t_start, t_end, rtol, atol, save_at, dtype, nonf
     else:
         times = np.atleast_1d(np.asarray(save_at))
         if times.dtype.kind not in "iuf" or times.dtype.kind in "iu":
-            raise TypeError(f"save_at of method 'rk45' must be times (floats) in [t_end, t_start]; got dtype "
+            raise TypeError(f"save_at of method='rk45' must be times (floats) in [t_end, t_start]; got dtype "
                             f"{times.dtype} (an adaptive run has no grid indices)")
         times = times.astype(np.float64).reshape(-1)
         bad = ~np.isfinite(times) | (times < t_end) | (times > t_start)
         if np.any(bad):
-            raise ValueError(f"save_at times of method 'rk45' must lie in [t_end, t_start] = [{t_end:g}, "
+            raise ValueError(f"save_at times of method='rk45' must lie in [t_end, t_start] = [{t_end:g}, "
                              f"{t_start:g}]; got {float(times[bad][0])!r}")
         times = np.unique(times)[::-1]
     sol = solve(stages, x, t_start, t_end, rtol, atol, save_at=times)
