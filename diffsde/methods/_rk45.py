@@ -12,8 +12,7 @@ costs six evaluations), the standard step-size controller
 
 (Hairer, Norsett & Wanner 1993, II.4; a step after a rejection may not
 grow), the automatic first step of the same section, and the order-4
-continuous extension for output at any time (Hairer et al. 1993, II.6;
-Shampine 1986). :func:`solve` is the controller, shared by every
+continuous extension for output at any time (Hairer et al. 1993, II.6). :func:`solve` is the controller, shared by every
 right-hand side; ``reverse(..., method="rk45")`` gives it stages that run
 as register programs of the C engine (:class:`ProgramStages`), and
 ``log_likelihood(..., method="rk45")`` stages in NumPy on the augmented
