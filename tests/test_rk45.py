@@ -279,7 +279,7 @@ def test_the_likelihood_at_score_sdes_tolerance_is_within_0_01_nats():
     """rtol = atol = 1e-5 (score_sde's) with the exact prior p_T: at most
     0.01 nats from the data's log-density (measured 1.8e-3; at 1e-8:
     2.8e-6), where fixed-step Heun with 50 steps is off by 0.84 and uses
-    about as many evaluations (100 against rk45's ~70)."""
+    twice rk45's evaluations (100 against 50)."""
     exact = GM.logpdf(X_DATA)
     ll = ds.log_likelihood(VP, GM, X_DATA, method="rk45", prior=_exact_prior)
     assert np.abs(ll - exact).max() < 0.01
