@@ -315,7 +315,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     if score is None:
         raise TypeError("reverse needs a score: a callable score(x, t) or a built-in score")
     if record.name == "rk45":
-        return _reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end, ts, rng,
+        return _reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end, ts, rng, noise,
                                  save_every, save_at, dtype, nonfinite, out, progress, chunks, **opts)
     t_end = 0.0 if t_end is None else t_end
     grid = reverse_grid(process, steps, t_start, t_end, ts)
@@ -353,15 +353,18 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     return Trajectory(x=result.x, xs=result.xs, ts=grid[::-1][saved], nfe=result.nfe)
 
 
-def _reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end, ts, rng, save_every, save_at,
+def _reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end, ts, rng, noise, save_every, save_at,
                       dtype, nonfinite, out, progress, chunks, rtol, atol):
     """reverse(..., method="rk45"): adaptive steps, no grid (methods/_rk45.py)."""
-    given = {"steps": steps, "ts": ts, "save_every": save_every, "corrector": corrector, "chunks": chunks}
+    given = {"steps": steps, "ts": ts, "save_every": save_every, "corrector": corrector, "chunks": chunks,
+             "noise": noise}
     for name, value in given.items():
         if value is not None:
-            why = "it has no corrector" if name == "corrector" else "it chooses its own steps"
+            why = {"corrector": "it has no corrector", "noise": "it is deterministic"}.get(
+                name, "it chooses its own steps")
+            got = f"a {type(value).__name__} as noise" if name == "noise" else f"{name}={value!r}"
             raise ValueError(f"{name} does not apply to method='rk45' ({why}; pass rtol/atol, and save_at "
-                             f"times for states inside the run); got {name}={value!r}")
+                             f"times for states inside the run); got {got}")
     if progress:
         raise ValueError("progress does not apply to method='rk45' (its number of steps is not known "
                          "in advance); got progress=True")

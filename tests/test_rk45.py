@@ -261,6 +261,7 @@ def test_a_run_does_not_modify_its_input_and_fills_out():
     ({"ts": [1.0, 0.5]}, ValueError, "^ts does not apply to method='rk45'"),
     ({"save_every": 2}, ValueError, "^save_every does not apply to method='rk45'"),
     ({"corrector": "langevin"}, ValueError, "^corrector does not apply to method='rk45'"),
+    ({"noise": np.zeros((4, 200, 2))}, ValueError, r"^noise does not apply to method='rk45' \(it is deterministic"),
     ({"progress": True}, ValueError, "^progress does not apply to method='rk45'"),
     ({"save_at": [3]}, TypeError, "^save_at of method='rk45' must be times"),
     ({"save_at": [1.5]}, ValueError, r"^save_at times of method='rk45' must lie in \[t_end, t_start\] = "

@@ -31,7 +31,9 @@ from fractions import Fraction as F
 
 import numpy as np
 
+from .._engine import execute, prepare
 from .._steptable import StepTable, combine_rows, normal_rows, score_rows
+from .._validation import real_scalar
 from ._registry import Method, Option
 
 # ---- the tableau, as data -------------------------------------------------------
@@ -142,7 +144,7 @@ class Solution:
         self.accepted, self.rejected, self.step_sizes = accepted, rejected, step_sizes
 
 
-def solve(stages, y0, t0, t1, rtol, atol, save_at=(), first_step=None):
+def solve(stages, y0, t0, t1, rtol, atol, save_at=()):
     """Integrate dy/dt = v(y, t) from t0 to t1 (either direction) with
     Dormand-Prince 5(4), the controller above and FSAL.
 
@@ -163,11 +165,8 @@ def solve(stages, y0, t0, t1, rtol, atol, save_at=(), first_step=None):
     y, t = y0, t0
     f = stages.velocity(y, t)
     nfe = 1
-    if first_step is None:
-        h_abs = initial_step(stages, y, f, t, direction, rtol, atol, span)
-        nfe += 1
-    else:
-        h_abs = min(float(first_step), span)
+    h_abs = initial_step(stages, y, f, t, direction, rtol, atol, span)
+    nfe += 1
     accepted = rejected = 0
     sizes = []
     exponent = -1.0 / (ERROR_ORDER + 1)
@@ -292,7 +291,6 @@ def check_tolerances(rtol, atol, dtype=np.float64):
     """rtol and atol as floats: rtol >= 10 eps of the dtype (below it the
     error estimate is rounding; 10 eps keeps the default 1e-5 valid in
     float32), atol > 0."""
-    from .._validation import real_scalar
     rtol = real_scalar(rtol, "rtol", "positive")
     atol = real_scalar(atol, "atol", "positive")
     floor = 10 * float(np.finfo(dtype).eps)
@@ -308,14 +306,12 @@ def _not_a_fixed_table(view, rtol=DEFAULT_RTOL, atol=DEFAULT_ATOL):
 
 
 def _positive(name):
-    from .._validation import real_scalar
     return lambda v: real_scalar(v, name, "positive")
 
 
 def engine_runner(score, dtype, nonfinite, counter):
     """run(y, table, k1, save) -> (final state, snapshots): one register
     program on the C engine; k1 enters as the noise array of stream 0."""
-    from .._engine import execute, prepare
 
     def run(y, table, k1, save, where):
         noise = None if k1 is None else np.asarray(k1)[None]
