@@ -209,8 +209,11 @@ def test_user_process_runs_every_applicable_method():
         for sc in (score, ds.GaussianMixture([1.0], [[DATA_MEAN]], [DATA_VAR]), lambda v, t: -v):
             tr = ds.reverse(proc, sc, x, 16, rng=1, **kw)
             assert np.all(np.isfinite(tr.x))
+    for sc in (score, ds.GaussianMixture([1.0], [[DATA_MEAN]], [DATA_VAR]), lambda v, t: -v):
+        tr = ds.reverse(proc, sc, x, method="rk45")  # adaptive: it chooses its own steps
+        assert np.all(np.isfinite(tr.x)) and tr.accepted > 0
     with pytest.raises(ValueError, match=re.escape("method 'ancestral' is not available for CosineVP in reverse")
-                       + ".*valid: em, ode_heun$"):
+                       + ".*valid: em, ode_heun, rk45$"):
         ds.reverse(proc, score, x, 16, method="ancestral")
     # forward exact samples the marginal: mean m x0 and variance s^2 at T
     x0 = np.full((40000, 1), 0.7)
