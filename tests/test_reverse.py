@@ -238,7 +238,7 @@ def test_bad_input_gets_a_clear_error():
     x = np.ones(4)
     with pytest.raises(ValueError, match="valid: em, ode_heun, rk45, reverse_diffusion, ancestral, ddim"):
         ds.reverse(VP, SCORE, x, method="euler")
-    with pytest.raises(ValueError, match="valid: em, ode_heun, reverse_diffusion, ancestral$"):
+    with pytest.raises(ValueError, match="valid: em, ode_heun, rk45, reverse_diffusion, ancestral$"):
         ds.reverse(VE, SCORE, x, method="ddim")
     with pytest.raises(ValueError, match="alpha must be finite and >= 0"):
         ds.reverse(VP, SCORE, x, alpha=-1.0)
