@@ -260,7 +260,9 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         SDEs only; 0 <= t_end < t_start <= T (defaults
         ``process.default_t_start``, which is T except for RectifiedFlow,
         singular at T = 1, where it is 1 - 1e-3; and 0). The score is
-        never evaluated at t_end.
+        never evaluated at t_end by a fixed-grid method. ``rk45``
+        evaluates it there, so it needs t_end > 0 (its default, for
+        ``t_end=None``, is 1e-3, score_sde's eps).
     ts : array, optional
         SDEs only: a decreasing grid of times instead of steps/t_start/t_end.
     variance : {"beta", "posterior"}
@@ -299,6 +301,14 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         ``shape`` in blocks of ``chunks`` batch rows (an int) or of the given
         block sizes, never holding the whole batch in one process
         (docs/dask.md).
+    rtol, atol : float, optional
+        ``rk45`` only (keyword options): the tolerances of its step-size
+        control (default 1e-5 each). ``rk45`` is adaptive Dormand-Prince
+        5(4) on the probability-flow ODE (Dormand & Prince 1980; Hairer et
+        al. 1993): no ``steps``/``ts``/``noise``/``corrector``; ``save_at``
+        takes any times in [t_end, t_start] (dense output); the result's
+        ``accepted``, ``rejected`` and ``step_sizes`` report its steps. One
+        error norm covers the whole batch (docs/methods.md).
     **options
         Options of a method registered with :func:`diffsde.methods.register`
         (docs/methods.md); an option the method does not take raises
