@@ -38,10 +38,10 @@ _K_SAMPLERS = [(name, {}) for name in ("euler", "euler_ancestral", "heun", "dpm_
                                        "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde")]
 SAMPLERS = {
     "vp": [("em", {}), ("em", {"alpha": 0.0}), ("em", {"alpha": 2.0}), ("ode_heun", {}),
-           ("reverse_diffusion", {}), ("ancestral", {}), ("ancestral", {"variance": "posterior"}),
+           ("rk45", {}), ("reverse_diffusion", {}), ("ancestral", {}), ("ancestral", {"variance": "posterior"}),
            ("ddim", {}), ("ddim", {"eta": 1.0})] + _K_SAMPLERS + [("dpm_solver", {}), ("unipc", {}), ("plms", {})],
-    "ve": [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}), ("reverse_diffusion", {}), ("ancestral", {}),
-           ("ddim", {})] + _K_SAMPLERS + [("dpm_solver", {}), ("unipc", {}), ("plms", {})],
+    "ve": [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}), ("rk45", {}), ("reverse_diffusion", {}),
+           ("ancestral", {}), ("ddim", {})] + _K_SAMPLERS + [("dpm_solver", {}), ("unipc", {}), ("plms", {})],
 }
 
 
@@ -307,10 +307,12 @@ def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, meth
     step_list = [steps] if np.ndim(steps) == 0 else list(steps)
     rows, results = [], {}
     for n_steps in step_list:
-        for method, kw in methods or SAMPLERS.get(process, [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {})]):
+        for method, kw in methods or SAMPLERS.get(process, [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}),
+                                                                 ("rk45", {})]):
             label = method + "".join(f", {k}={v}" for k, v in kw.items())
             tic = time.perf_counter()
-            tr = reverse(sde, data, x_T, n_steps, method=method, rng=seed + 2, **kw)
+            # rk45 chooses its own steps (to rtol = atol = 1e-5)
+            tr = reverse(sde, data, x_T, None if method == "rk45" else n_steps, method=method, rng=seed + 2, **kw)
             seconds = time.perf_counter() - tic
             x = np.asarray(tr.x, dtype=np.float64).reshape(paths, -1)
             dist = analysis.Distance.from_null(_distance(x, fresh, seed), null, (paths, paths))

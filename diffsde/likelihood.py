@@ -19,6 +19,7 @@ from ._validation import integer, real_scalar, shown
 from ._rng import STREAM_INITIAL, fill_uniform, key_from_rng
 from .scores import BoundScore, EmpiricalData, GaussianMixture
 from .sde import SDE
+from .methods import _rk45
 
 
 def _jacobian_trace_hutchinson(score, x, t, probes, delta):
@@ -39,10 +40,10 @@ DIVERGENCES = ("exact", "autograd", "hutchinson", "finite_difference")
 AUTOGRAD_EXACT_MAX_DIM = 32
 
 
-def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rng=None,
-                   prior=None, delta=1e-4, divergence=None):
-    r"""log p_{t_end}(x) by Heun's method on the probability-flow ODE from
-    t_end to T (second order in the step).
+def log_likelihood(process, score, x, steps=None, *, t_end=0.0, n_probes=None, rng=None,
+                   prior=None, delta=1e-4, divergence=None, method="heun", rtol=None, atol=None):
+    r"""log p_{t_end}(x) by Heun's method (second order in the step) or
+    adaptive Dormand-Prince 5(4) on the probability-flow ODE from t_end to T.
 
     Parameters
     ----------
@@ -56,8 +57,8 @@ def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rn
         Rademacher vectors (fixed along each path) and central differences of
         step ``delta``; it is unbiased up to O(delta^2).
     x : array (batch, d), or (batch,) for d = 1
-    steps : int
-        Equal Heun steps on [t_end, T].
+    steps : int, optional
+        ``method="heun"``: equal steps on [t_end, T] (default 200).
     t_end : float
         The time whose density is wanted (0: the data).
     n_probes : int, optional
@@ -87,6 +88,17 @@ def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rn
         Default (None): ``"exact"`` for built-in data; for torch/JAX networks
         ``"autograd"`` up to d = 32 coordinates and ``"hutchinson"`` above;
         ``"finite_difference"`` for NumPy callables.
+    method : {"heun", "rk45"}
+        ``"heun"``: fixed steps. ``"rk45"``: adaptive Dormand-Prince 5(4)
+        (Dormand & Prince 1980) with the step-size control of
+        ``reverse(..., method="rk45")`` on the augmented ODE of the state
+        and the log-density, one error norm over all of it (as score_sde,
+        which flattens both into one ODE; Song et al. 2021, app. D). The
+        ODE starts at t_end, where known data have a finite score, so
+        t_end = 0 is allowed. The Hutchinson probes stay fixed along each
+        path, so the adaptive solver sees a smooth right-hand side.
+    rtol, atol : float > 0, optional
+        ``method="rk45"`` only: tolerances (default 1e-5 each, score_sde's).
 
     Returns
     -------
@@ -95,7 +107,20 @@ def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rn
     if not isinstance(process, SDE):
         raise TypeError(f"log_likelihood needs an SDE (for a chain use chain.as_sde()); "
                         f"got {type(process).__name__}")
-    steps = integer(steps, "steps", 1)
+    if method not in ("heun", "rk45"):
+        raise ValueError(f"method must be 'heun' or 'rk45'; got {shown(method)}")
+    if method == "heun":
+        for name, value in (("rtol", rtol), ("atol", atol)):
+            if value is not None:
+                raise ValueError(f"{name} applies to method='rk45' only (adaptive steps); got {name}={value!r} "
+                                 f"with method='heun'")
+        steps = 200 if steps is None else integer(steps, "steps", 1)
+    else:
+        if steps is not None:
+            raise ValueError(f"steps applies to method='heun' only (rk45 chooses its steps; pass rtol/atol); "
+                             f"got steps={steps!r}")
+        rtol, atol = _rk45.check_tolerances(_rk45.DEFAULT_RTOL if rtol is None else rtol,
+                                            _rk45.DEFAULT_ATOL if atol is None else atol)
     t_end = real_scalar(t_end, "t_end")
     # the central-difference step of the Hutchinson trace: 0 would divide by
     # zero (NaN), inf or NaN would poison every row
@@ -180,7 +205,31 @@ def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rn
         s, trace = field(y, t)
         return f * y - 0.5 * g2 * s, d * f - 0.5 * g2 * trace
 
-    grid = t_end + (process.T - t_end) * (np.arange(steps + 1) / steps)
+    if method == "rk45":
+        y, delta_logp = _augmented_rk45(velocity, rows, t_end, process.T, rtol, atol)
+    else:
+        y, delta_logp = _heun(velocity, rows, t_end, process.T, steps)
+    x_T = y[:, 0] if scalar else y.reshape(x.shape)
+    prior_logp = process.prior_logp(x_T) if prior is None else np.asarray(prior(x_T), dtype=np.float64)
+    return prior_logp + delta_logp
+
+
+def _augmented_rk45(velocity, rows, t0, t1, rtol, atol):
+    """(x_T, integral of div v) by adaptive Dormand-Prince on the augmented
+    state z = (x, delta log p), flattened into one vector."""
+    n = rows.size
+
+    def fun(z, t):
+        v, div = velocity(z[:n].reshape(rows.shape), t)
+        return np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1), np.asarray(div, dtype=np.float64)])
+
+    z0 = np.concatenate([rows.reshape(-1), np.zeros(rows.shape[0])])
+    sol = _rk45.solve(_rk45.NumpyStages(fun), z0, t0, t1, rtol, atol)
+    return sol.y[:n].reshape(rows.shape), sol.y[n:]
+
+
+def _heun(velocity, rows, t_end, T, steps):
+    grid = t_end + (T - t_end) * (np.arange(steps + 1) / steps)
     y = rows.copy()
     delta_logp = np.zeros(rows.shape[0])
     for t0, t1 in zip(grid[:-1], grid[1:]):
@@ -190,6 +239,4 @@ def log_likelihood(process, score, x, steps=200, *, t_end=0.0, n_probes=None, rn
         v1, div1 = velocity(y_pred, t1)
         y = y + 0.5 * h * (v0 + v1)
         delta_logp += 0.5 * h * (div0 + div1)
-    x_T = y[:, 0] if scalar else y.reshape(x.shape)
-    prior_logp = process.prior_logp(x_T) if prior is None else np.asarray(prior(x_T), dtype=np.float64)
-    return prior_logp + delta_logp
+    return y, delta_logp

@@ -8,10 +8,11 @@ import numpy as np
 from . import _dask
 from ._frameworks import adapt
 from ._engine import as_state, execute, prepare
-from ._validation import integer
+from ._validation import integer, real_scalar
+from ._steptable import StepTable, score_rows
 from ._rng import STREAM_INITIAL, fill_normal, key_from_rng
 from .brownian import BrownianPath
-from .methods import _plan
+from .methods import _plan, _rk45
 from .methods._plan import forward_grid, reverse_grid
 from .scores import BoundScore, EmpiricalData, GaussianMixture
 
@@ -30,12 +31,21 @@ class Trajectory:
         The time of each saved state (chain grid times t_i = i T / N for chains).
     nfe : int
         Score evaluations of the whole batch (0 forward).
+    accepted, rejected : int or None
+        Adaptive runs (``method="rk45"``): the accepted and rejected steps;
+        None for fixed-grid runs.
+    step_sizes : ndarray or None
+        Adaptive runs: the signed size of each accepted step, in run order
+        (negative in reverse); None for fixed-grid runs.
     """
 
     x: np.ndarray
     xs: np.ndarray
     ts: np.ndarray
     nfe: int
+    accepted: object = None
+    rejected: object = None
+    step_sizes: object = None
 
     def __repr__(self):
         if len(self.ts) == 0:
@@ -177,7 +187,7 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
 # ---- reverse ------------------------------------------------------------------
 
 def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alpha=1.0,
-            t_start=None, t_end=0.0, ts=None, variance="beta", eta=None, last_step_noise=False,
+            t_start=None, t_end=None, ts=None, variance="beta", eta=None, last_step_noise=False,
             corrector=None, snr=None, n_corrector_steps=None, corrector_at_start=True, rng=None, noise=None,
             save_every=None, save_at=None, dtype=None, nonfinite="raise", out=None, progress=False, chunks=None,
             callback=None, **options):
@@ -265,7 +275,9 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         SDEs only; 0 <= t_end < t_start <= T (defaults
         ``process.default_t_start``, which is T except for RectifiedFlow,
         singular at T = 1, where it is 1 - 1e-3; and 0). The score is
-        never evaluated at t_end.
+        never evaluated at t_end by a fixed-grid method. ``rk45``
+        evaluates it there, so it needs t_end > 0 (its default, for
+        ``t_end=None``, is 1e-3, score_sde's eps).
     ts : array, optional
         SDEs only: a decreasing grid of times instead of steps/t_start/t_end.
     variance : {"beta", "posterior"}
@@ -325,6 +337,14 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         is a tensor sharing the state's memory. Saved states are taken after
         the callback. Not for dask runs. A run with a callback evaluates every
         score (built-in ones too) through Python, once per score row.
+    rtol, atol : float, optional
+        ``rk45`` only (keyword options): the tolerances of its step-size
+        control (default 1e-5 each). ``rk45`` is adaptive Dormand-Prince
+        5(4) on the probability-flow ODE (Dormand & Prince 1980; Hairer et
+        al. 1993): no ``steps``/``ts``/``noise``/``corrector``; ``save_at``
+        takes any times in [t_end, t_start] (dense output); the result's
+        ``accepted``, ``rejected`` and ``step_sizes`` report its steps. One
+        error norm covers the whole batch (docs/methods.md).
     **options
         Options of a method registered with :func:`diffsde.methods.register`
         (docs/methods.md); an option the method does not take raises
@@ -340,6 +360,10 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     record, opts, corr, corr_opts = _plan.reverse_methods(process, method, corrector, options)
     if score is None:
         raise TypeError("reverse needs a score: a callable score(x, t) or a built-in score")
+    if record.name == "rk45":
+        return _reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end, ts, rng, noise,
+                                 save_every, save_at, dtype, nonfinite, out, progress, chunks, **opts)
+    t_end = 0.0 if t_end is None else t_end
     grid = reverse_grid(process, steps, t_start, t_end, ts)
     table, view = _plan.reverse_table(process, grid, record, opts, corr, corr_opts)
 
@@ -377,6 +401,54 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         plan = dataclasses.replace(plan, x=start)
     result = execute(plan, key)
     return Trajectory(x=result.x, xs=result.xs, ts=grid[::-1][saved], nfe=result.nfe)
+
+
+def _reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end, ts, rng, noise, save_every, save_at,
+                      dtype, nonfinite, out, progress, chunks, rtol, atol):
+    """reverse(..., method="rk45"): adaptive steps, no grid (methods/_rk45.py)."""
+    given = {"steps": steps, "ts": ts, "save_every": save_every, "corrector": corrector, "chunks": chunks,
+             "noise": noise}
+    for name, value in given.items():
+        if value is not None:
+            why = {"corrector": "it has no corrector", "noise": "it is deterministic"}.get(
+                name, "it chooses its own steps")
+            got = f"a {type(value).__name__} as noise" if name == "noise" else f"{name}={value!r}"
+            raise ValueError(f"{name} does not apply to method='rk45' ({why}; pass rtol/atol, and save_at "
+                             f"times for states inside the run); got {got}")
+    if progress:
+        raise ValueError("progress does not apply to method='rk45' (its number of steps is not known "
+                         "in advance); got progress=True")
+    if _dask.is_dask_array(x):
+        raise TypeError("method='rk45' does not run on dask arrays: its step sizes depend on the whole batch "
+                        "(one error norm), so blocks cannot run apart; compute x first")
+    bound = _bind(score, process)
+    if "chain" in process.capabilities:
+        # as em and ode_heun on a chain: the ODE of chain.as_sde()
+        process = process.as_sde()
+    t_start = process.default_t_start if t_start is None else real_scalar(t_start, "t_start")
+    t_end = _rk45.DEFAULT_T_END if t_end is None else real_scalar(t_end, "t_end")
+    if not 0 < t_start <= process.T:
+        raise ValueError(f"t_start must lie in (0, T] = (0, {process.T:g}]; got {t_start!r}")
+    if not 0 < t_end < t_start:
+        raise ValueError(f"t_end of method='rk45' must lie in (0, t_start) = (0, {t_start:g}): its last stage "
+                         f"evaluates the score at t_end (default {_rk45.DEFAULT_T_END:g}); got {t_end!r}")
+    x, shape = _reverse_start(x, shape, dtype)
+    probe = np.broadcast_to(np.zeros((), dtype=x.dtype if x is not None else np.float64), shape)
+    plan = prepare(x if x is not None else probe, StepTable.program(score_rows(0, t=t_start)), score=bound,
+                   dtype=dtype, nonfinite=nonfinite, out=out)
+    rtol, atol = _rk45.check_tolerances(rtol, atol, plan.dtype)
+    if x is None:
+        x = fill_normal(np.empty(shape, dtype=plan.dtype), key_from_rng(rng), STREAM_INITIAL)
+        x *= plan.dtype.type(process.marginal_coefficients(t_start)[1])
+    else:
+        x = np.array(x, dtype=plan.dtype, order="C", copy=True)
+    final, xs, ts, sol = _rk45.reverse_rk45(process, bound, x, t_start, t_end, rtol, atol, save_at, plan.dtype,
+                                            nonfinite)
+    if out is not None:
+        np.copyto(out, final)
+        final = out
+    return Trajectory(x=final, xs=xs, ts=ts, nfe=sol.nfe, accepted=sol.accepted, rejected=sol.rejected,
+                      step_sizes=sol.step_sizes)
 
 
 def _reverse_start(x, shape, dtype):

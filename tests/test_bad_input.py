@@ -119,7 +119,7 @@ CASES = [
     ("reverse shape mismatch", lambda: ds.reverse(VP, SCORE, X, 4, shape=(3, 2)), ValueError, "shape .* does not match x.shape"),
     ("reverse shape negative", lambda: ds.reverse(VP, SCORE, shape=(-1, 2)), ValueError, "shape must be"),
     ("reverse method", lambda: ds.reverse(ds.SubVPSDE(), SCORE, X, 4, method="ancestral"), ValueError,
-     f"valid: em, ode_heun, {K_SAMPLERS}, dpm_solver, unipc, plms, ddim$"),
+     f"valid: em, ode_heun, rk45, {K_SAMPLERS}, dpm_solver, unipc, plms, ddim$"),
     ("reverse bound elsewhere", lambda: ds.reverse(VE, GM.score(VP), X, 4), ValueError, "the score is bound to VPSDE"),
     ("reverse mixture dim", lambda: ds.reverse(VP, GM, np.zeros((4, 3)), 4), ValueError, "d = 2; the states have 3"),
     ("reverse score shape", lambda: ds.reverse(VP, lambda x, t: x[:, :1], X, 4), ValueError, r"the score returned shape \(16, 1\) at step 0 of 4"),
@@ -164,7 +164,7 @@ CASES = [
     ("EDM order", lambda: ds.EDM(sigma_min=5, sigma_max=1), ValueError, "sigma_max must exceed sigma_min"),
     ("EDM sigma_min", lambda: ds.EDM(sigma_min=0), ValueError, "sigma_min must be finite and > 0"),
     ("reverse method user process", lambda: ds.reverse(AFF, SCORE, X, 4, method="ancestral"), ValueError,
-     f"method 'ancestral' is not available for AffineSDE in reverse .*chain methods.*; valid: em, ode_heun, "
+     f"method 'ancestral' is not available for AffineSDE in reverse .*chain methods.*; valid: em, ode_heun, rk45, "
      f"{K_SAMPLERS}, dpm_solver, unipc, plms, ddim$"),
     # ---- the method registry ----------------------------------------------------
     ("methods.available process", lambda: ds.methods.available("vp"), TypeError, "process must be a VPSDE, .*; got str$"),
@@ -190,8 +190,9 @@ CASES = [
     ("methods.table misplaced option", lambda: ds.methods.table(VP, "ddim", 4, alpha=0.5), ValueError,
      "^alpha=0.5 applies to method='em' only \\(the alpha-family\\); got method='ddim' on VPSDE$"),
     ("methods.table unknown option", lambda: ds.methods.table(VP, "em", 4, gamma=1.0), TypeError,
-     "unexpected option 'gamma' for the reverse methods; they take: alpha, corrector_at_start, eta, "
-     "last_step_noise, n_corrector_steps, order, r, s_churn, s_noise, s_tmax, s_tmin, snr, solver_type, variance, variant, warmup"),
+     "unexpected option 'gamma' for the reverse methods; they take: alpha, atol, corrector_at_start, eta, "
+     "last_step_noise, n_corrector_steps, order, r, rtol, s_churn, s_noise, s_tmax, s_tmin, snr, solver_type, variance, "
+     "variant, warmup"),
     ("methods.table chain steps", lambda: ds.methods.table(ds.DDPM([0.1, 0.2]), "ancestral", 4), ValueError,
      "steps must be None or N = 2 for this chain"),
     ("methods.table direction", lambda: ds.methods.table(VP, "em", 4, direction="sideways"), ValueError,
@@ -485,7 +486,8 @@ REAL_ARGUMENTS = [
 
 
 #: Cases whose argument takes None for its default (the message need not say so).
-NONE_IS_DEFAULT = {"forward save_every", "reverse n_corrector_steps", "reverse snr", "AffineSDE T", "reverse eta"}
+NONE_IS_DEFAULT = {"forward save_every", "reverse n_corrector_steps", "reverse snr", "AffineSDE T", "reverse eta",
+                   "log_likelihood steps"}
 
 
 def _plain(message):

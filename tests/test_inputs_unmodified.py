@@ -161,6 +161,10 @@ case("forward", lambda x, s: ds.forward(VE, x, 4, save_at=s, noise=PATH), X, SAV
 for family, proc in PROCESSES.items():
     steps = None if "chain" in proc.capabilities else 4
     for method in ds.methods.available(proc):
+        if method == "rk45":  # adaptive: no steps, no noise; save_at takes any times
+            case("reverse", lambda x, o, p=proc: ds.reverse(p, LIN, x, method="rk45", out=o, save_at=[0.5, 0.2]),
+                 X, OUT, label=f"reverse-{family}-rk45", out=(1,))
+            continue
         case("reverse", lambda x, z, o, p=proc, m=method, n=steps: ds.reverse(p, LIN, x, n, method=m, noise=z, out=o,
                                                                           save_every=1),
              X, Z, OUT, label=f"reverse-{family}-{method}", out=(2,))
@@ -260,7 +264,7 @@ for cname, cls in (("VPSDE", ds.VPSDE), ("SubVPSDE", ds.SubVPSDE)):
 case("VESDE.from_sigmas", lambda s: ds.VESDE.from_sigmas(s).marginal_coefficients(0.3), SIGMAS0)
 for family, proc in PROCESSES.items():  # a user grid, for the SDEs (4 steps: plms's warm-up needs 3 before t = 0)
     grid = None if "chain" in proc.capabilities else np.array([1.0, 0.7, 0.4, 0.2, 0.0])
-    for method in ds.methods.available(proc):
+    for method in [m for m in ds.methods.available(proc) if m != "rk45"]:  # rk45 has no fixed table
         case("methods.table", lambda *g, p=proc, m=method: ds.methods.table(p, m, *g),
              *(() if grid is None else (grid,)), label=f"methods.table-{family}-{method}")
 VIEW = ds.methods.view(VP, "ddim", 4)

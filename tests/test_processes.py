@@ -211,10 +211,13 @@ def test_user_process_runs_every_applicable_method():
             tr = ds.reverse(proc, sc, x, 16, rng=1, **kw)
             assert np.all(np.isfinite(tr.x))
     # and every other method available on it (the k-diffusion samplers, ddim in sigma-space)
-    for method in ds.methods.available(proc):
+    for method in [m for m in ds.methods.available(proc) if m != "rk45"]:
         assert np.all(np.isfinite(ds.reverse(proc, score, x, 16, method=method, rng=1).x)), method
+    for sc in (score, ds.GaussianMixture([1.0], [[DATA_MEAN]], [DATA_VAR]), lambda v, t: -v):
+        tr = ds.reverse(proc, sc, x, method="rk45")  # adaptive: it chooses its own steps
+        assert np.all(np.isfinite(tr.x)) and tr.accepted > 0
     with pytest.raises(ValueError, match=re.escape("method 'ancestral' is not available for CosineVP in reverse")
-                       + ".*valid: em, ode_heun, euler, .*, plms, ddim$"):
+                       + ".*valid: em, ode_heun, rk45, euler, .*, plms, ddim$"):
         ds.reverse(proc, score, x, 16, method="ancestral")
     # forward exact samples the marginal: mean m x0 and variance s^2 at T
     x0 = np.full((40000, 1), 0.7)

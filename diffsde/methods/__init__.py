@@ -19,7 +19,7 @@ running it.
 
 A method of your own is one :func:`register` call (docs/methods.md).
 """
-from . import _chain, _dpm_solver, _euler, _exact, _heun, _ksamplers, _langevin, _plms, _registry, _unipc
+from . import _chain, _dpm_solver, _euler, _exact, _heun, _ksamplers, _langevin, _plms, _registry, _rk45, _unipc
 from ._plan import table, view
 from ._registry import (CAPABILITIES, DIRECTIONS, KINDS, Method, Option, available, get, records,  # noqa: F401
                         register, unregister)
@@ -27,7 +27,7 @@ from ._view import GridView
 
 # Registration order is the order within each group of ``available``.
 for _record in (_exact.FORWARD, _euler.FORWARD, _chain.FORWARD,
-                _euler.REVERSE, _heun.REVERSE, _chain.REVERSE_DIFFUSION, _chain.ANCESTRAL, _chain.DDIM,
+                _euler.REVERSE, _heun.REVERSE, _chain.REVERSE_DIFFUSION, _chain.ANCESTRAL, _chain.DDIM, _rk45.REVERSE,
                 *_ksamplers.RECORDS, _dpm_solver.DPM_SOLVER, _unipc.UNIPC, _plms.PLMS, _langevin.CORRECTOR):
     register(_record)
 del _record
