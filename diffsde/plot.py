@@ -362,9 +362,16 @@ class Animation:
         The x and y limits every panel uses.
     """
 
-    def __init__(self, figure, animation, frames, index, limits):
+    def __init__(self, figure, animation, frames, index, limits, draw):
         self.figure, self.animation, self.frames = figure, animation, frames
         self.index, self.limits = index, limits
+        self._draw = draw
+
+    def draw_frame(self, f):
+        """Draw frame ``f`` (0 <= f < frames) on :attr:`figure`; returns its artists."""
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f < self.frames:
+            raise ValueError(f"f must be an int in [0, {self.frames}); got {shown(f)}")
+        return self._draw(int(f))
 
     def to_html(self):
         """The inline HTML/JavaScript player."""
@@ -451,7 +458,7 @@ def animate(trajectories, labels=None, *, data=None, n_points=1500, frames=None,
         pts = np.concatenate(ends)
         lo, hi = np.quantile(pts, [tail, 1 - tail], axis=0)
         pad = 0.1 * (hi - lo)
-        limits = ((lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1]))
+        limits = tuple((float(lo[i] - pad[i]), float(hi[i] + pad[i])) for i in range(2))
     n = len(runs)
     cols = min(n, 5)
     rows = -(-n // cols)
@@ -480,4 +487,4 @@ def animate(trajectories, labels=None, *, data=None, n_points=1500, frames=None,
     update(0)
     anim = FuncAnimation(fig, update, frames=n_frames, interval=interval, blit=False)
     plt.close(fig)  # the Animation shows it; no second static copy in a notebook
-    return Animation(fig, anim, n_frames, index, limits)
+    return Animation(fig, anim, n_frames, index, limits, update)
