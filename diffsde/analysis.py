@@ -747,8 +747,8 @@ def error_vs_nfe(process, data, budgets=(8, 16, 32, 64, 128), methods=None, *, g
       ``n_projections`` fixed directions) between ``paths`` outputs and a
       fresh sample of the target, averaged over ``repeats`` independent
       runs, with its standard error over the repeats; the floor is the
-      same statistic between two samples of the target (``2 repeats``
-      pairs), what an exact sampler reads.
+      same statistic between two samples of the target (``max(12, 2
+      repeats)`` pairs), what an exact sampler reads.
 
     Parameters
     ----------
@@ -793,7 +793,7 @@ def error_vs_nfe(process, data, budgets=(8, 16, 32, 64, 128), methods=None, *, g
         null = [sliced_wasserstein(target.sample(paths, rng=[seeds[0], 2 * i]),
                                    target.sample(paths, rng=[seeds[0], 2 * i + 1]),
                                    n_projections, rng=int(seeds[1]), n_permutations=0).value
-                for i in range(2 * repeats)]
+                for i in range(max(12, 2 * repeats))]
         floor = float(np.median(null))
         band = tuple(float(q) for q in np.quantile(null, BAND))
         fresh = [target.sample(paths, rng=[seeds[2], r]) for r in range(repeats)]
