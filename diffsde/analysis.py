@@ -29,11 +29,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._exact_law import ExactLaw, exact_output_law  # noqa: F401  (public here)
+from ._exact_law import ExactLaw, exact_output_law
 from ._validation import choice, integer, real_scalar, shown
 from .brownian import BrownianPath
 from .plot import convergence
+from .scores import LinearScore
 from .simulate import forward, reverse
+
+# the exact law is documented and shown as diffsde.analysis.*
+ExactLaw.__module__ = exact_output_law.__module__ = __name__
 
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
@@ -753,7 +757,9 @@ def error_vs_nfe(process, data, budgets=(8, 16, 32, 64, 128), methods=None, *, g
     Parameters
     ----------
     process : AffineSDE
-    data : GaussianMixture
+    data : GaussianMixture or LinearScore
+        One Gaussian component (or a LinearScore): exact errors; several:
+        Monte Carlo.
     budgets : sequence of int
         Score evaluations aimed at (each run reports its actual NFE).
     methods : sequence, optional
@@ -777,8 +783,9 @@ def error_vs_nfe(process, data, budgets=(8, 16, 32, 64, 128), methods=None, *, g
 
     metric = choice(metric, "metric", ("w2", "kl"))
     make_grid = getattr(grids, choice(grid, "grid", tuple(grids.__all__)))
-    exact = getattr(data, "K", None) == 1
-    budgets = [integer(b, "budgets", 1) for b in np.atleast_1d(budgets).tolist()]
+    exact = isinstance(data, LinearScore) or getattr(data, "K", None) == 1
+    budgets = [integer(b, "budgets", 1) for b in (budgets if np.ndim(budgets) else [budgets])]
+    samplers = _sampler_list(process, methods)
     if not exact:
         paths = integer(paths, "paths", 2)
         repeats = integer(repeats, "repeats", 2)
@@ -798,7 +805,7 @@ def error_vs_nfe(process, data, budgets=(8, 16, 32, 64, 128), methods=None, *, g
         band = tuple(float(q) for q in np.quantile(null, BAND))
         fresh = [target.sample(paths, rng=[seeds[2], r]) for r in range(repeats)]
         starts = [data.marginal_law(process, t_start).sample(paths, rng=[seeds[3], r]) for r in range(repeats)]
-    for label, name, options, record in _sampler_list(process, methods):
+    for label, name, options, record in samplers:
         per = max(record.nfe_per_step, 1)
         steps = sorted({max(1, round(b / per)) for b in budgets})
         nfe, error, stderr, deterministic = [], [], [], True
