@@ -23,7 +23,7 @@ import numpy as np
 
 from . import (DDPM, SMLD, VESDE, VPSDE, GaussianMixture, SubVPSDE, analysis, datasets, forward, grids, methods,
                reverse, set_num_threads)
-from .plot import log_ticks
+from .plot import animate, error_vs_nfe, log_ticks
 
 PROCESSES = {"vp": lambda: VPSDE(0.1, 20.0), "ve": lambda: VESDE(0.01, 10.0), "subvp": lambda: SubVPSDE(0.1, 20.0)}
 DATA = {"eight_gaussians": datasets.eight_gaussians, "bimodal_1d": datasets.bimodal_1d,
@@ -404,8 +404,6 @@ def sampler_budgets(report, plt, paths, seed, quick):
     if plt is None:
         return exact, mix
     fig, axes = plt.subplots(2, 2, figsize=(11, 9), layout="constrained")
-    from .plot import animate, error_vs_nfe
-
     error_vs_nfe(exact, axes=axes[0])
     error_vs_nfe(mix, axes=axes[1])
     for ax in axes[0]:

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import grids
+from . import methods as registry
 from ._exact_law import ExactLaw, exact_output_law
 from ._validation import choice, integer, real_scalar, shown
 from .brownian import BrownianPath
@@ -722,8 +724,6 @@ class ErrorCurves:
 
 
 def _sampler_list(process, methods):
-    from . import methods as registry
-
     if methods is None:
         methods = registry.available(process)
     out = []
@@ -779,8 +779,6 @@ def error_vs_nfe(process, data, budgets=(8, 16, 32, 64, 128), methods=None, *, g
     -------
     ErrorCurves
     """
-    from . import grids
-
     metric = choice(metric, "metric", ("w2", "kl"))
     make_grid = getattr(grids, choice(grid, "grid", tuple(grids.__all__)))
     exact = isinstance(data, LinearScore) or getattr(data, "K", None) == 1
@@ -834,6 +832,4 @@ def error_vs_nfe(process, data, budgets=(8, 16, 32, 64, 128), methods=None, *, g
 
 
 def _methods_table(process, name, ts, options):
-    from . import methods as registry
-
     return registry.table(process, name, ts, **options)
