@@ -1,8 +1,10 @@
 """python -m diffsde: the tour and its pieces.
 
-    python -m diffsde [tour]   convergence of DDPM -> VP and SMLD -> VE, and every
+    python -m diffsde [tour]   convergence of DDPM -> VP and SMLD -> VE, every
                                reverse sampler on a 2-D mixture at a coarse and a
-                               fine step count, each tested against the data
+                               fine step count, each tested against the data, and
+                               every sampler's error against its score evaluations
+                               (exact for Gaussian data), with an animation
     python -m diffsde sample   one sampler on one process, against the exact data
     python -m diffsde converge strong or weak order of Euler-Maruyama on one path
 
@@ -19,9 +21,9 @@ import warnings
 
 import numpy as np
 
-from . import (DDPM, SMLD, VESDE, VPSDE, GaussianMixture, SubVPSDE, analysis, datasets, forward, methods,
+from . import (DDPM, SMLD, VESDE, VPSDE, GaussianMixture, SubVPSDE, analysis, datasets, forward, grids, methods,
                reverse, set_num_threads)
-from .plot import log_ticks
+from .plot import animate, error_vs_nfe, log_ticks
 
 PROCESSES = {"vp": lambda: VPSDE(0.1, 20.0), "ve": lambda: VESDE(0.01, 10.0), "subvp": lambda: SubVPSDE(0.1, 20.0)}
 DATA = {"eight_gaussians": datasets.eight_gaussians, "bimodal_1d": datasets.bimodal_1d,
@@ -347,6 +349,90 @@ def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, meth
     return results, fresh
 
 
+#: Gaussian data of the error-against-NFE section: two coordinates of
+#: different variances, so no sampler is exact by symmetry.
+GAUSS_2D = GaussianMixture([1.0], [[1.0, -1.0]], [[0.25, 0.05]])
+
+
+def _budget_samplers(process):
+    """Every reverse method the registry offers, at its defaults, and Euler
+    on the probability-flow ODE (em with alpha = 0)."""
+    names = methods.available(process)
+    return list(names) + ([("em", {"alpha": 0.0})] if "em" in names else [])
+
+
+def _budget_rows(result):
+    rows = []
+    for c in result.curves:
+        for k, (n, e) in enumerate(zip(c.nfe, c.error)):
+            rows.append([c.label, "ODE" if c.deterministic else "SDE", int(c.steps[k]), int(n), _fmt(e, 3)]
+                        + ([_fmt(c.stderr[k], 2)] if c.stderr is not None else []))
+    return rows
+
+
+def _winners(result):
+    """The sampler of lowest error within each budget; with Monte Carlo
+    errors only where it is below the same-law band (else no sampler is
+    distinguishable from exact at this sample size)."""
+    notes = []
+    for b in result.budgets:
+        label, err = result.best(b)
+        if result.floor_band is not None and err <= result.floor_band[1]:
+            notes.append(f"{b} evaluations: {label} ({_fmt(err, 3)}), within the same-law band: "
+                         "indistinguishable from an exact sampler at this sample size")
+        else:
+            notes.append(f"{b} evaluations: {label} ({_fmt(err, 3)})")
+    return "Lowest error within each budget: " + "; ".join(notes) + "."
+
+
+def sampler_budgets(report, plt, paths, seed, quick):
+    """Error against score evaluations for every sampler: the exact W2 on
+    2-D Gaussian data and Monte Carlo sliced W2 on eight Gaussians (VP,
+    logSNR grid); a figure of both and an animation of the particles."""
+    vp = PROCESSES["vp"]()
+    samplers = _budget_samplers(vp)
+    exact = analysis.error_vs_nfe(vp, GAUSS_2D, (4, 8, 16, 32, 64, 128, 256), samplers)
+    report.table("error_vs_nfe_gaussian", ["sampler", "kind", "steps", "nfe", "exact W2"], _budget_rows(exact),
+                 "Exact W2 of each sampler's output law to the marginal at t_end = 1e-3: VP, logSNR grid, 2-D "
+                 "Gaussian data N((1, -1), diag(0.25, 0.05)), exact score, from the exact marginal (a moment "
+                 "recursion through the step table: no Monte Carlo error)", [_winners(exact)])
+    budgets = (4, 8, 16, 32) if quick else (4, 8, 16, 32, 64)
+    mix = analysis.error_vs_nfe(vp, datasets.eight_gaussians(), budgets, samplers, paths=min(paths, 20_000),
+                                repeats=3, n_projections=PROJECTIONS, rng=seed)
+    report.table("error_vs_nfe_mixture", ["sampler", "kind", "steps", "nfe", mix.metric, "std err"],
+                 _budget_rows(mix),
+                 f"Sliced W2 to the marginal at t_end = 1e-3 on eight Gaussians ({DATA_TEXT['eight_gaussians']}): "
+                 f"VP, logSNR grid, mean of 3 runs of {min(paths, 20_000):,} paths",
+                 [f"Same-law floor (two samples of the target): median {_fmt(mix.floor, 3)}, 90% band "
+                  f"[{_fmt(mix.floor_band[0], 3)}, {_fmt(mix.floor_band[1], 3)}]; an exact sampler reads the floor.",
+                  _winners(mix)])
+    if plt is None:
+        return exact, mix
+    fig, axes = plt.subplots(2, 2, figsize=(11, 9), layout="constrained")
+    error_vs_nfe(exact, axes=axes[0])
+    error_vs_nfe(mix, axes=axes[1])
+    for ax in axes[0]:
+        ax.set_title(f"Gaussian data, exact: {ax.get_title()}", fontsize=10)
+    for ax in axes[1]:
+        ax.set_title(f"eight Gaussians, Monte Carlo: {ax.get_title()}", fontsize=10)
+    fig.suptitle("Error against score evaluations, VP, logSNR grid, exact score", fontsize=11)
+    report.figure(fig, "error_vs_nfe")
+    plt.close(fig)
+    gm = datasets.eight_gaussians()
+    runs = {}
+    for entry in samplers[:8]:
+        name, kw = (entry, {}) if isinstance(entry, str) else entry
+        per = max(methods.get(name).nfe_per_step, 1)
+        label = name + "".join(f", {k}={v}" for k, v in kw.items())
+        runs[f"{label}\n(16 evaluations)"] = reverse(vp, gm, None, ts=grids.logsnr(vp, max(1, 16 // per)),
+                                                      shape=(800, 2), method=name, save_every=1, rng=seed, **kw)
+    anim = animate(runs, data=gm.sample(800, rng=seed + 1), frames=17, panel_size=2.6)
+    path = os.path.join(report.out, "flow.gif")
+    anim.save(path, fps=4)
+    report.say(f"animation {path}")
+    return exact, mix
+
+
 # ---- subcommands ------------------------------------------------------------------
 
 def cmd_tour(args):
@@ -354,11 +440,11 @@ def cmd_tour(args):
     open(os.path.join(args.out, "summary.md"), "w").close()
     plt = _pyplot(args.no_plots)
     paths = 2000 if args.quick else args.paths
-    report.say("1/3 chains and their SDE limits")
+    report.say("1/4 chains and their SDE limits")
     curves = chain_convergence(report, min(paths, 4000), args.seed)
-    report.say("2/3 strong order of Euler-Maruyama on one Brownian path")
+    report.say("2/4 strong order of Euler-Maruyama on one Brownian path")
     study = em_convergence(report, "vp", "strong", "forward", min(paths, 4000), args.seed)
-    report.say("3/3 reverse samplers on eight Gaussians")
+    report.say("3/4 reverse samplers on eight Gaussians")
     samples = {}
     for process in ("vp", "ve"):
         steps = (args.coarse_steps, args.steps) if args.coarse_steps else args.steps
@@ -378,6 +464,8 @@ def cmd_tour(args):
         for process, (results, fresh) in samples.items():
             fig = samples_figure(plt, process, results, fresh, gm.means, paths, args.steps)
             report.figure(fig, f"samples_{process}")
+    report.say("4/4 error against score evaluations, every sampler")
+    sampler_budgets(report, plt, paths, args.seed, args.quick)
     report.say(f"done: tables and figures in {args.out}")
     return 0
 

@@ -18,6 +18,9 @@ difference from sampling noise.
   same from distances to fresh samples of a known law.
 * :func:`moment_errors`: sample moments against known ones, with standard
   errors.
+* :func:`exact_output_law`: for Gaussian data, a sampler's exact output law
+  (a moment recursion through its step table) with its KL divergence and
+  W2 distance to the target: errors with no Monte Carlo noise at all.
 """
 import functools
 import math
@@ -26,10 +29,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import grids
+from . import methods as registry
+from ._exact_law import ExactLaw, exact_output_law
 from ._validation import choice, integer, real_scalar, shown
 from .brownian import BrownianPath
 from .plot import convergence
+from .scores import LinearScore
 from .simulate import forward, reverse
+
+# the exact law is documented and shown as diffsde.analysis.*
+ExactLaw.__module__ = exact_output_law.__module__ = __name__
 
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom
 _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
@@ -626,3 +636,200 @@ def moment_errors(x, mean, var):
         "var_error": x.var(axis=0, ddof=1) - np.asarray(var, dtype=np.float64),
         "var_stderr": np.sqrt(np.maximum(m4 - m2**2, 0.0) / n),
     }
+
+
+# ---- error against score evaluations -------------------------------------------
+
+@dataclass(frozen=True)
+class SamplerCurve:
+    """One sampler's error at a ladder of budgets.
+
+    Attributes
+    ----------
+    label : str
+        The method's name, with its options when given (``"em, alpha=0.0"``).
+    method : str
+    options : dict
+    deterministic : bool
+        The table draws no noise (with these options).
+    steps, nfe : ndarray of int
+        Steps of each run and its score evaluations.
+    error : ndarray
+        The error of each run (see :class:`ErrorCurves`).
+    stderr : ndarray or None
+        Its Monte Carlo standard error; None for exact errors.
+    """
+
+    label: str
+    method: str
+    options: dict
+    deterministic: bool
+    steps: np.ndarray
+    nfe: np.ndarray
+    error: np.ndarray
+    stderr: np.ndarray = None
+
+
+@dataclass(frozen=True)
+class ErrorCurves:
+    """The result of :func:`error_vs_nfe`.
+
+    Attributes
+    ----------
+    curves : tuple of SamplerCurve
+    metric : str
+        ``"W2"`` or ``"KL"`` (exact, Gaussian data) or ``"sliced W2 (P projections)"`` (Monte Carlo).
+    exact : bool
+    floor : float or None
+        Monte Carlo only: the median of the same statistic between two
+        samples of the target at the run's sizes, the error an exact
+        sampler reads; ``floor_band`` its 5% to 95% range.
+    floor_band : (float, float) or None
+    title : str
+        The setting: process, data, grid, paths.
+    budgets : tuple of int
+        The budgets aimed at.
+    """
+
+    curves: tuple
+    metric: str
+    exact: bool
+    floor: float = None
+    floor_band: tuple = None
+    title: str = ""
+    budgets: tuple = ()
+
+    def best(self, nfe, deterministic=None):
+        """The label of the sampler with the smallest error among the runs
+        with at most ``nfe`` score evaluations (optionally only the
+        deterministic or the stochastic ones), and that error."""
+        found = []
+        for c in self.curves:
+            if deterministic is not None and c.deterministic != deterministic:
+                continue
+            ok = c.nfe <= nfe
+            if ok.any():
+                found.append((float(np.min(c.error[ok])), c.label))
+        if not found:
+            raise ValueError(f"no run has at most nfe = {shown(nfe)} score evaluations")
+        error, label = min(found)
+        return label, error
+
+    def curve(self, label):
+        """The curve of one sampler (ValueError listing the labels)."""
+        for c in self.curves:
+            if c.label == label:
+                return c
+        raise ValueError(f"no sampler {shown(label)}; labels: {', '.join(c.label for c in self.curves)}")
+
+
+def _sampler_list(process, methods):
+    if methods is None:
+        methods = registry.available(process)
+    out = []
+    for entry in methods:
+        name, options = (entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1]))
+        label = name + "".join(f", {k}={v}" for k, v in options.items())
+        out.append((label, name, options, registry.get(name)))
+    return out
+
+
+def error_vs_nfe(process, data, budgets=(8, 16, 32, 64, 128), methods=None, *, grid="logsnr", t_end=None,
+                 metric="w2", paths=4000, repeats=3, n_projections=64, rng=0):
+    r"""Each sampler's error against its number of score evaluations (NFE).
+
+    For each method and budget B the run takes N = max(1, round(B / k))
+    steps (k the method's score evaluations per step, so a two-stage method
+    gets half the steps of a one-stage one) on the grid ``grid`` from the
+    process's ``default_t_start`` down to ``t_end``, with the exact score,
+    from the exact marginal at t_start, and its output is compared with the
+    exact marginal at t_end:
+
+    - Gaussian data (one component): the exact W2 or KL of
+      :func:`exact_output_law`, no Monte Carlo error;
+    - a mixture: the sliced W2 (:func:`sliced_wasserstein`,
+      ``n_projections`` fixed directions) between ``paths`` outputs and a
+      fresh sample of the target, averaged over ``repeats`` independent
+      runs, with its standard error over the repeats; the floor is the
+      same statistic between two samples of the target (``max(12, 2
+      repeats)`` pairs), what an exact sampler reads.
+
+    Parameters
+    ----------
+    process : AffineSDE
+    data : GaussianMixture or LinearScore
+        One Gaussian component (or a LinearScore): exact errors; several:
+        Monte Carlo.
+    budgets : sequence of int
+        Score evaluations aimed at (each run reports its actual NFE).
+    methods : sequence, optional
+        Method names, or ``(name, options)`` pairs; default every method of
+        ``ds.methods.available(process)`` with its default options.
+    grid : str
+        A function of :mod:`diffsde.grids` (``"logsnr"``, ``"karras"``,
+        ``"uniform"``, ``"quadratic"``).
+    t_end : float, optional
+        Default: the process's ``default_t_end``.
+    metric : {"w2", "kl"}
+        Gaussian data only.
+    paths, repeats, n_projections, rng
+        Mixture data only.
+
+    Returns
+    -------
+    ErrorCurves
+    """
+    metric = choice(metric, "metric", ("w2", "kl"))
+    make_grid = getattr(grids, choice(grid, "grid", tuple(grids.__all__)))
+    exact = isinstance(data, LinearScore) or getattr(data, "K", None) == 1
+    budgets = [integer(b, "budgets", 1) for b in (budgets if np.ndim(budgets) else [budgets])]
+    samplers = _sampler_list(process, methods)
+    if not exact:
+        paths = integer(paths, "paths", 2)
+        repeats = integer(repeats, "repeats", 2)
+    base = np.random.default_rng(rng)
+    seeds = base.integers(0, 2**62, size=4)
+    curves = []
+    floor = band = None
+    if not exact:
+        t_start = float(process.default_t_start)
+        t_stop = float(process.default_t_end if t_end is None else t_end)
+        target = data.marginal_law(process, t_stop)
+        null = [sliced_wasserstein(target.sample(paths, rng=[seeds[0], 2 * i]),
+                                   target.sample(paths, rng=[seeds[0], 2 * i + 1]),
+                                   n_projections, rng=int(seeds[1]), n_permutations=0).value
+                for i in range(max(12, 2 * repeats))]
+        floor = float(np.median(null))
+        band = tuple(float(q) for q in np.quantile(null, BAND))
+        fresh = [target.sample(paths, rng=[seeds[2], r]) for r in range(repeats)]
+        starts = [data.marginal_law(process, t_start).sample(paths, rng=[seeds[3], r]) for r in range(repeats)]
+    for label, name, options, record in samplers:
+        per = max(record.nfe_per_step, 1)
+        steps = sorted({max(1, round(b / per)) for b in budgets})
+        nfe, error, stderr, deterministic = [], [], [], True
+        for n in steps:
+            ts = make_grid(process, n, t_end=t_end)
+            table = _methods_table(process, name, ts, options)
+            deterministic = deterministic and not bool(table.needs_noise.any())
+            nfe.append(table.nfe)
+            if exact:
+                law = exact_output_law(process, data, name, ts=ts, **options)
+                error.append(law.w2 if metric == "w2" else law.kl)
+            else:
+                values = []
+                for r in range(repeats):
+                    out = reverse(process, data, starts[r], ts=ts, method=name, rng=[seeds[3], r, n], **options)
+                    values.append(sliced_wasserstein(np.asarray(out.x).reshape(paths, -1), fresh[r],
+                                                     n_projections, rng=int(seeds[1]), n_permutations=0).value)
+                error.append(float(np.mean(values)))
+                stderr.append(float(np.std(values, ddof=1) / math.sqrt(repeats)))
+        curves.append(SamplerCurve(label, name, options, deterministic, np.array(steps), np.array(nfe),
+                                   np.array(error), np.array(stderr) if not exact else None))
+    name = {"w2": "W2", "kl": "KL"}[metric] if exact else f"sliced W2 ({n_projections} projections)"
+    what = "exact" if exact else f"Monte Carlo, {paths:,} paths x {repeats} runs"
+    title = f"{type(process).__name__}, {grid} grid, exact score, from the exact marginal ({what})"
+    return ErrorCurves(tuple(curves), name, exact, floor, band, title, tuple(budgets))
+
+
+def _methods_table(process, name, ts, options):
+    return registry.table(process, name, ts, **options)

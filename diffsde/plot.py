@@ -278,3 +278,213 @@ def compare_chain_sde(chain, x0, rng=0, n_paths=5, ax=None, **kwargs):
     ax.set(xlabel="t", ylabel="x", title=f"{type(chain).__name__} (dots) and its SDE by EM (lines), "
                                          f"N = {chain.N}, same draws")
     return ax
+
+
+#: Markers cycled with the colours, so a dozen samplers stay distinguishable.
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "h", "*", "p")
+
+
+def _sampler_style(i):
+    return {"color": f"C{i % 10}" if i < 10 else _tab20(i), "marker": _MARKERS[i % len(_MARKERS)]}
+
+
+def _tab20(i):
+    cm = require("matplotlib", "diffsde.plot").colormaps["tab20"]
+    return cm((2 * (i - 10) + 1) % 20)
+
+
+def error_vs_nfe(result, axes=None, **kwargs):
+    """Each sampler's error against its score evaluations, log-log, one
+    panel for the deterministic samplers and one for the stochastic ones
+    (a sampler keeps its colour and marker in both panels and across calls
+    with the same sampler list).
+
+    Parameters
+    ----------
+    result : ErrorCurves
+        From :func:`diffsde.analysis.error_vs_nfe`. Monte Carlo errors are
+        drawn with 2-standard-error bars and the same-law floor as a grey
+        band (an exact sampler reads the floor, not 0).
+    axes : sequence of two Axes, optional
+    **kwargs
+        Passed to ``Axes.errorbar`` (``Axes.plot`` for exact errors).
+
+    Returns
+    -------
+    list of Axes
+    """
+    groups = [(True, "deterministic samplers (ODE)"), (False, "stochastic samplers (SDE)")]
+    groups = [(flag, title) for flag, title in groups if any(c.deterministic == flag for c in result.curves)]
+    if axes is None:
+        plt = require("matplotlib.pyplot", "diffsde.plot")
+        axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 4.4), squeeze=False, sharey=True,
+                            layout="constrained")[1][0]
+    axes = list(np.atleast_1d(axes))
+    if len(axes) < len(groups):
+        raise ValueError(f"axes must hold {len(groups)} Axes (one per group); got {len(axes)}")
+    # ticks at the budgets, not at every run's NFE (a two-stage method's
+    # 2N - 1 would crowd the budget 2N)
+    ticks = result.budgets or np.unique(np.concatenate([c.nfe for c in result.curves]))
+    for ax, (flag, title) in zip(axes, groups):
+        for i, c in enumerate(result.curves):
+            if c.deterministic != flag:
+                continue
+            style = {**_sampler_style(i), "ms": 4, "lw": 1.2, **kwargs}
+            if c.stderr is None:
+                ax.plot(c.nfe, c.error, label=c.label, **style)
+            else:
+                ax.errorbar(c.nfe, c.error, yerr=2 * c.stderr, capsize=2, label=c.label, **style)
+        if result.floor is not None:
+            ax.axhspan(*result.floor_band, color="0.85", zorder=0, label="same-law 90% band")
+            ax.axhline(result.floor, color="0.5", ls="--", lw=0.8, zorder=0, label="same-law median (floor)")
+        ax.set(xscale="log", yscale="log", xlabel="score evaluations (NFE)", title=title)
+        log_ticks(ax, xticks=ticks)
+        ax.legend(fontsize=7, ncol=2 if len(ax.get_legend_handles_labels()[0]) > 8 else 1)
+    axes[0].set_ylabel(("exact " if result.exact else "") + result.metric + " to the target")
+    return axes
+
+
+class Animation:
+    """Particles flowing from the prior to the data, one panel per run.
+
+    In Jupyter the object shows itself as an inline HTML player
+    (``FuncAnimation.to_jshtml``); :meth:`save` writes a GIF (Pillow).
+
+    Attributes
+    ----------
+    figure : matplotlib Figure
+    animation : matplotlib.animation.FuncAnimation
+    frames : int
+        Number of frames.
+    index : ndarray (n_panels, frames)
+        The saved state each panel shows in each frame.
+    limits : ((float, float), (float, float))
+        The x and y limits every panel uses.
+    """
+
+    def __init__(self, figure, animation, frames, index, limits, draw):
+        self.figure, self.animation, self.frames = figure, animation, frames
+        self.index, self.limits = index, limits
+        self._draw = draw
+
+    def draw_frame(self, f):
+        """Draw frame ``f`` (0 <= f < frames) on :attr:`figure`; returns its artists."""
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f < self.frames:
+            raise ValueError(f"f must be an int in [0, {self.frames}); got {shown(f)}")
+        return self._draw(int(f))
+
+    def to_html(self):
+        """The inline HTML/JavaScript player."""
+        return self.animation.to_jshtml()
+
+    def _repr_html_(self):
+        return self.to_html()
+
+    def save(self, path, fps=10):
+        """Write a GIF with Pillow (``path`` ending in .gif)."""
+        from matplotlib.animation import PillowWriter
+
+        self.animation.save(path, writer=PillowWriter(fps=fps))
+        return path
+
+
+def _states(tr, name):
+    xs = np.asarray(getattr(tr, "xs", None) if not isinstance(tr, np.ndarray) else tr, dtype=np.float64)
+    if xs.ndim != 3 or xs.shape[2] != 2 or xs.shape[0] < 1:
+        raise ValueError(f"{name} must be a Trajectory saved with save_every (xs of shape (n_saved, batch, 2)) "
+                         f"or such an array; got xs of shape {xs.shape}: animate draws 2-D states")
+    ts = np.asarray(getattr(tr, "ts", np.arange(xs.shape[0])), dtype=np.float64)
+    return xs, ts
+
+
+def animate(trajectories, labels=None, *, data=None, n_points=1500, frames=None, limits=None, interval=100,
+            tail=0.005, panel_size=3.0):
+    """Animate reverse runs: the particles of each run flowing from the
+    prior to the data, one panel per run, side by side.
+
+    Parameters
+    ----------
+    trajectories : Trajectory, or a sequence or dict of them
+        Runs saved along the way (``save_every=...``), 2-D states. A dict
+        maps labels to runs.
+    labels : sequence of str, optional
+        Panel titles (default: the dict's keys, else "run 0", ...).
+    data : array (n, 2), optional
+        A data sample drawn faintly in every panel.
+    n_points : int
+        Particles drawn per panel (the first rows of the batch).
+    frames : int, optional
+        Number of frames (default: the most saved states of any run). Frame
+        f shows, in each panel, the saved state nearest to the fraction
+        f / (frames - 1) of that run, so runs of different step counts
+        arrive together.
+    limits : ((x0, x1), (y0, y1)), optional
+        Default: the central 1 - 2 tail quantiles of every run's first and
+        last states (and of ``data``), padded by 10%, so the prior and the
+        data are both in view and far stragglers do not shrink them.
+    interval : int
+        Milliseconds between frames of the HTML player.
+
+    Returns
+    -------
+    Animation
+        Shows inline in Jupyter; ``.save("flow.gif")`` writes a GIF.
+    """
+    plt = require("matplotlib.pyplot", "diffsde.plot")
+    from matplotlib.animation import FuncAnimation
+
+    if isinstance(trajectories, dict):
+        labels = list(trajectories) if labels is None else labels
+        runs = list(trajectories.values())
+    elif isinstance(trajectories, (list, tuple)):
+        runs = list(trajectories)
+    else:
+        runs = [trajectories]
+    if not runs:
+        raise ValueError("trajectories must hold at least one run")
+    labels = [f"run {i}" for i in range(len(runs))] if labels is None else list(labels)
+    if len(labels) != len(runs):
+        raise ValueError(f"labels has {len(labels)} entries for {len(runs)} runs")
+    states = [_states(tr, f"trajectories[{i}]") for i, tr in enumerate(runs)]
+    n_frames = max(xs.shape[0] for xs, _ in states) if frames is None else int(frames)
+    if n_frames < 1:
+        raise ValueError(f"frames must be >= 1; got {shown(frames)}")
+    frac = np.linspace(0.0, 1.0, n_frames) if n_frames > 1 else np.ones(1)
+    index = np.array([np.rint(frac * (xs.shape[0] - 1)).astype(int) for xs, _ in states])
+    if limits is None:
+        ends = [xs[k, :n_points] for xs, _ in states for k in (0, xs.shape[0] - 1)]
+        if data is not None:
+            ends.append(np.asarray(data, dtype=np.float64).reshape(-1, 2))
+        pts = np.concatenate(ends)
+        lo, hi = np.quantile(pts, [tail, 1 - tail], axis=0)
+        pad = 0.1 * (hi - lo)
+        limits = tuple((float(lo[i] - pad[i]), float(hi[i] + pad[i])) for i in range(2))
+    n = len(runs)
+    cols = min(n, 5)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel_size * cols, panel_size * rows + 0.3), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
+    flat = axes.ravel()
+    dots, titles = [], []
+    for ax, (xs, ts), label in zip(flat, states, labels):
+        if data is not None:
+            d = np.asarray(data, dtype=np.float64).reshape(-1, 2)[:n_points]
+            ax.scatter(d[:, 0], d[:, 1], s=1, color="0.8", rasterized=True)
+        dots.append(ax.scatter(xs[0, :n_points, 0], xs[0, :n_points, 1], s=1.5, alpha=0.6, color="C0"))
+        ax.set(xlim=limits[0], ylim=limits[1], aspect="equal")
+        ax.tick_params(labelsize=7)
+        titles.append(ax.set_title(label, fontsize=9))
+    for ax in flat[n:]:
+        ax.axis("off")
+
+    def update(f):
+        for p, ((xs, ts), dot, title, label) in enumerate(zip(states, dots, titles, labels)):
+            k = index[p, f]
+            dot.set_offsets(xs[k, :n_points])
+            title.set_text(f"{label}\nt = {ts[k]:.3g}")
+        return dots + titles
+
+    update(0)
+    anim = FuncAnimation(fig, update, frames=n_frames, interval=interval, blit=False)
+    plt.close(fig)  # the Animation shows it; no second static copy in a notebook
+    return Animation(fig, anim, n_frames, index, limits, update)

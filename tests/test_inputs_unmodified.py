@@ -13,6 +13,8 @@ method of those classes. ``test_every_public_name_has_a_success_path_case``
 fails for a name without a case, so new API cannot skip this file.
 """
 import inspect
+import os
+import tempfile
 import types
 from dataclasses import dataclass
 
@@ -28,7 +30,9 @@ from conftest import SUB, VE, VP
 # inputs); the warning that such a fit has no or a wide interval is expected here.
 # The deprecated ``marginal`` aliases are public names too, so they have cases here.
 pytestmark = [pytest.mark.filterwarnings("ignore::diffsde.analysis.OrderFitWarning"),
-              pytest.mark.filterwarnings("ignore:.*marginal.*is deprecated:DeprecationWarning")]
+              pytest.mark.filterwarnings("ignore:.*marginal.*is deprecated:DeprecationWarning"),
+              # animations built to check their inputs, never played
+              pytest.mark.filterwarnings("ignore:Animation was deleted without rendering")]
 
 try:
     import matplotlib
@@ -513,6 +517,36 @@ case("plot.density_evolution", lambda x, ts, p, xs: plot.density_evolution(
 case("plot.log_ticks", lambda ticks: plot.log_ticks(plot.convergence(STUDY), xticks=ticks),
      np.array([16.0, 32.0, 64.0]))
 case("plot.compare_chain_sde", lambda x: plot.compare_chain_sde(DDPM4, x, n_paths=3), X1)
+
+# ---- the exact law of a sampler, error against NFE, animations -----------------------
+GAUSS1 = ds.GaussianMixture([1.0], MEAN2[None], VAR2[None])
+BUDGETS = np.array([2, 4])
+
+
+def _curves(n, e):
+    return analysis.ErrorCurves((analysis.SamplerCurve("em", "em", {}, False, n, n, e, e / 10),), "W2", True,
+                                budgets=(8,))
+
+
+case("analysis.exact_output_law", lambda ts: analysis.exact_output_law(VP, LIN, "ode_heun", ts=ts), TS_DOWN)
+case("analysis.exact_output_law", lambda m, v: analysis.exact_output_law(VP, ds.LinearScore(m, v), "em", steps=3),
+     MEAN2, VAR2, label="analysis.exact_output_law-linear")
+case("analysis.ExactLaw", lambda m, c: repr(analysis.ExactLaw(m, c, 0.1, 0.2, m, c, 3, 1.0, 0.0)), MEAN2,
+     np.diag(VAR2))
+case("analysis.error_vs_nfe", lambda b: analysis.error_vs_nfe(VP, GAUSS1, b, ["em", "ddim"]), BUDGETS)
+case("analysis.SamplerCurve", lambda n, e: analysis.SamplerCurve("em", "em", {}, False, n, n, e), STEP_COUNTS, ERRORS)
+case("analysis.ErrorCurves", _curves, STEP_COUNTS, ERRORS)
+case("analysis.ErrorCurves.best", lambda n, e: _curves(n, e).best(16), STEP_COUNTS, ERRORS)
+case("analysis.ErrorCurves.curve", lambda n, e: _curves(n, e).curve("em"), STEP_COUNTS, ERRORS)
+case("plot.error_vs_nfe", lambda n, e: plot.error_vs_nfe(_curves(n, e)), STEP_COUNTS, ERRORS)
+case("plot.animate", lambda x, xs, ts: plot.animate(ds.Trajectory(x, xs, ts, 0), frames=3), X, Z, T4)
+case("plot.Animation", lambda x, xs, ts: plot.animate({"a": ds.Trajectory(x, xs, ts, 0)}, frames=2).index, X, Z, T4)
+case("plot.Animation.draw_frame", lambda x, xs, ts: plot.animate(ds.Trajectory(x, xs, ts, 0)).draw_frame(1),
+     X, Z, T4)
+case("plot.Animation.to_html", lambda x, xs, ts: plot.animate(ds.Trajectory(x, xs, ts, 0), frames=2).to_html(),
+     X, Z, T4)
+case("plot.Animation.save", lambda x, xs, ts: plot.animate(ds.Trajectory(x, xs, ts, 0), frames=2).save(
+    os.path.join(tempfile.mkdtemp(), "a.gif")), X, Z, T4)
 
 
 # ---- the test ----------------------------------------------------------------------

@@ -38,12 +38,19 @@ def test_tour_writes_tables_with_fitted_orders(tmp_path, capsys):
                 assert float(row[2]) < float(row[3]) + 5 * (high - low) / (2 * 1.645)
     summary = (out / "summary.md").read_text()
     assert "order" in summary and "| em | 15 |" in summary
+    # error against score evaluations: every registered sampler, exact on Gaussian data
+    exact = read_csv(out / "error_vs_nfe_gaussian.csv")
+    assert exact[0] == ["sampler", "kind", "steps", "nfe", "exact W2"]
+    from diffsde import VPSDE, methods
+    assert {row[0] for row in exact[1:]} >= set(methods.available(VPSDE()))
+    assert len(read_csv(out / "error_vs_nfe_mixture.csv")) > 1
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         return
-    for name in ("convergence", "samples_vp", "samples_ve"):
+    for name in ("convergence", "samples_vp", "samples_ve", "error_vs_nfe"):
         assert os.path.getsize(out / f"{name}.png") > 10_000
+    assert os.path.getsize(out / "flow.gif") > 10_000
 
 
 def test_tour_sampler_tables_label_sliced_w2_and_state_a_test(tmp_path, capsys):
