@@ -196,29 +196,35 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     ==============  ==================================================================
     process         methods (default first)
     ==============  ==================================================================
-    VPSDE           ``em`` (any alpha >= 0), ``ode_heun``, ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
-                    ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``, ``dpmpp_sde``,
-                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``,
+    VPSDE           ``em`` (any alpha >= 0), ``ode_heun``, ``rk45``, ``euler``,
+                    ``euler_ancestral``, ``heun``, ``dpm_2``, ``dpm_2_ancestral``, ``lms``,
+                    ``dpmpp_2s_ancestral``, ``dpmpp_sde``, ``dpmpp_2m``, ``dpmpp_2m_sde``,
+                    ``dpmpp_3m_sde``, ``dpm_solver``, ``unipc``, ``plms``,
                     ``reverse_diffusion``, ``ancestral``, ``ddim``
-    VESDE           ``em``, ``ode_heun``, ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
-                    ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``, ``dpmpp_sde``,
-                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``,
-                    ``reverse_diffusion``, ``ancestral``, ``ddim``
-    SubVPSDE        ``em``, ``ode_heun``, ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
-                    ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``, ``dpmpp_sde``,
-                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``, ``ddim``
-    others          ``em``, ``ode_heun``, ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
-                    ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``, ``dpmpp_sde``,
-                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``, ``ddim``: EDM, RectifiedFlow and any other AffineSDE
-                    (``AffineSDE(mean, std)`` or a subclass: docs/processes.md)
+    VESDE           ``em``, ``ode_heun``, ``rk45``, ``euler``, ``euler_ancestral``, ``heun``,
+                    ``dpm_2``, ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``,
+                    ``dpmpp_sde``, ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``,
+                    ``dpm_solver``, ``unipc``, ``plms``, ``reverse_diffusion``, ``ancestral``,
+                    ``ddim``
+    SubVPSDE        ``em``, ``ode_heun``, ``rk45``, ``euler``, ``euler_ancestral``, ``heun``,
+                    ``dpm_2``, ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``,
+                    ``dpmpp_sde``, ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``,
+                    ``dpm_solver``, ``unipc``, ``plms``, ``ddim``
+    others          ``em``, ``ode_heun``, ``rk45``, ``euler``, ``euler_ancestral``, ``heun``,
+                    ``dpm_2``, ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``,
+                    ``dpmpp_sde``, ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``,
+                    ``dpm_solver``, ``unipc``, ``plms``, ``ddim``: EDM, RectifiedFlow and any
+                    other AffineSDE (``AffineSDE(mean, std)`` or a subclass: docs/processes.md)
     DDPM            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``,
-                    ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
+                    ``rk45``, ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
                     ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``, ``dpmpp_sde``,
-                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``
+                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``, ``dpm_solver``, ``unipc``,
+                    ``plms``
     SMLD            ``ancestral``, ``reverse_diffusion``, ``ddim``, ``em``, ``ode_heun``,
-                    ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
+                    ``rk45``, ``euler``, ``euler_ancestral``, ``heun``, ``dpm_2``,
                     ``dpm_2_ancestral``, ``lms``, ``dpmpp_2s_ancestral``, ``dpmpp_sde``,
-                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``
+                    ``dpmpp_2m``, ``dpmpp_2m_sde``, ``dpmpp_3m_sde``, ``dpm_solver``, ``unipc``,
+                    ``plms``
     ==============  ==================================================================
 
     The lists are ``ds.methods.available(process)``: a method applies where
