@@ -357,7 +357,7 @@ GAUSS_2D = GaussianMixture([1.0], [[1.0, -1.0]], [[0.25, 0.05]])
 def _budget_samplers(process):
     """Every reverse method the registry offers, at its defaults, and Euler
     on the probability-flow ODE (em with alpha = 0)."""
-    names = methods.available(process)
+    names = [m for m in methods.available(process) if not methods.get(m).adaptive]  # rk45: no fixed budget
     return list(names) + ([("em", {"alpha": 0.0})] if "em" in names else [])
 
 

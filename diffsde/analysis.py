@@ -725,7 +725,7 @@ class ErrorCurves:
 
 def _sampler_list(process, methods):
     if methods is None:
-        methods = registry.available(process)
+        methods = tuple(m for m in registry.available(process) if not registry.get(m).adaptive)
     out = []
     for entry in methods:
         name, options = (entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1]))

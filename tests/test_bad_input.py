@@ -171,7 +171,7 @@ CASES = [
     ("methods.available direction", lambda: ds.methods.available(VP, "sideways"), ValueError,
      "direction must be one of 'forward', 'reverse', 'corrector'; got 'sideways'"),
     ("methods.get unknown", lambda: ds.methods.get("heun2"), ValueError,
-     f"no reverse method 'heun2'; known: em, ode_heun, reverse_diffusion, ancestral, ddim, {K_SAMPLERS}"),
+     f"no reverse method 'heun2'; known: em, ode_heun, reverse_diffusion, ancestral, ddim, rk45, {K_SAMPLERS}, dpm_solver, unipc, plms"),
     ("methods.records direction", lambda: ds.methods.records("up"), ValueError, "direction must be one of"),
     ("methods.register not a record", lambda: ds.methods.register("em"), TypeError,
      "register takes a diffsde.methods.Method; got str"),

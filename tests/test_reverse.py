@@ -236,7 +236,7 @@ def test_callable_score_errors():
 
 def test_bad_input_gets_a_clear_error():
     x = np.ones(4)
-    with pytest.raises(ValueError, match="valid: em, ode_heun, euler, .*, reverse_diffusion, ancestral, ddim"):
+    with pytest.raises(ValueError, match="valid: em, ode_heun, rk45, euler, .*, reverse_diffusion, ancestral, ddim"):
         ds.reverse(VP, SCORE, x, method="euler2")
     with pytest.raises(ValueError, match="valid: em, ode_heun, .*, reverse_diffusion, ancestral, ddim$"):
         ds.reverse(VE, SCORE, x, method="ddim2")

@@ -109,6 +109,10 @@ class Method:
     streams : tuple of int
         The noise streams the method draws from (0: step noise; 2 + m:
         corrector sub-step m; docs/conventions.md).
+    adaptive : bool
+        The steps are chosen while the method runs (``rk45``): it has no
+        fixed step table, so ``ds.methods.table`` and the exact output law
+        do not apply.
     default_on : {"sde", "chain", None}
         The method is the default for SDEs or for chains.
     """
@@ -128,6 +132,7 @@ class Method:
     order: object = None
     streams: tuple = (0,)
     default_on: object = None
+    adaptive: bool = False
 
     def applies_to(self, process):
         """True when ``process`` has one of the capabilities the method needs."""

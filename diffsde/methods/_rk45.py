@@ -358,6 +358,7 @@ REVERSE = Method(
     summary="adaptive Dormand-Prince 5(4) on the probability-flow ODE (FSAL, error control to rtol/atol, "
             "dense output); needs t_end > 0 (default 1e-3)",
     paper="Dormand & Prince 1980; Hairer, Norsett & Wanner 1993; Song et al. 2021", order=5.0, streams=(),
+    adaptive=True,
     options=(Option("rtol", DEFAULT_RTOL, _positive("rtol"), "relative tolerance of the step-size control"),
              Option("atol", DEFAULT_ATOL, _positive("atol"), "absolute tolerance of the step-size control")))
 
