@@ -151,6 +151,22 @@ say "aarch64 builds in $((SECONDS - t0)) s"
 # ELF e_machine 0xb7: AArch64 (so qemu, not the host, runs what follows)
 [ "$(od -An -tx1 -j18 -N1 "$work/aarch64-openmp/kat" | tr -d ' ')" = b7 ] \
   || die "the cross build is not an aarch64 executable"
+# Every object, not only the paths the cases reach: no fused multiply-add
+# (fmla, fmadd, ...: what -ffp-contract=fast would emit), and NEON vector
+# code (.2d lanes) in the baseline kernels.
+objdump=aarch64-linux-gnu-objdump
+command -v "$objdump" >/dev/null || die "$objdump not found (binutils-aarch64-linux-gnu)"
+for build in aarch64-openmp aarch64-serial; do
+  fused=$("$objdump" -d "$work/$build"/*.o | grep -cE '\s(fml[as]|fn?m(add|sub))\s' || true)
+  neon=$("$objdump" -d "$work/$build/isa_baseline.o" | grep -c '\.2d' || true)
+  if [ "$fused" -gt 0 ] || [ "$neon" -eq 0 ]; then
+    say "FAIL $build: $fused fused multiply-add instructions (must be 0: is -ffp-contract=off gone?)," \
+        "$neon NEON instructions on .2d lanes in isa_baseline.o (must be > 0)" >&2
+    failed=1
+  else
+    say "ok   $build: no fused multiply-add; $neon NEON instructions on .2d lanes in isa_baseline.o"
+  fi
+done
 t0=$SECONDS
 check aarch64-openmp qemu-aarch64 -L /usr/aarch64-linux-gnu
 check aarch64-serial qemu-aarch64 -L /usr/aarch64-linux-gnu
