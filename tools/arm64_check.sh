@@ -123,8 +123,10 @@ check() {
     if cmp -s "$out" "$kat/expected.txt"; then
       say "ok   $name ($path): $(wc -l <"$out") lines identical to expected.txt"
     else
-      say "FAIL $name ($path) differs from expected.txt ($(diff "$kat/expected.txt" "$out" | grep -c '^>') lines); the first:" >&2
-      diff "$kat/expected.txt" "$out" | head -n 8 >&2 || true
+      diff "$kat/expected.txt" "$out" >"$out.diff" || true
+      say "FAIL $name ($path) differs from expected.txt in $(grep -c '^>' "$out.diff") lines; the first:" >&2
+      { grep -m 3 '^<' "$out.diff" | sed 's/^</  expected:/'
+        grep -m 3 '^>' "$out.diff" | sed 's/^>/  got:     /'; } >&2 || true
       failed=1
     fi
   done
