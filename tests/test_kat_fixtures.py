@@ -17,7 +17,6 @@ import diffsde as ds
 from diffsde import _core
 
 KAT = Path(__file__).resolve().parents[1] / "tools" / "arm64"
-pytestmark = pytest.mark.skipif(not (KAT / "cases.txt").is_file(), reason="needs the source tree")
 
 PARAM_NAMES = {0: (), 1: ("mu", "var0"), 3: ("log_weights", "means", "lambdas", "vectors", "uniform"),
                4: ("points", "points_t", "sq_norms", "center")}
@@ -46,8 +45,12 @@ def read_expected():
     return out
 
 
-CASES = read_cases()
-EXPECTED = read_expected()
+HAVE_FIXTURES = (KAT / "cases.txt").is_file() and (KAT / "expected.txt").is_file()
+CASES = read_cases() if HAVE_FIXTURES else {}
+EXPECTED = read_expected() if HAVE_FIXTURES else {}
+
+
+pytestmark = pytest.mark.skipif(not HAVE_FIXTURES, reason="needs the source tree (tools/arm64/)")
 
 
 def floats(tokens):
