@@ -48,10 +48,12 @@ if [ "${#need[@]}" -gt 0 ]; then
   fi
   command -v apt-get >/dev/null || die "missing ${need[*]}, and there is no apt-get to install them"
   say "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq >/dev/null || die "apt-get update failed"
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
-    || die "apt-get install ${need[*]} failed"
+  apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+  log="$(mktemp)"
+  "${apt[@]}" update -qq >"$log" 2>&1 || { cat "$log" >&2; die "apt-get update failed"; }
+  "${apt[@]}" install -y -qq --no-install-recommends "${need[@]}" >"$log" 2>&1 \
+    || { cat "$log" >&2; die "apt-get install ${need[*]} failed"; }
+  rm -f "$log"
   say "installed in $((SECONDS - start)) s"
 fi
 
