@@ -74,7 +74,7 @@ def chain_coefficients(chain, t):
     if abs(x - i) <= 1e-9 or x < 1 or not family:
         m, s = chain.marginal_coefficients(i)
         return float(m), float(s)
-    lo = min(int(np.floor(x)), chain.N - 1)
+    lo = min(int(x), chain.N - 1)
     w = x - lo
     m, s = chain.marginal_coefficients(np.array([lo, lo + 1]))
     log_sig = np.log(np.asarray(s, np.float64) / np.asarray(m, np.float64))

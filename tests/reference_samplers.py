@@ -820,7 +820,7 @@ class DiscreteChain:
 
     def t_to_sigma(self, tau):
         """The noise level at a fractional timestep tau: log sigma linear in tau."""
-        low = int(math.floor(tau))
+        low = math.floor(tau)
         high = min(low + 1, self.N - 1)
         w = tau - low
         return math.exp((1 - w) * self.log_levels[low] + w * self.log_levels[high])
