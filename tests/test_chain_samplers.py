@@ -289,3 +289,29 @@ def test_prediction_adapters_on_a_chain_match_the_exact_score_between_grid_times
         for label, score in adapters.items():
             out = ds.reverse(chain, score, x0, method=name, rng=9, **opts).x
             np.testing.assert_allclose(out, ref, rtol=1e-11, atol=1e-11 * np.abs(ref).max(), err_msg=f"{name} {label}")
+
+
+def test_chain_coefficients_between_grid_times():
+    """_protocol.chain_coefficients, what the adapters and data.score(chain)
+    use at a time t: index i's (m, s) at t_i; halfway between two indices
+    (i >= 1) sigma = sqrt(sigma_i sigma_(i+1)) (log sigma linear in t) with
+    the family's marginal (DDPM m^2 + s^2 = 1, SMLD m = 1); below t_1 the
+    nearest index; and data.score(chain) agrees with the built-in score there."""
+    from diffsde._protocol import chain_coefficients
+    for chain in (CHAINS["DDPM.linear(1000).respace(10)"], CHAINS["SMLD.from_sde(VE,20)"]):
+        N, T = chain.N, chain.T
+        m, s = chain.marginal_coefficients(np.arange(N + 1))
+        for i in range(N + 1):
+            assert chain_coefficients(chain, i * T / N) == (float(m[i]), float(s[i]))
+        for i in range(1, N):
+            mm, ss = chain_coefficients(chain, (i + 0.5) * T / N)
+            sigma = math.sqrt(s[i] / m[i] * s[i + 1] / m[i + 1])
+            assert ss / mm == pytest.approx(sigma, rel=1e-13)
+            assert (mm * mm + ss * ss if "ddpm_chain" in chain.capabilities else mm) == pytest.approx(1.0, rel=1e-14)
+        assert chain_coefficients(chain, 0.4 * T / N) == (float(m[0]), float(s[0]))
+        assert chain_coefficients(chain, 0.6 * T / N) == (float(m[1]), float(s[1]))
+        x = np.linspace(-1, 1, 6).reshape(3, 2)
+        t = 2.3 * T / N
+        mm, ss = chain_coefficients(chain, t)
+        np.testing.assert_allclose(ds.GaussianMixture([1.0], [[MU, MU]], [[V0, V0]]).score(chain)(x, t),
+                                   _gauss(x, t, mm, ss), rtol=1e-13)
