@@ -41,11 +41,45 @@ def scalar_time(t, process):
 
 
 def coefficients_at_time(process, t):
-    """(m, s) of ``process`` at time t as floats; a chain at the grid index
-    i = round(t N / T) of the grid time t."""
+    """(m, s) of ``process`` at time t as floats; a chain's by
+    :func:`chain_coefficients`."""
     t = scalar_time(t, process)
     if is_chain(process):
-        m, s = process.marginal_coefficients(int(round(t * process.N / process.T)))
-    else:
-        m, s = process.marginal_coefficients(t)
+        return chain_coefficients(process, t)
+    m, s = process.marginal_coefficients(t)
     return float(m), float(s)
+
+
+def chain_coefficients(chain, t):
+    r"""(m, s) of a chain at the time t in [0, T], as floats.
+
+    At a grid time t_i = i T / N (to 1e-9 of a step) they are index i's.
+    Between two grid indices, i < t N / T < i + 1 with i >= 1, they are the
+    marginal the sigma-space samplers evaluate the score with there (a
+    midpoint, a churned level): sigma = s/m with log sigma linear in t
+    between the two indices (k-diffusion's ``DiscreteSchedule.t_to_sigma``,
+    the inverse of the samplers' time, linear in log sigma), and the chain
+    family's marginal at that sigma,
+
+    .. math:: m = 1/\sqrt{1 + \sigma^2},\ s = \sigma m \ \text{(DDPM)}, \qquad
+              m = 1,\ s = \sigma \ \text{(SMLD)}.
+
+    Below t_1 (sigma_0 = 0, where log sigma has no such rule) and for a
+    chain of another family: the nearest grid index.
+    """
+    x = t * chain.N / chain.T
+    i = int(round(x))
+    caps = getattr(chain, "capabilities", frozenset())
+    family = "ddpm_chain" in caps or "smld_chain" in caps
+    if abs(x - i) <= 1e-9 or x < 1 or not family:
+        m, s = chain.marginal_coefficients(i)
+        return float(m), float(s)
+    lo = min(int(x), chain.N - 1)
+    w = x - lo
+    m, s = chain.marginal_coefficients(np.array([lo, lo + 1]))
+    log_sig = np.log(np.asarray(s, np.float64) / np.asarray(m, np.float64))
+    sigma = float(np.exp((1.0 - w) * log_sig[0] + w * log_sig[1]))
+    if "ddpm_chain" in caps:
+        m = 1.0 / np.sqrt(1.0 + sigma * sigma)
+        return float(m), float(sigma * m)
+    return 1.0, sigma

@@ -38,9 +38,11 @@ still defaults to t_end = 0 (see docs/conventions.md).
 Chains (DDPM, SMLD) live on their own integer grid: pick their steps with
 ``chain.respace(M, spacing=...)``, or run a continuous sampler on
 ``chain.as_sde()`` with these grids. k-diffusion's Karras grid on a discrete
-model interpolates the model's time linearly in log sigma between chain
-indices and so evaluates the network at fractional timesteps, which a chain
-of diffsde does not have: the functions here raise on a chain.
+model puts every step at a fractional timestep (the model's time
+interpolated linearly in log sigma between chain indices); a run on a chain
+of diffsde steps from index to index, and only the evaluations inside a
+step (midpoints, stages, churned levels) use fractional times, with that
+interpolation: the functions here raise on a chain.
 """
 import numpy as np
 

@@ -19,13 +19,15 @@ velocity     :math:`m' x_0 + s' \varepsilon`    :math:`-\hat\varepsilon / s`, wi
 The functions here use only the process protocol: ``marginal_coefficients``
 (m, s) and, for ``velocity``, ``dmean`` (m') and ``dvar`` ((s^2)' = 2 s s').
 A chain's time t is its grid time t_i = i T / N; its (m, s) are those of
-index i.
+index i, and between grid indices (where the sigma-space samplers evaluate
+a score) those the samplers use there (``_protocol.chain_coefficients``:
+log sigma linear in t, the chain family's marginal).
 """
 import math
 
 import numpy as np
 
-from ._protocol import check_process, is_chain, scalar_time
+from ._protocol import chain_coefficients, check_process, is_chain, scalar_time
 from ._validation import shown
 
 #: The prediction types of :func:`network_score`.
@@ -44,11 +46,6 @@ def _check_process(process):
     return check_process(process)
 
 
-def _chain_index(process, t):
-    """The index i of a chain's grid time t = i T / N."""
-    return int(round(t * process.N / process.T))
-
-
 def coefficients(process, t, derivatives=False):
     """(m, s) at the scalar time t, as floats, and (m', s') if asked.
 
@@ -60,8 +57,7 @@ def coefficients(process, t, derivatives=False):
         if derivatives:
             raise ValueError(f"velocity prediction needs dm/dt and ds/dt, which the chain {process!r} "
                              f"does not have (its time is an index); use its SDE, chain.as_sde()")
-        m, s = process.marginal_coefficients(_chain_index(process, t))
-        return float(m), float(s), None, None
+        return chain_coefficients(process, t) + (None, None)
     m, s = process.marginal_coefficients(t)
     m, s = float(m), float(s)
     if not derivatives:
@@ -157,8 +153,8 @@ class EpsScore(PredictionScore):
     r"""The score of a noise-prediction model: :math:`s(x, t) = -\varepsilon(x, t) / s(t)`.
 
     ``s(t)`` is the marginal std of the process (``sde.marginal_coefficients(t)[1]``; for a
-    chain, :math:`\sqrt{1 - \bar\alpha_i}` at i = t N / T). Made by
-    :func:`score_from_eps`.
+    chain, :math:`\sqrt{1 - \bar\alpha_i}` at i = t N / T, and between grid times the s
+    the sigma-space samplers use there). Made by :func:`score_from_eps`.
     """
 
     def __init__(self, eps_fn, process):

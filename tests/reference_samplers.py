@@ -762,6 +762,134 @@ def gaussian_flow_map_sigma(mu, v, x_start, sigma_start, sigma_end):
     return mu + math.sqrt(v + sigma_end ** 2) / math.sqrt(v + sigma_start ** 2) * (np.asarray(x_start) - mu)
 
 
+class DiscreteChain:
+    r"""A DDPM or SMLD chain seen by a sigma-space sampler: k-diffusion's
+    ``DiscreteSchedule`` (``k_diffusion/external.py``), written from its
+    definition and from the chains' (Ho et al. 2020; Song & Ermon 2019).
+
+    The chain has the noise levels of its indices i = 1..N (index 0 is the
+    data, sigma = 0), from the chain's own parameters:
+
+    - DDPM (betas): :math:`\bar\alpha_i = \prod_{j \le i}(1 - \beta_j)`,
+      :math:`\sigma_i = \sqrt{(1 - \bar\alpha_i)/\bar\alpha_i}`, and the
+      marginal of x = m x~ at any sigma is m = 1/sqrt(1 + sigma^2),
+      s = sigma m (m^2 + s^2 = 1, what k-diffusion's c_in = 1/sqrt(sigma^2 + 1)
+      assumes);
+    - SMLD (sigmas, sigma0): x_i = x_0 + sqrt(sigma_i^2 - sigma_0^2) z, so
+      :math:`\sigma_i = \sqrt{\sigma_i^2 - \sigma_0^2}`, m = 1, s = sigma.
+
+    k-diffusion's timestep is tau = i - 1 (0-based over the noise levels);
+    a sigma between two levels has the fractional timestep that is linear
+    in log sigma between them (``sigma_to_t``, quantize=False),
+
+    .. math:: \tau(\sigma) = (1 - w)\,\ell + w\,(\ell + 1), \qquad
+              w = \frac{\log\sigma - \log\sigma_{(\ell)}}{\log\sigma_{(\ell+1)} - \log\sigma_{(\ell)}},
+
+    with sigma_(tau) the level of timestep tau and l the last timestep whose
+    level is <= sigma (clamped to [0, N - 2], w clamped to [0, 1], as
+    k-diffusion does), and its inverse ``t_to_sigma`` interpolates log sigma
+    linearly in tau. The chain's time is t = i T / N = (tau + 1) T / N.
+    """
+
+    def __init__(self, chain):
+        self.N, self.T = int(chain.N), float(chain.T)
+        if hasattr(chain, "betas"):
+            self.family = "ddpm"
+            log_abar = np.cumsum(np.log1p(-np.asarray(chain.betas, dtype=np.float64)))
+            # (1 - abar)/abar = 1/abar - 1 = expm1(-log abar): no cancellation near abar = 1
+            self.levels = np.sqrt(np.expm1(-log_abar))
+        else:
+            self.family = "smld"
+            sig = np.asarray(chain.sigmas, dtype=np.float64)
+            s0 = float(chain.sigma0)
+            self.levels = np.sqrt((sig - s0) * (sig + s0))
+        self.log_levels = np.log(self.levels)
+
+    def sigmas(self):
+        """The run's noise levels sigma_N > ... > sigma_1 > 0 = sigma(index 0)."""
+        return np.r_[self.levels[::-1], 0.0]
+
+    def sigma_to_t(self, sigma):
+        """The fractional timestep tau of a noise level (k-diffusion's rule)."""
+        ls = math.log(sigma)
+        low = int(np.sum(self.log_levels <= ls)) - 1
+        low = min(max(low, 0), self.N - 2)
+        lo, hi = self.log_levels[low], self.log_levels[low + 1]
+        w = min(max((lo - ls) / (lo - hi), 0.0), 1.0)
+        return (1 - w) * low + w * (low + 1)
+
+    def t_to_sigma(self, tau):
+        """The noise level at a fractional timestep tau: log sigma linear in tau."""
+        low = math.floor(tau)
+        high = min(low + 1, self.N - 1)
+        w = tau - low
+        return math.exp((1 - w) * self.log_levels[low] + w * self.log_levels[high])
+
+    def time(self, tau):
+        """The chain's time t = (tau + 1) T / N of timestep tau."""
+        return (tau + 1) * self.T / self.N
+
+    def marginal(self, sigma):
+        """(m, s) of x = m x~ at the noise level sigma, by the chain's family."""
+        if self.family == "ddpm":
+            m = 1.0 / math.sqrt(1.0 + sigma * sigma)
+            return m, sigma * m
+        return 1.0, sigma
+
+    def mid_sigmas(self):
+        """sigma at the middle time of every step of the run (tau - 1/2 from
+        each level's tau): PLMS's pseudo Runge-Kutta stages."""
+        return np.array([self.t_to_sigma(tau - 0.5) for tau in range(self.N - 1, 0, -1)])
+
+    def denoiser(self, score):
+        r"""D(x~, sigma) = (x + s^2 score(x, t, m, s))/m with x = m x~, (m, s)
+        the family's marginal at sigma and t the chain time of sigma's
+        fractional timestep: what a score of the chain's variables gives a
+        sigma-space sampler (Tweedie's formula). ``score(x, t, m, s)`` sees
+        both the time (what a user's callable reads) and the marginal there
+        (what a built-in score reads)."""
+        def denoise(xt, sigma):
+            m, s = self.marginal(sigma)
+            t = self.time(self.sigma_to_t(sigma))
+            x = (m * xt).astype(xt.dtype)
+            return (x + s * s * np.asarray(score(x, t, m, s))) / m
+        return denoise
+
+
+def on_chain(name, chain, score, x, noise=None, **options):
+    r"""Run the twin of sampler ``name`` on a chain's own grid
+    (:class:`DiscreteChain`): from x (in the chain's variables, at index N)
+    down to index 0 (sigma = 0), returning x at index 0 (m = 1 there).
+    ``score(x, t, m, s)`` as in :meth:`DiscreteChain.denoiser`.
+
+    Two samplers need a word on the last step to sigma = 0. ``dpm_solver``
+    is defined for lambda finite; its step to sigma = 0 is the sigma' -> 0
+    limit of the first-order step, x~' = D(x~, sigma) (one evaluation).
+    ``plms`` takes the chain's middle-time sigmas for its pseudo
+    Runge-Kutta warm-up (:meth:`DiscreteChain.mid_sigmas`).
+    """
+    ch = DiscreteChain(chain)
+    sig = ch.sigmas()
+    m_top = ch.marginal(sig[0])[0]
+    return chain_twin(name, ch)(ch.denoiser(score), np.asarray(x) / m_top, sig, noise, **options)
+
+
+def chain_twin(name, ch):
+    """The twin of ``name`` as a function of (denoise, x~, sigmas, noise,
+    **options) on the run of :class:`DiscreteChain` ``ch``, with the two
+    chain rules of :func:`on_chain` (usable by :func:`affine_law`)."""
+    twin = SAMPLERS[name][0]
+
+    def run(denoise, xt, sigmas, noise=None, **options):
+        if name == "plms" and options.get("warmup", "prk") == "prk":
+            options = dict(options, sigmas_mid=ch.mid_sigmas())
+        if name == "dpm_solver":
+            out = twin(denoise, xt, sigmas[:-1], noise, **options)
+            return denoise(out, float(sigmas[-2]))
+        return twin(denoise, xt, sigmas, noise, **options)
+    return run
+
+
 def affine_law(twin, mu, v, sigmas, mean_in, var_in, kinds, **options):
     r"""The exact output (mean, variance) of a twin on data N(mu, v) (1-D).
 
