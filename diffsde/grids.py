@@ -91,6 +91,15 @@ def _finish(inner, t_start, t_end, what):
     return grid
 
 
+def _ramp(start, stop, n, power=1):
+    r"""The n + 1 points :math:`a + (b - a) (k/n)^p`, k = 0..n, from ``start``
+    = a to ``stop`` = b: the one interpolation every grid here is made of
+    (p = 1 in t, lambda or sigma^(1/rho); p = 2 for :func:`quadratic`), and
+    the equal steps of ``forward``/``reverse(..., steps=n)`` and of the
+    likelihood's fixed-step Heun, so that they are the same floats."""
+    return start + (stop - start) * (np.arange(n + 1) / n) ** power
+
+
 def uniform(process, n, t_start=None, t_end=None):
     r"""Equally spaced times: :math:`t_k = t_\text{start} + (t_\text{end} - t_\text{start})\, k / n`.
 
@@ -115,8 +124,7 @@ def uniform(process, n, t_start=None, t_end=None):
     process = _protocol(process)
     n = integer(n, "n", 1)
     t_start, t_end = _ends(process, t_start, t_end)
-    k = np.arange(n, -1, -1)
-    return _finish(t_end + (t_start - t_end) * (k / n), t_start, t_end, "uniform")
+    return _finish(_ramp(t_end, t_start, n)[::-1], t_start, t_end, "uniform")
 
 
 def _lambda_at(process, t, which):
@@ -159,7 +167,7 @@ def logsnr(process, n, t_start=None, t_end=None):
     n = integer(n, "n", 1)
     t_start, t_end = _ends(process, t_start, t_end)
     lam0, lam1 = _lambda_at(process, t_start, "t_start"), _lambda_at(process, t_end, "t_end")
-    lams = lam0 + (lam1 - lam0) * (np.arange(n + 1) / n)
+    lams = _ramp(lam0, lam1, n)
     inner = np.empty(n + 1)
     if n > 1:
         inner[1:-1] = process.t_of_lambda(lams[1:-1])
@@ -194,8 +202,7 @@ def quadratic(process, n, t_start=None, t_end=None):
     process = _protocol(process)
     n = integer(n, "n", 1)
     t_start, t_end = _ends(process, t_start, t_end)
-    k = np.arange(n, -1, -1)
-    return _finish(t_end + (t_start - t_end) * (k / n) ** 2, t_start, t_end, "quadratic")
+    return _finish(_ramp(t_end, t_start, n, power=2)[::-1], t_start, t_end, "quadratic")
 
 
 def karras(process, n, rho=7.0, sigma_min=None, sigma_max=None, *, t_start=None, t_end=None):
@@ -250,8 +257,7 @@ def karras(process, n, rho=7.0, sigma_min=None, sigma_max=None, *, t_start=None,
                          f"< T or a finite sigma_max")
     if not sigma_min < sigma_max:
         raise ValueError(f"sigma_min must be below sigma_max; got sigma_min={sigma_min!r}, sigma_max={sigma_max!r}")
-    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
-    sigmas = (hi + np.arange(n + 1) / n * (lo - hi)) ** rho
+    sigmas = _ramp(sigma_max ** (1 / rho), sigma_min ** (1 / rho), n) ** rho
     inner = np.empty(n + 1)
     if n > 1:
         inner[1:-1] = process.t_of_sigma(sigmas[1:-1])
