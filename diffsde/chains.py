@@ -73,10 +73,16 @@ def _respace_indices(N, M, spacing="trailing", steps_offset=0):
 
 
 class Chain(abc.ABC):
-    """Shared behaviour of the discrete chains."""
+    """Shared behaviour of the discrete chains.
+
+    A chain is marked by the capability "chain" in ``capabilities``, which
+    every subclass extends: code that must tell a chain from an SDE reads
+    that marker, never an attribute such as ``N``."""
 
     N: int
     T: float
+    #: What a chain offers the methods (``ds.methods.available``): its own steps.
+    capabilities = frozenset({"affine", "chain"})
 
     @property
     def t(self):
@@ -238,7 +244,7 @@ class DDPM(Chain):
         beta_end = real_scalar(beta_end, "beta_end", "in_unit_interval")
         return cls(np.linspace(beta_start, beta_end, N), T)
 
-    capabilities = frozenset({"affine", "chain", "ddpm_chain"})
+    capabilities = Chain.capabilities | {"ddpm_chain"}
 
     @property
     def log_alpha_bar(self):
@@ -375,7 +381,7 @@ class SMLD(Chain):
         s = np.sqrt(self._variance_added[_index(i, self.N)])
         return np.ones_like(s)[()], s
 
-    capabilities = frozenset({"affine", "chain", "smld_chain"})
+    capabilities = Chain.capabilities | {"smld_chain"}
 
     @property
     def sigma_levels(self):

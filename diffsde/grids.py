@@ -44,15 +44,16 @@ of diffsde does not have: the functions here raise on a chain.
 """
 import numpy as np
 
+from ._protocol import is_chain
 from ._validation import integer, real_scalar, shown
 
 __all__ = ["uniform", "logsnr", "exponential", "quadratic", "karras"]
 
 
 def _protocol(process):
-    # a chain is recognized by what it can do (respace its N steps), before the
-    # protocol check, so a chain that also exposes a sigma view still raises here
-    if hasattr(process, "respace") and hasattr(process, "N"):
+    # a chain is recognized by its marker, before the protocol check, so a
+    # chain that also exposes a sigma view still raises here
+    if is_chain(process):
         raise TypeError(
             f"grids build times for a continuous process; {process!r} is a chain on the integer grid "
             f"i = 0..N: choose its steps with chain.respace(M, spacing='trailing'|'leading'|'linspace'), "

@@ -270,6 +270,13 @@ CATALOGUE = [
     Mutation("respace_linspace_timestep_is_index", "diffsde/chains.py",
              "np.round(np.linspace(0, N - 1, M)).astype(np.int64) + 1]", "np.round(np.linspace(0, N, M)).astype(np.int64)]",
              "linspace spacing spans 0..N in chain indices instead of diffusers' timesteps 0..N-1"),
+    Mutation("grids_chain_by_attributes", "diffsde/grids.py",
+             "    if is_chain(process):", '    if hasattr(process, "respace") and hasattr(process, "N"):',
+             "the grids take any process with respace and N for a chain (duck typing, not the marker)"),
+    Mutation("is_chain_by_int_N", "diffsde/_protocol.py",
+             'return isinstance(caps, frozenset) and "chain" in caps',
+             'return isinstance(getattr(process, "N", None), int) or (isinstance(caps, frozenset) and "chain" in caps)',
+             "a user's process with an int N is taken for a chain and read at index round(t N / T)"),
     # -- prediction types and network scores -------------------------------------
     Mutation("v_prediction_sign", "diffsde/predictions.py",
              "return (x * s + pred * m) * (-1.0 / s)", "return (x * s - pred * m) * (-1.0 / s)",
