@@ -129,11 +129,10 @@ class Chain(abc.ABC):
         diffusers' timestep spacings, :meth:`DDPM.respace`; default i_j = round(j N / M))."""
 
     def transition(self):
-        r"""Exact transitions between consecutive marginals, i = 1..N:
-        a_i = m_i / m_{i-1}, c_i = sqrt(s_i^2 - a_i^2 s_{i-1}^2)."""
-        m, s = self.marginal_coefficients(np.arange(self.N + 1))
-        a = m[1:] / m[:-1]
-        return a, np.sqrt(np.maximum(s[1:] ** 2 - (a * s[:-1]) ** 2, 0.0))
+        r"""Exact transitions between consecutive marginals, i = 1..N: the
+        chain's own steps (a_i, c_i), since its marginals are those of its
+        steps, m_i = a_i m_{i-1} and s_i^2 = a_i^2 s_{i-1}^2 + c_i^2."""
+        return self.step_coefficients()
 
 
 class DDPM(Chain):
@@ -269,10 +268,6 @@ class DDPM(Chain):
     def step_coefficients(self):
         return np.sqrt(1 - self.betas), np.sqrt(self.betas)
 
-    def transition(self):
-        """The chain's own step is its exact transition."""
-        return self.step_coefficients()
-
     def as_sde(self):
         """VPSDE.from_betas(betas, T): beta(t_i) T / N = beta_i on the grid."""
         return VPSDE.from_betas(self.betas, self.T)
@@ -396,10 +391,6 @@ class SMLD(Chain):
 
     def step_coefficients(self):
         return np.ones(self.N), np.sqrt(np.diff(self._full**2))
-
-    def transition(self):
-        """The chain's own step is its exact transition."""
-        return self.step_coefficients()
 
     def as_sde(self):
         """VESDE.from_sigmas([sigma0, sigmas...], T): sigma(t_i) = sigma_i."""

@@ -73,11 +73,17 @@ def _ends(process, t_start, t_end):
         t_end = float(getattr(process, "default_t_end", 1e-3 * T))
     else:
         t_end = real_scalar(t_end, "t_end")
+    _check_ends(t_start, t_end, T)
+    return t_start, t_end
+
+
+def _check_ends(t_start, t_end, T):
+    """ValueError unless 0 < t_start <= T and 0 <= t_end < t_start: the span
+    of a reverse run (these grids' and ``reverse(..., steps=n)``'s)."""
     if not 0 < t_start <= T:
         raise ValueError(f"t_start must lie in (0, T] = (0, {T:g}]; got {t_start!r}")
     if not 0 <= t_end < t_start:
         raise ValueError(f"t_end must lie in [0, t_start) = [0, {t_start:g}); got {t_end!r}")
-    return t_start, t_end
 
 
 def _finish(inner, t_start, t_end, what):

@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from .._validation import check_fits, integer, real_scalar, shown
-from ..grids import _ramp
+from ..grids import _check_ends, _ramp
 from .._steptable import StepTable
 from . import _registry
 from ._registry import capabilities, check_options, resolve
@@ -82,10 +82,7 @@ def reverse_grid(process, steps, t_start, t_end, ts):
     n = steps_value(steps, DEFAULT_SDE_STEPS)
     t_start = process.default_t_start if t_start is None else real_scalar(t_start, "t_start")
     t_end = real_scalar(t_end, "t_end")
-    if not 0 < t_start <= T:
-        raise ValueError(f"t_start must lie in (0, T] = (0, {T:g}]; got {t_start!r}")
-    if not 0 <= t_end < t_start:
-        raise ValueError(f"t_end must lie in [0, t_start) = [0, {t_start:g}); got {t_end!r}")
+    _check_ends(t_start, t_end, T)
     return _ramp(t_end, t_start, n)
 
 
