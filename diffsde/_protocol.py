@@ -3,13 +3,13 @@
 A process is anything with a time span ``T`` and ``marginal_coefficients``
 giving (m, s) of x_t = m x_0 + s z. For an SDE (:class:`~diffsde.AffineSDE`
 and its subclasses) that method takes a time t in [0, T]; a chain
-(:class:`~diffsde.DDPM`, :class:`~diffsde.SMLD`) also has an int ``N`` and
-takes a grid index i, with grid times t_i = i T / N. Scores and adapters use
-only this, never the classes, so they import no process module: the
-processes may then use the scores without an import cycle.
+(:class:`~diffsde.DDPM`, :class:`~diffsde.SMLD`) says so, with ``"chain"``
+in its ``capabilities`` (the capability the chain methods need), also has
+an int ``N``, and takes a grid index i, with grid times t_i = i T / N. An
+int attribute ``N`` alone does not make a process a chain. Scores and
+adapters use only this, never the classes, so they import no process
+module: the processes may then use the scores without an import cycle.
 """
-import numbers
-
 import numpy as np
 
 from ._validation import shown
@@ -24,9 +24,10 @@ def check_process(process, name="process"):
 
 
 def is_chain(process):
-    """Whether ``process`` is a chain: it has an int number of steps N."""
-    n = getattr(process, "N", None)
-    return isinstance(n, numbers.Integral) and not isinstance(n, bool)
+    """Whether ``process`` is a chain: ``"chain"`` is in its ``capabilities``
+    (a frozenset, as ``ds.methods.available`` reads it)."""
+    caps = getattr(process, "capabilities", None)
+    return isinstance(caps, frozenset) and "chain" in caps
 
 
 def scalar_time(t, process):

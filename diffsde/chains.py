@@ -73,10 +73,16 @@ def _respace_indices(N, M, spacing="trailing", steps_offset=0):
 
 
 class Chain(abc.ABC):
-    """Shared behaviour of the discrete chains."""
+    """Shared behaviour of the discrete chains.
+
+    A chain is marked by the capability "chain" in ``capabilities``, which
+    every subclass extends: code that must tell a chain from an SDE reads
+    that marker, never an attribute such as ``N``."""
 
     N: int
     T: float
+    #: What a chain offers the methods (``ds.methods.available``): its own steps.
+    capabilities = frozenset({"affine", "chain"})
 
     @property
     def t(self):
@@ -123,11 +129,10 @@ class Chain(abc.ABC):
         diffusers' timestep spacings, :meth:`DDPM.respace`; default i_j = round(j N / M))."""
 
     def transition(self):
-        r"""Exact transitions between consecutive marginals, i = 1..N:
-        a_i = m_i / m_{i-1}, c_i = sqrt(s_i^2 - a_i^2 s_{i-1}^2)."""
-        m, s = self.marginal_coefficients(np.arange(self.N + 1))
-        a = m[1:] / m[:-1]
-        return a, np.sqrt(np.maximum(s[1:] ** 2 - (a * s[:-1]) ** 2, 0.0))
+        r"""Exact transitions between consecutive marginals, i = 1..N: the
+        chain's own steps (a_i, c_i), since its marginals are those of its
+        steps, m_i = a_i m_{i-1} and s_i^2 = a_i^2 s_{i-1}^2 + c_i^2."""
+        return self.step_coefficients()
 
 
 class DDPM(Chain):
@@ -238,7 +243,7 @@ class DDPM(Chain):
         beta_end = real_scalar(beta_end, "beta_end", "in_unit_interval")
         return cls(np.linspace(beta_start, beta_end, N), T)
 
-    capabilities = frozenset({"affine", "chain", "ddpm_chain"})
+    capabilities = Chain.capabilities | {"ddpm_chain"}
 
     @property
     def log_alpha_bar(self):
@@ -262,10 +267,6 @@ class DDPM(Chain):
 
     def step_coefficients(self):
         return np.sqrt(1 - self.betas), np.sqrt(self.betas)
-
-    def transition(self):
-        """The chain's own step is its exact transition."""
-        return self.step_coefficients()
 
     def as_sde(self):
         """VPSDE.from_betas(betas, T): beta(t_i) T / N = beta_i on the grid."""
@@ -375,7 +376,7 @@ class SMLD(Chain):
         s = np.sqrt(self._variance_added[_index(i, self.N)])
         return np.ones_like(s)[()], s
 
-    capabilities = frozenset({"affine", "chain", "smld_chain"})
+    capabilities = Chain.capabilities | {"smld_chain"}
 
     @property
     def sigma_levels(self):
@@ -390,10 +391,6 @@ class SMLD(Chain):
 
     def step_coefficients(self):
         return np.ones(self.N), np.sqrt(np.diff(self._full**2))
-
-    def transition(self):
-        """The chain's own step is its exact transition."""
-        return self.step_coefficients()
 
     def as_sde(self):
         """VESDE.from_sigmas([sigma0, sigmas...], T): sigma(t_i) = sigma_i."""

@@ -46,15 +46,16 @@ interpolation: the functions here raise on a chain.
 """
 import numpy as np
 
+from ._protocol import is_chain
 from ._validation import integer, real_scalar, shown
 
 __all__ = ["uniform", "logsnr", "exponential", "quadratic", "karras"]
 
 
 def _protocol(process):
-    # a chain is recognized by what it can do (respace its N steps), before the
-    # protocol check, so a chain that also exposes a sigma view still raises here
-    if hasattr(process, "respace") and hasattr(process, "N"):
+    # a chain is recognized by its marker, before the protocol check, so a
+    # chain that also exposes a sigma view still raises here
+    if is_chain(process):
         raise TypeError(
             f"grids build times for a continuous process; {process!r} is a chain on the integer grid "
             f"i = 0..N: choose its steps with chain.respace(M, spacing='trailing'|'leading'|'linspace'), "
@@ -74,11 +75,17 @@ def _ends(process, t_start, t_end):
         t_end = float(getattr(process, "default_t_end", 1e-3 * T))
     else:
         t_end = real_scalar(t_end, "t_end")
+    _check_ends(t_start, t_end, T)
+    return t_start, t_end
+
+
+def _check_ends(t_start, t_end, T):
+    """ValueError unless 0 < t_start <= T and 0 <= t_end < t_start: the span
+    of a reverse run (these grids' and ``reverse(..., steps=n)``'s)."""
     if not 0 < t_start <= T:
         raise ValueError(f"t_start must lie in (0, T] = (0, {T:g}]; got {t_start!r}")
     if not 0 <= t_end < t_start:
         raise ValueError(f"t_end must lie in [0, t_start) = [0, {t_start:g}); got {t_end!r}")
-    return t_start, t_end
 
 
 def _finish(inner, t_start, t_end, what):
@@ -91,6 +98,15 @@ def _finish(inner, t_start, t_end, what):
                          f"(t = {float(grid[i])!r}, {float(grid[i + 1])!r}): too many steps for the "
                          f"resolution of t in float64 there; use fewer steps or other ends")
     return grid
+
+
+def _ramp(start, stop, n, power=1):
+    r"""The n + 1 points :math:`a + (b - a) (k/n)^p`, k = 0..n, from ``start``
+    = a to ``stop`` = b: the one interpolation every grid here is made of
+    (p = 1 in t, lambda or sigma^(1/rho); p = 2 for :func:`quadratic`), and
+    the equal steps of ``forward``/``reverse(..., steps=n)`` and of the
+    likelihood's fixed-step Heun, so that they are the same floats."""
+    return start + (stop - start) * (np.arange(n + 1) / n) ** power
 
 
 def uniform(process, n, t_start=None, t_end=None):
@@ -117,8 +133,7 @@ def uniform(process, n, t_start=None, t_end=None):
     process = _protocol(process)
     n = integer(n, "n", 1)
     t_start, t_end = _ends(process, t_start, t_end)
-    k = np.arange(n, -1, -1)
-    return _finish(t_end + (t_start - t_end) * (k / n), t_start, t_end, "uniform")
+    return _finish(_ramp(t_end, t_start, n)[::-1], t_start, t_end, "uniform")
 
 
 def _lambda_at(process, t, which):
@@ -161,7 +176,7 @@ def logsnr(process, n, t_start=None, t_end=None):
     n = integer(n, "n", 1)
     t_start, t_end = _ends(process, t_start, t_end)
     lam0, lam1 = _lambda_at(process, t_start, "t_start"), _lambda_at(process, t_end, "t_end")
-    lams = lam0 + (lam1 - lam0) * (np.arange(n + 1) / n)
+    lams = _ramp(lam0, lam1, n)
     inner = np.empty(n + 1)
     if n > 1:
         inner[1:-1] = process.t_of_lambda(lams[1:-1])
@@ -196,8 +211,7 @@ def quadratic(process, n, t_start=None, t_end=None):
     process = _protocol(process)
     n = integer(n, "n", 1)
     t_start, t_end = _ends(process, t_start, t_end)
-    k = np.arange(n, -1, -1)
-    return _finish(t_end + (t_start - t_end) * (k / n) ** 2, t_start, t_end, "quadratic")
+    return _finish(_ramp(t_end, t_start, n, power=2)[::-1], t_start, t_end, "quadratic")
 
 
 def karras(process, n, rho=7.0, sigma_min=None, sigma_max=None, *, t_start=None, t_end=None):
@@ -252,8 +266,7 @@ def karras(process, n, rho=7.0, sigma_min=None, sigma_max=None, *, t_start=None,
                          f"< T or a finite sigma_max")
     if not sigma_min < sigma_max:
         raise ValueError(f"sigma_min must be below sigma_max; got sigma_min={sigma_min!r}, sigma_max={sigma_max!r}")
-    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
-    sigmas = (hi + np.arange(n + 1) / n * (lo - hi)) ** rho
+    sigmas = _ramp(sigma_max ** (1 / rho), sigma_min ** (1 / rho), n) ** rho
     inner = np.empty(n + 1)
     if n > 1:
         inner[1:-1] = process.t_of_sigma(sigmas[1:-1])

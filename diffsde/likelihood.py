@@ -15,6 +15,7 @@ p_T by e^{-B(T)}-sized terms for VP; pass ``prior=`` to use another.
 import numpy as np
 
 from ._frameworks import NetworkScore, adapt
+from .grids import _ramp
 from ._validation import integer, real_scalar, shown
 from ._rng import STREAM_INITIAL, fill_uniform, key_from_rng
 from .scores import BoundScore, EmpiricalData, GaussianMixture
@@ -229,7 +230,7 @@ def _augmented_rk45(velocity, rows, t0, t1, rtol, atol):
 
 
 def _heun(velocity, rows, t_end, T, steps):
-    grid = t_end + (T - t_end) * (np.arange(steps + 1) / steps)
+    grid = _ramp(t_end, T, steps)
     y = rows.copy()
     delta_logp = np.zeros(rows.shape[0])
     for t0, t1 in zip(grid[:-1], grid[1:]):

@@ -261,9 +261,11 @@ class _Path:
 
 
 class _Grid:
-    """A chain by the protocol alone: N steps on t_i = i T / N."""
+    """A chain by the protocol alone: N steps on t_i = i T / N, marked a chain
+    by "chain" in its capabilities."""
 
     T, N = 1.0, 4
+    capabilities = frozenset({"chain"})
 
     def marginal_coefficients(self, i):
         return np.sqrt(0.5) ** np.asarray(i), np.sqrt(1 - 0.5 ** np.asarray(i))
@@ -271,7 +273,7 @@ class _Grid:
 
 def test_scores_need_only_the_process_protocol():
     """Scores bind to any object with T and marginal_coefficients; a chain is
-    told by its int N and read at the grid index of the time."""
+    told by "chain" in its capabilities and read at the grid index of the time."""
     gm = ds.GaussianMixture([1.0], [[1.0]], [0.25])
     x = np.array([[0.3], [-1.0]])
     m, s = np.exp(-0.7), np.sqrt(-np.expm1(-1.4))
@@ -285,3 +287,47 @@ def test_scores_need_only_the_process_protocol():
         gm.score(_Path())(x, 2.5)
     with pytest.raises(TypeError, match="process must be an SDE or a chain .*; got float"):
         gm.score(1.0)
+
+
+class _CountedPath(_Path):
+    """A user's continuous process that keeps an int N (say, its number of
+    training steps) and a respace helper: attributes a chain also has."""
+
+    N = 1000
+
+    def respace(self, M):
+        return M
+
+
+def test_an_int_N_does_not_make_a_user_process_a_chain():
+    """Only the marker "chain" in capabilities makes a chain: a process with an
+    int N is read at its time t (a chain would be read at index round(t N / T),
+    here 350, where this m and s are exp(-350) and 1), and the same object
+    with the marker is read at the index."""
+    from diffsde._protocol import coefficients_at_time, is_chain
+    counted = _CountedPath()
+    assert not is_chain(counted) and not is_chain(ds.VPSDE())
+    assert all(is_chain(c) for c in (ds.DDPM.linear(10), ds.SMLD.from_sde(ds.VESDE(), 10),
+                                     ds.DDPM.linear(10).respace(3), _Grid()))
+    x = np.array([[0.3], [-1.0]])
+    m, s = np.exp(-0.7), np.sqrt(-np.expm1(-1.4))
+    assert coefficients_at_time(counted, 0.7) == (m, s)
+    gm = ds.GaussianMixture([1.0], [[1.0]], [0.25])
+    np.testing.assert_allclose(gm.score(counted)(x, 0.7), (m - x) / (m * m * 0.25 + s * s), rtol=1e-14)
+    np.testing.assert_allclose(ds.score_from_eps(lambda x, t: x, counted)(x, 0.7), -x / s, rtol=1e-14)
+    with pytest.raises(ValueError, match="time='index' needs a DDPM or SMLD chain"):
+        ds.network_score(lambda x, t: x, counted, time="index")
+    # grids, which refuse chains, take a VP SDE that keeps N and a respace
+    class CountedVP(ds.VPSDE):
+        N = 1000
+
+        def respace(self, M):
+            return ds.DDPM.from_sde(self, M)
+
+    np.testing.assert_array_equal(ds.grids.karras(CountedVP(), 8), ds.grids.karras(ds.VPSDE(), 8))
+    with pytest.raises(TypeError, match="is a chain on the integer grid"):
+        ds.grids.karras(ds.DDPM.linear(10), 8)
+    # the same object marked a chain is read at index round(0.7 * 1000 / 2) = 350
+    marked = _CountedPath()
+    marked.capabilities = frozenset({"chain"})
+    assert is_chain(marked) and coefficients_at_time(marked, 0.7) == (np.exp(-350.0), 1.0)

@@ -9,7 +9,7 @@ run's grid (``view.chain_view``).
 """
 import numpy as np
 
-from .._validation import real_scalar, shown
+from .._validation import choice, real_scalar, shown
 from .._steptable import StepTable
 from ._ksamplers import ddim_sigma
 from ._registry import Method, Option
@@ -122,9 +122,7 @@ def ddim(view, eta=0.0):
 
 
 def _variance(value):
-    if not isinstance(value, str) or value not in ("beta", "posterior"):
-        raise ValueError(f"variance must be 'beta' or 'posterior'; got {shown(value)}")
-    return value
+    return choice(value, "variance", ("beta", "posterior"))
 
 
 def _flag(name):

@@ -33,8 +33,36 @@ def _program(*groups):
     return StepTable.program(*[g for g in groups if len(g)])
 
 
-def _where(mask, *arrays):
-    return [np.asarray(a)[mask] if np.ndim(a) else a for a in arrays]
+def _normals(g, steps, register=Z, stream=STREAM_STEP):
+    """Normal rows drawing a fresh z into ``register`` on the given steps,
+    each on its own noise interval."""
+    return noise_rows(register, g.interval[steps], stream, steps)
+
+
+def _ancestral(g, eta, s_noise):
+    r"""The ancestral tail of every step sigma_i -> sigma_{i+1} (k-diffusion's
+    ``get_ancestral_step`` and ``x + noise * s_noise * sigma_up``): the split
+    of :func:`._sigma.ancestral_split` and the weight of the step's normal,
+
+    .. math:: c_i = s_\text{noise}\, \sigma_{\uparrow,i} \ (0 \text{ on a step to } \sigma = 0),
+
+    Returns (sigma_down, c, the normal rows of the steps with c != 0)."""
+    s1 = g.sigma[1:]
+    down, up = ancestral_split(g.sigma[:-1], s1, eta)
+    c = np.where(s1 > 0, s_noise * up, 0.0)
+    return down, c, _normals(g, np.flatnonzero(c != 0))
+
+
+def _euler(dst, m_out, ratio, m_in, steps, *noise):
+    r"""Rows of the Euler step of the Karras ODE from sigma to sigma' =
+    ``ratio`` sigma in sigma-space (DDIM's transfer),
+
+    .. math:: \tilde x' = r\, \tilde x + (1 - r) D \ (+ c z),
+
+    from the state x (mean coefficient ``m_in``) and the denoised value in
+    register D, into ``dst`` at mean coefficient ``m_out``; ``noise`` an
+    optional (c, Z, None) term."""
+    return update_rows(dst, m_out, [(ratio, X, m_in), (1 - ratio, D, None), *noise], steps)
 
 
 def _churn(g, s_churn, s_tmin, s_tmax, s_noise):
@@ -55,7 +83,7 @@ def _churn(g, s_churn, s_tmin, s_tmax, s_noise):
         th[hot], mh[hot], sdh[hot] = g.at(sh[hot], "the churned noise level sigma_hat = (1 + gamma) sigma "
                                                     "(lower s_tmax or s_churn, or start lower)")
         k = np.flatnonzero(hot)
-        groups.append(noise_rows(Z, g.interval[k], STREAM_CHURN, k))
+        groups.append(_normals(g, k, stream=STREAM_CHURN))
         c = s_noise * np.sqrt(sh[k] ** 2 - s[k] ** 2)
         groups.append(update_rows(X, mh[k], [(1.0, X, g.m[k]), (c, Z, None)], k))
     return groups, sh, th, mh, sdh
@@ -77,10 +105,7 @@ def euler(view, s_churn=0.0, s_tmin=0.0, s_tmax=math.inf, s_noise=1.0):
     g = SigmaGrid(view, "euler")
     groups, sh, th, mh, sdh = _churn(g, s_churn, s_tmin, s_tmax, s_noise)
     k = g.steps
-    s1 = g.sigma[1:]
-    ratio = s1 / sh
-    return _program(*groups, denoise_rows(D, X, th, mh, sdh, k),
-                    update_rows(X, g.m[1:], [(ratio, X, mh), (1 - ratio, D, None)], k))
+    return _program(*groups, denoise_rows(D, X, th, mh, sdh, k), _euler(X, g.m[1:], g.sigma[1:] / sh, mh, k))
 
 
 def euler_ancestral(view, eta=1.0, s_noise=1.0):
@@ -99,14 +124,9 @@ def euler_ancestral(view, eta=1.0, s_noise=1.0):
 
 def _ancestral_first_order(g, eta, s_noise):
     k = g.steps
-    s, s1 = g.sigma[:-1], g.sigma[1:]
-    down, up = ancestral_split(s, s1, eta)
-    ratio = down / s
-    c = np.where(s1 > 0, s_noise * up, 0.0)
-    noisy = np.flatnonzero(c != 0)
-    return _program(noise_rows(Z, g.interval[noisy], STREAM_STEP, noisy),
-                    denoise_rows(D, X, g.t[:-1], g.m[:-1], g.sd[:-1], k),
-                    update_rows(X, g.m[1:], [(ratio, X, g.m[:-1]), (1 - ratio, D, None), (c, Z, None)], k))
+    down, c, normals = _ancestral(g, eta, s_noise)
+    return _program(normals, denoise_rows(D, X, g.t[:-1], g.m[:-1], g.sd[:-1], k),
+                    _euler(X, g.m[1:], down / g.sigma[:-1], g.m[:-1], k, (c, Z, None)))
 
 
 def ddim_sigma(view, eta=0.0):
@@ -142,10 +162,10 @@ def heun(view, s_churn=0.0, s_tmin=0.0, s_tmax=math.inf, s_noise=1.0):
     groups.append(denoise_rows(D, X, th, mh, sdh, k))
     last = s1 == 0
     e = np.flatnonzero(last)
-    groups.append(update_rows(X, m1[e], [(ratio[e], X, mh[e]), (1 - ratio[e], D, None)], e))
+    groups.append(_euler(X, m1[e], ratio[e], mh[e], e))
     h = np.flatnonzero(~last)
     m1h, sh_h, dt_h, s1h = m1[h], sh[h], dt[h], s1[h]
-    groups.append(update_rows(S, m1h, [(ratio[h], X, mh[h]), (1 - ratio[h], D, None)], h))
+    groups.append(_euler(S, m1h, ratio[h], mh[h], h))
     groups.append(denoise_rows(D2, S, g.t[1:][h], m1h, g.sd[1:][h], h))
     half_a, half_b = dt_h / (2 * sh_h), dt_h / (2 * s1h)
     groups.append(update_rows(X, m1h, [(1 + half_a, X, mh[h]), (-half_a, D, None), (half_b, S, m1h),
@@ -171,10 +191,10 @@ def dpm_2(view, s_churn=0.0, s_tmin=0.0, s_tmax=math.inf, s_noise=1.0):
     """
     g = SigmaGrid(view, "dpm_2")
     groups, sh, th, mh, sdh = _churn(g, s_churn, s_tmin, s_tmax, s_noise)
-    return _program(*_dpm_2_rows(g, groups, sh, th, mh, sdh, g.sigma[1:], np.zeros(g.n), 1.0, "dpm_2"))
+    return _program(*_dpm_2_rows(g, groups, sh, th, mh, sdh, g.sigma[1:], np.zeros(g.n), 1.0))
 
 
-def _dpm_2_rows(g, groups, s, t, m, sd, target, up, s_noise, method):
+def _dpm_2_rows(g, groups, s, t, m, sd, target, up, s_noise):
     """DPM-Solver-2 steps from (s, t, m, sd) to sigma ``target`` (sigma_{i+1}
     or sigma_down), then noise of std s_noise up; Euler where target = 0."""
     k = g.steps
@@ -182,14 +202,13 @@ def _dpm_2_rows(g, groups, s, t, m, sd, target, up, s_noise, method):
     groups.append(denoise_rows(D, X, t, m, sd, k))
     ratio = target / s
     e = np.flatnonzero(target == 0)
-    groups.append(update_rows(X, m1[e], [(ratio[e], X, m[e]), (1 - ratio[e], D, None)], e))
+    groups.append(_euler(X, m1[e], ratio[e], m[e], e))
     h = np.flatnonzero(target > 0)
     mid = _geometric_mid(s[h], target[h])
     tm, mm, sdm = g.at(mid, "the midpoint sigma_mid = sqrt(sigma sigma_next)") if h.size else (mid,) * 3
     r_mid = mid / s[h]
-    noisy = h[up[h] != 0]
-    groups.append(noise_rows(Z, g.interval[noisy], STREAM_STEP, noisy))
-    groups.append(update_rows(S, mm, [(r_mid, X, m[h]), (1 - r_mid, D, None)], h))
+    groups.append(_normals(g, h[up[h] != 0]))
+    groups.append(_euler(S, mm, r_mid, m[h], h))
     groups.append(denoise_rows(D2, S, tm, mm, sdm, h))
     w = (target[h] - s[h]) / mid
     groups.append(update_rows(X, m1[h], [(1.0, X, m[h]), (w, S, mm), (-w, D2, None),
@@ -205,8 +224,7 @@ def dpm_2_ancestral(view, eta=1.0, s_noise=1.0):
     s, s1 = g.sigma[:-1], g.sigma[1:]
     down, up = ancestral_split(s, s1, eta)
     up = np.where(down > 0, up, 0.0)
-    return _program(*_dpm_2_rows(g, [], s, g.t[:-1], g.m[:-1], g.sd[:-1], down, up, s_noise,
-                                 "dpm_2_ancestral"))
+    return _program(*_dpm_2_rows(g, [], s, g.t[:-1], g.m[:-1], g.sd[:-1], down, up, s_noise))
 
 
 # ---- linear multistep --------------------------------------------------------------
@@ -274,14 +292,11 @@ def dpmpp_2s_ancestral(view, eta=1.0, s_noise=1.0):
     """
     g = SigmaGrid(view, "dpmpp_2s_ancestral")
     k = g.steps
-    s, s1, m, m1 = g.sigma[:-1], g.sigma[1:], g.m[:-1], g.m[1:]
-    down, up = ancestral_split(s, s1, eta)
-    c = np.where(s1 > 0, s_noise * up, 0.0)
-    noisy = np.flatnonzero(c != 0)
-    groups = [noise_rows(Z, g.interval[noisy], STREAM_STEP, noisy), denoise_rows(D, X, g.t[:-1], m, g.sd[:-1], k)]
+    s, m, m1 = g.sigma[:-1], g.m[:-1], g.m[1:]
+    down, c, normals = _ancestral(g, eta, s_noise)
+    groups = [normals, denoise_rows(D, X, g.t[:-1], m, g.sd[:-1], k)]
     e = np.flatnonzero(down == 0)
-    groups.append(update_rows(X, m1[e], [(down[e] / s[e], X, m[e]), (1 - down[e] / s[e], D, None),
-                                         (c[e], Z, None)], e))
+    groups.append(_euler(X, m1[e], down[e] / s[e], m[e], e, (c[e], Z, None)))
     h = np.flatnonzero(down > 0)
     lam, lam_next = -np.log(s[h]), -np.log(down[h])
     hh = lam_next - lam
@@ -330,13 +345,13 @@ def dpmpp_sde(view, eta=1.0, s_noise=1.0, r=0.5):
     c1 = s_noise * su1
     c2 = s_noise * su2
     noisy = h[(c1 != 0) | (c2 != 0)]
-    groups.append(noise_rows(Z, g.interval[noisy], STREAM_STEP, noisy))
-    groups.append(noise_rows(Z2, g.interval[noisy], STREAM_BRIDGE, noisy))
+    groups.append(_normals(g, noisy))
+    groups.append(_normals(g, noisy, Z2, STREAM_BRIDGE))
     groups.append(denoise_rows(D, X, g.t[:-1], m, g.sd[:-1], k))
-    groups.append(update_rows(X, m1[e], [(0.0, X, m[e]), (1.0, D, None)], e))
+    groups.append(_euler(X, m1[e], 0.0, m[e], e))
     tm, mm, sdm = g.at(s_mid, "the stage's noise level sigma_s") if h.size else (s_mid,) * 3
     q1 = sd1 / s[h]
-    groups.append(update_rows(S, mm, [(q1, X, m[h]), (1 - q1, D, None), (c1, Z, None)], h))
+    groups.append(_euler(S, mm, q1, m[h], h, (c1, Z, None)))
     groups.append(denoise_rows(D2, S, tm, mm, sdm, h))
     q2 = sd2 / s[h]
     groups.append(update_rows(X, m1[h], [(q2, X, m[h]), ((1 - q2) * (1 - fac), D, None), ((1 - q2) * fac, D2, None),
@@ -405,8 +420,7 @@ def dpmpp_2m_sde(view, eta=1.0, s_noise=1.0, solver_type="midpoint"):
         wd = np.where(live, phi + corr, 1.0)
         wo = np.where(live, -corr, 0.0)
         wz = np.where(live, s1 * np.sqrt(-np.expm1(-2 * eh)) * s_noise, 0.0) if eta else np.zeros(g.n)
-    noisy = np.flatnonzero(wz != 0)
-    return _program(noise_rows(Z, g.interval[noisy], STREAM_STEP, noisy), rows,
+    return _program(_normals(g, np.flatnonzero(wz != 0)), rows,
                     update_rows(X, m1, [(wx, X, m), (wd, slot(0), None), (wo, slot(1), None), (wz, Z, None)], k))
 
 
@@ -447,8 +461,7 @@ def dpmpp_3m_sde(view, eta=1.0, s_noise=1.0):
         wd = np.where(live, -np.expm1(-he) + w0, 1.0)
         w1, w2 = np.where(live, w1, 0.0), np.where(live, w2, 0.0)
         wz = np.where(live, s1 * np.sqrt(-np.expm1(-2 * h * eta)) * s_noise, 0.0) if eta else np.zeros(g.n)
-    noisy = np.flatnonzero(wz != 0)
-    return _program(noise_rows(Z, g.interval[noisy], STREAM_STEP, noisy), rows,
+    return _program(_normals(g, np.flatnonzero(wz != 0)), rows,
                     update_rows(X, m1, [(wx, X, m), (wd, slot(0), None), (w1, slot(1), None),
                                         (w2, slot(2), None), (wz, Z, None)], k))
 

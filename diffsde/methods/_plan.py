@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from .._validation import check_fits, integer, real_scalar, shown
+from ..grids import _check_ends, _ramp
 from .._steptable import StepTable
 from . import _registry
 from ._registry import capabilities, check_options, resolve
@@ -65,7 +66,7 @@ def forward_grid(process, steps, t0, t1, ts):
     t1 = T if t1 is None else real_scalar(t1, "t1")
     if not 0 <= t0 < t1 <= T:
         raise ValueError(f"need 0 <= t0 < t1 <= T = {T:g}; got t0={t0!r}, t1={t1!r}")
-    return t0 + (t1 - t0) * (np.arange(n + 1) / n)
+    return _ramp(t0, t1, n)
 
 
 def reverse_grid(process, steps, t_start, t_end, ts):
@@ -81,11 +82,8 @@ def reverse_grid(process, steps, t_start, t_end, ts):
     n = steps_value(steps, DEFAULT_SDE_STEPS)
     t_start = process.default_t_start if t_start is None else real_scalar(t_start, "t_start")
     t_end = real_scalar(t_end, "t_end")
-    if not 0 < t_start <= T:
-        raise ValueError(f"t_start must lie in (0, T] = (0, {T:g}]; got {t_start!r}")
-    if not 0 <= t_end < t_start:
-        raise ValueError(f"t_end must lie in [0, t_start) = [0, {t_start:g}); got {t_end!r}")
-    return t_end + (t_start - t_end) * (np.arange(n + 1) / n)
+    _check_ends(t_start, t_end, T)
+    return _ramp(t_end, t_start, n)
 
 
 def forward_table(process, method, grid, options):

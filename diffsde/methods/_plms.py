@@ -2,7 +2,7 @@ r"""PLMS, the pseudo linear multistep method of PNDM (Liu et al. 2022), as a
 register program."""
 import numpy as np
 
-from .._validation import shown
+from .._validation import choice
 from .._steptable import StepTable, combine_rows, score_rows
 from ._dpm_solver import REG_X, at_time, sigma_steps
 from ._registry import Method, Option
@@ -87,9 +87,7 @@ def plms(view, warmup="prk"):
 
 
 def _warmup(value):
-    if not isinstance(value, str) or value not in ("prk", "ab"):
-        raise ValueError(f"warmup of method 'plms' must be 'prk' or 'ab'; got {shown(value)}")
-    return value
+    return choice(value, "warmup of method 'plms'", ("prk", "ab"))
 
 
 WARMUP = Option("warmup", "prk", _warmup,

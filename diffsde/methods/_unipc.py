@@ -2,7 +2,7 @@ r"""UniPC (Zhao et al. 2023) with the defaults of diffusers'
 UniPCMultistepScheduler, as a register program."""
 import numpy as np
 
-from .._validation import shown
+from .._validation import choice, shown
 from .._steptable import StepTable, combine_rows, score_rows
 from ._dpm_solver import REG_X, sigma_steps
 from ._registry import Method, Option
@@ -150,9 +150,7 @@ def _order(value):
 
 
 def _variant(value):
-    if not isinstance(value, str) or value not in ("bh2", "bh1"):
-        raise ValueError(f"variant of method 'unipc' must be 'bh2' or 'bh1'; got {shown(value)}")
-    return value
+    return choice(value, "variant of method 'unipc'", ("bh2", "bh1"))
 
 
 ORDER = Option("order", 2, _order, "unipc: the order p of UniP (1, 2 or 3; default 2)")
