@@ -80,7 +80,22 @@ def chain_coefficients(chain, t):
     m, s = chain.marginal_coefficients(np.array([lo, lo + 1]))
     log_sig = np.log(np.asarray(s, np.float64) / np.asarray(m, np.float64))
     sigma = float(np.exp((1.0 - w) * log_sig[0] + w * log_sig[1]))
-    if "ddpm_chain" in caps:
+    m, s = chain_marginal_at_sigma(sigma, ddpm="ddpm_chain" in caps)
+    return float(m), float(s)
+
+
+def chain_marginal_at_sigma(sigma, ddpm):
+    r"""The marginal coefficients (m, s) a chain family gives the noise
+    level sigma = s/m between its grid indices:
+
+    .. math:: m = 1/\sqrt{1 + \sigma^2},\ s = \sigma m \ \text{(DDPM, } m^2 + s^2 = 1),
+              \qquad m = 1,\ s = \sigma \ \text{(SMLD)}.
+
+    The one rule behind a chain's fractional times, shared by the
+    sigma-space samplers, the DPM-Solver family and the prediction adapters.
+    """
+    sigma = np.asarray(sigma, np.float64)
+    if ddpm:
         m = 1.0 / np.sqrt(1.0 + sigma * sigma)
-        return float(m), float(sigma * m)
-    return 1.0, sigma
+        return m, sigma * m
+    return np.ones_like(sigma), sigma.copy()

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from .._protocol import chain_marginal_at_sigma
 from .._validation import shown
 from .._steptable import StepTable, combine_rows, score_rows
 from ._registry import Method, Option
@@ -56,11 +57,7 @@ def at_time(view, t, lo, hi):
 
 
 def _chain_ms(view, lam):
-    sigma = np.exp(-lam)
-    if view.log_abar is not None:
-        m = 1.0 / np.sqrt(1.0 + sigma * sigma)
-        return m, sigma * m
-    return np.ones_like(sigma), sigma
+    return chain_marginal_at_sigma(np.exp(-lam), ddpm=view.log_abar is not None)
 
 
 def _lambda(view):

@@ -27,6 +27,7 @@ not apply; ``chain.respace(M)`` gives fewer steps).
 """
 import numpy as np
 
+from .._protocol import chain_marginal_at_sigma
 from .._steptable import REG_X, combine_rows, normal_rows, score_rows
 
 
@@ -96,10 +97,7 @@ class SigmaGrid:
                              f"[{lo:g}, {hi:g}]")
         sigma = np.clip(sigma, lo, hi)
         t = np.interp(np.log(sigma), np.log(sig_up[pos]), view.t[pos])
-        if view.log_abar is not None:
-            m = 1.0 / np.sqrt(1.0 + sigma * sigma)
-            return t, m, sigma * m
-        return t, np.ones_like(sigma), sigma.copy()
+        return (t,) + chain_marginal_at_sigma(sigma, ddpm=view.log_abar is not None)
 
 
 def denoise_rows(dst, src, t, m, sd, step):
