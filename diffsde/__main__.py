@@ -422,9 +422,9 @@ def sampler_budgets(report, plt, paths, seed, quick):
     runs = {}
     for entry in samplers[:8]:
         name, kw = (entry, {}) if isinstance(entry, str) else entry
-        per = max(methods.get(name).nfe_per_step, 1)
+        n = analysis._steps_within(16, lambda n: methods.table(vp, name, grids.logsnr(vp, n), **kw).nfe)
         label = name + "".join(f", {k}={v}" for k, v in kw.items())
-        runs[f"{label}\n(16 evaluations)"] = reverse(vp, gm, None, ts=grids.logsnr(vp, max(1, 16 // per)),
+        runs[f"{label}\n(16 evaluations)"] = reverse(vp, gm, None, ts=grids.logsnr(vp, n),
                                                       shape=(800, 2), method=name, save_every=1, rng=seed, **kw)
     anim = animate(runs, data=gm.sample(800, rng=seed + 1), frames=17, panel_size=2.6)
     path = os.path.join(report.out, "flow.gif")

@@ -738,9 +738,11 @@ def error_vs_nfe(process, data, budgets=(8, 16, 32, 64, 128), methods=None, *, g
                  metric="w2", paths=4000, repeats=3, n_projections=64, rng=0):
     r"""Each sampler's error against its number of score evaluations (NFE).
 
-    For each method and budget B the run takes N = max(1, round(B / k))
-    steps (k the method's score evaluations per step, so a two-stage method
-    gets half the steps of a one-stage one) on the grid ``grid`` from the
+    For each method and budget B the run takes the most steps N whose run
+    makes at most B score evaluations (counted on the method's step table,
+    so a two-stage method gets about half the steps of a one-stage one and
+    ``plms`` pays for its warm-up once, not on every step; N = 1 when even
+    one step costs more than B) on the grid ``grid`` from the
     process's ``default_t_start`` down to ``t_end``, with the exact score,
     from the exact marginal at t_start, and its output is compared with the
     exact marginal at t_end:
@@ -804,12 +806,14 @@ def error_vs_nfe(process, data, budgets=(8, 16, 32, 64, 128), methods=None, *, g
         fresh = [target.sample(paths, rng=[seeds[2], r]) for r in range(repeats)]
         starts = [data.marginal_law(process, t_start).sample(paths, rng=[seeds[3], r]) for r in range(repeats)]
     for label, name, options, record in samplers:
-        per = max(record.nfe_per_step, 1)
-        steps = sorted({max(1, round(b / per)) for b in budgets})
+        tables = functools.lru_cache(maxsize=None)(
+            lambda n, name=name, options=options: _methods_table(process, name, make_grid(process, n, t_end=t_end),
+                                                                 options))
+        steps = sorted({_steps_within(b, lambda n: tables(n).nfe) for b in budgets})
         nfe, error, stderr, deterministic = [], [], [], True
         for n in steps:
             ts = make_grid(process, n, t_end=t_end)
-            table = _methods_table(process, name, ts, options)
+            table = tables(n)
             deterministic = deterministic and not bool(table.needs_noise.any())
             nfe.append(table.nfe)
             if exact:
@@ -829,6 +833,18 @@ def error_vs_nfe(process, data, budgets=(8, 16, 32, 64, 128), methods=None, *, g
     what = "exact" if exact else f"Monte Carlo, {paths:,} paths x {repeats} runs"
     title = f"{type(process).__name__}, {grid} grid, exact score, from the exact marginal ({what})"
     return ErrorCurves(tuple(curves), name, exact, floor, band, title, tuple(budgets))
+
+
+def _steps_within(budget, nfe_of):
+    """The most steps n >= 1 with nfe_of(n) <= budget (1 when none), by
+    bisection: nfe_of is increasing and at least n (each step evaluates)."""
+    if nfe_of(1) > budget:
+        return 1
+    lo, hi = 1, budget
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if nfe_of(mid) <= budget else (lo, mid - 1)
+    return lo
 
 
 def _methods_table(process, name, ts, options):

@@ -18,14 +18,14 @@ SAMPLERS = ["em", ("em", {"alpha": 0.0}), "ode_heun", "ddim", ("ddim", {"eta": 1
 
 
 def test_exact_curves_are_the_exact_laws_at_the_budgets_steps():
-    """N = round(B / evaluations per step) steps on the logSNR grid; each
-    error is exact_output_law's W2 (or KL) on that grid."""
+    """N = the most steps whose table makes at most B evaluations (found
+    here by counting up), on the logSNR grid; each error is
+    exact_output_law's W2 (or KL) on that grid."""
     budgets = (4, 9, 16)
     res = ds.analysis.error_vs_nfe(VP, GAUSS, budgets, SAMPLERS)
     assert res.exact and res.metric == "W2" and res.budgets == budgets and res.floor is None
     for c in res.curves:
-        per = ds.methods.get(c.method).nfe_per_step
-        assert c.steps.tolist() == sorted({max(1, round(b / per)) for b in budgets})
+        assert c.steps.tolist() == sorted({_most_steps_within(c.method, b, c.options) for b in budgets})
         for n, nfe, err in zip(c.steps, c.nfe, c.error):
             law = ds.analysis.exact_output_law(VP, GAUSS, c.method, ts=ds.grids.logsnr(VP, int(n)), **c.options)
             assert err == law.w2 and nfe == law.nfe
@@ -39,6 +39,21 @@ def test_exact_curves_are_the_exact_laws_at_the_budgets_steps():
     assert res.best(16, deterministic=False)[0] in ("em", "ddim, eta=1.0")
     with pytest.raises(ValueError, match="no run"):
         res.best(2)
+
+
+def _most_steps_within(name, budget, options):
+    nfe = [ds.methods.table(VP, name, ds.grids.logsnr(VP, n), **options).nfe for n in range(1, budget + 2)]
+    return max([n for n, k in enumerate(nfe, 1) if k <= budget], default=1)
+
+
+def test_a_warm_up_is_paid_once_not_on_every_step():
+    """plms evaluates 4 times in each of its 3 pseudo Runge-Kutta steps and
+    once per step after: a budget of 40 gives 31 steps (31 + 9 = 40), not
+    40 / 4 = 10; dpm_solver's 3 evaluations per step never exceed it."""
+    res = ds.analysis.error_vs_nfe(VP, GAUSS, (8, 40), ["plms", "dpm_solver"])
+    plms, dpm = res.curves
+    assert plms.steps.tolist() == [_most_steps_within("plms", 8, {}), 31] and plms.nfe.tolist()[-1] == 40
+    assert dpm.steps.tolist() == [2, 13] and dpm.nfe.tolist() == [6, 39]
 
 
 def test_default_samplers_are_the_registry():

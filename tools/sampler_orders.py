@@ -95,7 +95,8 @@ VARIANTS = [
     ("unipc", {"order": 3}, 4.0, "Zhao et al. 2023 (UniC: order p + 1)", None, None, None),
     ("plms", {"warmup": "ab"}, None, "registry", None, None, None),
     # the grid on which PLMS's fixed weights are Adams-Bashforth-4's: equal sigma steps
-    ("plms", {}, None, "registry", "uniform", 10.0, ("EDM",)),
+    ("plms", {}, 4.0, "Liu et al. 2022: Adams-Bashforth-4 weights, exact on equal sigma steps", "uniform", 10.0,
+     ("EDM",)),
 ]
 
 #: Why a row does not agree with its declared order (shown next to such rows and in the notes).
@@ -105,8 +106,8 @@ NOTES = {
            "more slowly: the slope climbs towards 4 from below, and with still more steps (errors below "
            "about 1e-9) the O(h^2) local error of the first step, an Euler step, takes over and the slope "
            "falls towards 2 (VE, EDM)",
-    "plms": "the registry's 4 holds on equal sigma steps only (the EDM row on the uniform grid from sigma "
-            "= 80 to 10: on EDM t = sigma); on "
+    "plms": "the registry declares 2, the order on every grid; 4 holds on equal sigma steps only (the EDM "
+            "row on the uniform grid from sigma = 80 to 10: on EDM t = sigma); on "
             "any other grid PLMS's fixed Adams-Bashforth weights are off by O(h), a local error O(h^3): "
             "global order 2, as its docstring says. On VP and VE the uniform-t grid is further from "
             "asymptotic: near t_end sigma = s/m grows like the square root of the distance to t = 0, so "
@@ -119,7 +120,7 @@ NOTES = {
     "ancestral-split": "an ancestral step is a step of the ODE to sigma_down followed by N(0, sigma_up^2) "
                        "noise, which is exact in law when the ODE step is exact (sigma_down^2 + sigma_up^2 "
                        "= sigma_next^2): the law error is that of the ODE step, of order 2 here, for any "
-                       "data with a Lipschitz score. The registry's weak order 1 understates it",
+                       "data with a Lipschitz score, which is why the registry declares weak order 2",
     "second-order-sde": "order 2 on this data. Gaussian data have an affine score, on which the terms with "
                         "the score's second derivatives vanish, so the order for general data can be "
                         "lower: the registry's weak order 1 is the general claim",

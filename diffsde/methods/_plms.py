@@ -98,4 +98,4 @@ PLMS = Method(
     summary=("PLMS: DDIM's transfer with the Adams-Bashforth-4 weights of equal steps on the last four noise "
              "predictions; order 4 on equal sigma steps, 2 on other grids; 1 evaluation per step after the "
              "warm-up (4 in each of the 3 pseudo Runge-Kutta steps)"),
-    paper="Liu et al. 2022 (PNDM)", options=(WARMUP,), order=4.0, streams=())
+    paper="Liu et al. 2022 (PNDM)", options=(WARMUP,), order=2.0, streams=())

@@ -105,7 +105,10 @@ class Method:
     strong_order, weak_order : float or None
         SDE methods: global orders in the step for smooth problems.
     order : float or None
-        ODE methods (and deterministic chain methods): the global order.
+        ODE methods (and deterministic chain methods): the global order on
+        every grid the method accepts (a method that does better on special
+        grids, e.g. ``plms`` with order 4 on equal sigma steps, says so in
+        its docstring and summary).
     streams : tuple of int
         The noise streams the method draws from (0: step noise; 2 + m:
         corrector sub-step m; docs/conventions.md).
