@@ -375,6 +375,13 @@ CATALOGUE = [
     Mutation("plms_ab_first_step", "diffsde/methods/_plms.py",
              "(c1[0] / 2, E2)", "(c1[0] / 3, E2)",
              "warmup='ab': the first step's mean of two noise predictions misweighted"),
+    Mutation("budget_steps_strict", "diffsde/analysis.py",
+             "lo, hi = (mid, hi) if nfe_of(mid) <= budget", "lo, hi = (mid, hi) if nfe_of(mid) < budget",
+             "error_vs_nfe stops one evaluation short of the budget"),
+    Mutation("budget_steps_per_step", "diffsde/analysis.py",
+             "steps = sorted({_steps_within(b, lambda n: tables(n).nfe) for b in budgets})",
+             "steps = sorted({max(1, round(b / max(record.nfe_per_step, 1))) for b in budgets})",
+             "error_vs_nfe sizes runs by the most evaluations of one step (plms's warm-up on every step)"),
 ]
 
 
