@@ -56,7 +56,7 @@ class Trajectory:
             saved = "no saved states"
         else:
             saved = f"{len(self.ts)} saved states at t = {self.ts[0]:g} .. {self.ts[-1]:g}"
-        return f"Trajectory(x.shape={self.x.shape}, {saved}, nfe={self.nfe})"
+        return f"Trajectory(x.shape={tuple(self.x.shape)}, {saved}, nfe={self.nfe})"
 
 
 def save_steps(grid, save_every=None, save_at=None, reverse=False):

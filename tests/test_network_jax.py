@@ -118,6 +118,10 @@ def test_a_jax_state_comes_back_a_jax_array_with_the_numpy_runs_bits(method):
         np.testing.assert_array_equal(np.asarray(a), getattr(want, name))
     assert isinstance(got.ts, np.ndarray)
     np.testing.assert_array_equal(np.asarray(x), before)
+    t = np.linspace(0.1, 0.9, 16, dtype=np.float32)
+    pert = VP.perturb(x, jnp.asarray(t), rng=3)
+    assert isinstance(pert, jax.Array) and pert.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(pert), VP.perturb(before, t, rng=3))
     fwd = ds.forward(VP, x, 6, rng=1)
     assert isinstance(fwd.x, jax.Array)
     np.testing.assert_array_equal(np.asarray(fwd.x), ds.forward(VP, before, 6, rng=1).x)

@@ -488,6 +488,12 @@ def test_shape_draws_numpy_and_other_entry_points_follow_the_state():
     got = ds.log_likelihood(VP, DATA, torch.from_numpy(x).float().requires_grad_(True), steps=20)
     assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
     np.testing.assert_array_equal(got.numpy(), want)
+    # perturb: an exact x_t | x_0, one time per row as a tensor too
+    t = torch.linspace(0.1, 0.9, 8, dtype=torch.float64, requires_grad=True)
+    got = VP.perturb(torch.from_numpy(X[:8]).float().requires_grad_(True), t, rng=3)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32 and not got.requires_grad
+    np.testing.assert_array_equal(got.numpy(), VP.perturb(X[:8].astype(np.float32), t.detach().numpy(), rng=3))
+    assert repr(ds.forward(VP, torch.from_numpy(X[:8]), 2)).startswith("Trajectory(x.shape=(8, 2), ")
     # a noise array as a tensor
     z = np.random.default_rng(0).standard_normal((5, 8, 2))
     np.testing.assert_array_equal(ds.forward(VP, X[:8], 5, noise=torch.from_numpy(z)).x,
