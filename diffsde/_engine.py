@@ -762,6 +762,7 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
     RunResult
     """
     x, dtype, out, io = state_in(x, "x", dtype, out)
-    plan = prepare(x, table, score=score, noise=array_in(noise, "noise")[0], save=save, dtype=dtype,
+    noise = array_in(noise, "noise", np.float64)[0]
+    plan = prepare(x, table, score=score, noise=noise, save=save, dtype=dtype,
                    nonfinite=nonfinite, out=out, progress=progress, block_rows=block_rows)
     return io.result(execute(plan, key_from_rng(rng), row_offset))

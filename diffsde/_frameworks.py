@@ -516,7 +516,7 @@ def _torch_state(x, name, cast):
     if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64):
         if cast is None:
             raise _half_precision(name, "torch tensor", x.dtype, f"{name}.float()")
-        x = x.to(getattr(torch, resolve_dtype(cast).name))
+        x = x.to(getattr(torch, resolve_dtype(_dtype_arg(cast)).name))
     return _read_only(_torch_numpy(x))
 
 
@@ -536,7 +536,7 @@ def _jax_state(x, name, cast):
     if low:
         if cast is None:
             raise _half_precision(name, "JAX array", a.dtype.name, f"{name}.astype(jnp.float32)")
-        a = a.astype(resolve_dtype(cast))
+        a = a.astype(resolve_dtype(_dtype_arg(cast)))
     return _read_only(a)
 
 

@@ -210,7 +210,7 @@ def _coupled_runs(process, x0, steps, score, direction, method, reference_steps,
     if reference & (reference - 1) or reference < finest:
         raise ValueError(f"reference_steps must be a power of two >= 16 x the finest ({16 * steps[-1]}); "
                          f"got {reference}")
-    x0 = np.asarray(array_in(x0, "x0")[0])  # the study runs on NumPy (torch/JAX views, no copy)
+    x0 = np.asarray(array_in(x0, "x0", kwargs.get("dtype"))[0])  # the study runs on NumPy (torch/JAX: a view)
     path = BrownianPath(x0.shape, int(reference).bit_length() - 1, rng=rng)
     run = _runner(process, x0, score, direction, method, kwargs)
     return steps, reference, run(reference, path), [run(n, path) for n in steps]

@@ -179,7 +179,7 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     """
     record = _plan.resolve(process, method, "forward")
     x0, dtype, out, io = state_in(x0, "x0", dtype, out)
-    noise = noise if isinstance(noise, BrownianPath) else array_in(noise, "noise")[0]
+    noise = noise if isinstance(noise, BrownianPath) else array_in(noise, "noise", np.float64)[0]
     lazy = _dask.is_dask_array(x0)
     if not lazy:
         x0, _ = as_state(x0, dtype, "x0")
@@ -381,7 +381,7 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     if score is None:
         raise TypeError("reverse needs a score: a callable score(x, t) or a built-in score")
     x, dtype, out, io = state_in(x, "x", dtype, out)
-    noise = noise if isinstance(noise, BrownianPath) else array_in(noise, "noise")[0]
+    noise = noise if isinstance(noise, BrownianPath) else array_in(noise, "noise", np.float64)[0]
     callback = io.callback(callback)
     if record.name == "rk45":
         return io.result(_reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end, ts, rng,

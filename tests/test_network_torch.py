@@ -498,6 +498,8 @@ def test_shape_draws_numpy_and_other_entry_points_follow_the_state():
     z = np.random.default_rng(0).standard_normal((5, 8, 2))
     np.testing.assert_array_equal(ds.forward(VP, X[:8], 5, noise=torch.from_numpy(z)).x,
                                   ds.forward(VP, X[:8], 5, noise=z).x)
+    np.testing.assert_array_equal(ds.forward(VP, X[:8], 5, noise=torch.from_numpy(z).half()).x,
+                                  ds.forward(VP, X[:8], 5, noise=z.astype(np.float16)).x)
     # the analysis helpers take tensors (with grad too) and compute in NumPy
     xt = torch.from_numpy(X[:8]).requires_grad_(True)
     a = ds.analysis.strong_error(VP, xt, [2, 4, 8], rng=1)
