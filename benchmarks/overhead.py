@@ -3,7 +3,8 @@
 
 Usage::
 
-    python benchmarks/overhead.py [--repeats 7] [--quick] [--json]
+    python benchmarks/overhead.py [--repeats 7] [--quick] [--json] [--only {progress,callback}]
+                                  [--clock {wall,cpu}]
 
 Progress: ``ds.reverse(vp, eight_gaussians, shape=(n, 2), steps, rng=0)``
 (reverse EM, the built-in mixture score, the default thread count) with and
@@ -18,10 +19,16 @@ with the built-in score and with a real torch network
 one torch thread) at batch 256 and 4096, one diffsde thread for both:
 microseconds per step that the callback path adds beyond the run without it
 (the network included in both), and each run's time per step beyond the bare
-network called ``steps`` times on a tensor made once.
+network called ``steps`` times on a tensor made once. For the torch network
+the same pair runs again with the state passed as a float64 torch tensor
+(``tensor with``/``tensor without``): the callback then gets tensors on the
+run's memory and the results come back as tensors. Last, that conversion
+alone (torch: two tensors on the run's buffers; JAX: two copies), timed with
+``timeit`` on one step's arrays.
 
 ``--json`` writes everything, with the CPU model (lscpu), to
-``benchmarks/results/overhead-<date>.json``. This file is a benchmark,
+``benchmarks/results/overhead-<date>.json`` (``overhead-<part>-<date>.json``
+with ``--only``). This file is a benchmark,
 never run by the tests.
 """
 import argparse
@@ -73,6 +80,12 @@ def legacy_progress(table, run_chunk, threads, bar, stop_on_nonfinite):
     return bad_row
 
 
+#: The clock of every timing: wall time, or with ``--clock cpu`` the
+#: process's CPU time (``time.process_time``), which a loaded machine
+#: inflates far less than wall time for one-thread runs (the callback part).
+CLOCK = time.perf_counter
+
+
 def round_robin(cases, repeats):
     """{name: [seconds]} timing each case once per round."""
     times = {name: [] for name in cases}
@@ -81,9 +94,9 @@ def round_robin(cases, repeats):
             fn()  # warm up (tqdm's import, caches)
         for _ in range(repeats):
             for name, fn in cases.items():
-                start = time.perf_counter()
+                start = CLOCK()
                 fn()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(CLOCK() - start)
     return times
 
 
@@ -161,6 +174,9 @@ def callback_part(repeats, quick):
                             mlp(xt, tt)
 
                 cases_t["network"] = bare
+                x_tensor = torch.from_numpy(x)
+                cases_t["tensor without"] = lambda: ds.reverse(vp, score, x_tensor, steps, rng=0)
+                cases_t["tensor with"] = lambda: ds.reverse(vp, score, x_tensor, steps, rng=0, callback=nothing)
             t = round_robin(cases_t, repeats)
             row = {"score": name, "batch": batch, "steps": steps, **{k: summary(v) for k, v in t.items()}}
             row["us_per_step"] = 1e6 * (row["with"]["median"] - row["without"]["median"]) / steps
@@ -172,12 +188,56 @@ def callback_part(repeats, quick):
                     1e6 * (row["without"]["best"] - row["network"]["best"]) / steps)
                 beyond = (f"; beyond the bare network (best): {row['without_beyond_network_us_per_step']:.1f} "
                           f"without, {row['with_beyond_network_us_per_step']:.1f} with")
+            if "tensor with" in row:
+                for key in ("with", "without"):
+                    row[f"tensor_{key}_beyond_network_us_per_step"] = (
+                        1e6 * (row[f"tensor {key}"]["best"] - row["network"]["best"]) / steps)
+                row["tensor_us_per_step"] = 1e6 * (row["tensor with"]["median"]
+                                                   - row["tensor without"]["median"]) / steps
+                beyond += (f"; torch state: +{row['tensor_us_per_step']:.1f} us/step (median), beyond the "
+                           f"network {row['tensor_without_beyond_network_us_per_step']:.1f} without, "
+                           f"{row['tensor_with_beyond_network_us_per_step']:.1f} with")
             rows.append(row)
             print(f"callback  {name:<16} batch={batch:>5} steps={steps}  without {row['without']['median']:.4f} s"
                   f"  with {row['with']['median']:.4f} s  +{row['us_per_step']:.1f} us/step (median), "
                   f"+{row['us_per_step_best']:.1f} (best){beyond}")
+        rows += conversion_rows(repeats)
     finally:
         ds.set_num_threads(threads)
+    return rows
+
+
+def conversion_rows(repeats):
+    """What a tensor state adds to each callback call, alone: the callback
+    of a torch or JAX state (diffsde._frameworks.StateIO.callback) wrapping
+    ``lambda info: None``, against the bare lambda, on one step's ``info``
+    (state and denoised estimate of shape (batch, 2)); best of ``repeats``
+    timeit rounds, which a loaded machine disturbs least."""
+    import timeit
+
+    from diffsde._frameworks import StateIO
+
+    nothing = lambda info: None  # noqa: E731
+    rows = []
+    for framework in ("torch", "jax"):
+        try:
+            __import__(framework)
+        except ImportError:
+            continue
+        for batch in (256, 4096):
+            dtype = np.float64 if framework == "torch" else np.float32  # JAX's default 32-bit mode
+            state = np.random.default_rng(0).standard_normal((batch, 2)).astype(dtype)
+            denoised = state.copy()
+            denoised.flags.writeable = False
+            info = {"i": 0, "t": 0.5, "t_next": 0.49, "x": state, "denoised": denoised}
+            wrapped = StateIO(framework).callback(nothing)
+            number = 20_000 if framework == "torch" else 500
+            best = min(timeit.repeat(lambda: wrapped(info), number=number, repeat=repeats)) / number
+            bare = min(timeit.repeat(lambda: nothing(info), number=number, repeat=repeats)) / number
+            row = {"conversion": framework, "batch": batch, "us_per_step": 1e6 * (best - bare)}
+            rows.append(row)
+            print(f"callback  {framework} state conversion alone, batch={batch:>5}: "
+                  f"+{row['us_per_step']:.1f} us/step (best of {repeats})")
     return rows
 
 
@@ -186,17 +246,26 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", choices=("progress", "callback"), help="run one part")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="time.perf_counter (default) or time.process_time (one-thread parts on a loaded machine)")
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     info = {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": ds.get_num_threads(),
-            "python": platform.python_version(), "numpy": np.__version__,
+            "python": platform.python_version(), "numpy": np.__version__, "clock": args.clock,
+            "load_average": os.getloadavg(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     print(f"{info['cpu']}, {info['cores']} cores, diffsde threads {info['threads']}; "
           f"median of {args.repeats}")
-    result = {"machine": info, "progress": progress_part(args.repeats, args.quick),
-              "callback": callback_part(args.repeats, args.quick)}
+    result = {"machine": info}
+    for part, run in (("progress", progress_part), ("callback", callback_part)):
+        if args.only in (None, part):
+            result[part] = run(args.repeats, args.quick)
     if args.json:
         day = datetime.date.today().isoformat()
-        path = ROOT / "benchmarks" / "results" / f"overhead-{day}{'-quick' if args.quick else ''}.json"
+        only = f"{args.only}-" if args.only else ""
+        path = ROOT / "benchmarks" / "results" / f"overhead-{only}{day}{'-quick' if args.quick else ''}.json"
         path.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {path}")
 

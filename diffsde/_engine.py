@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _core
 from ._validation import check_fits, shown, working_dtype
+from ._frameworks import array_in, state_in
 from ._rng import key_from_rng
 from ._steptable import NORMAL, SCORE, StepTable
 from ._threads import get_num_threads, threads_for
@@ -710,8 +711,10 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
 
     Parameters
     ----------
-    x : array_like, shape ``(batch, *event)``
+    x : array_like, torch.Tensor or jax.Array, shape ``(batch, *event)``
         Initial state; never modified. bool and integers become float64.
+        For a CPU torch tensor or JAX array, the result's ``x`` and ``xs``
+        are of its type (docs/networks.md, "Tensors as states").
     table : StepTable
     score : None, LinearScore or callable
         A callable is called as ``score(x, t)`` with a read-only view of the
@@ -731,8 +734,9 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
     nonfinite : {"raise", "warn", "ignore"}
         What a non-finite state does: ``FloatingPointError`` naming the first
         step and its time, a ``RuntimeWarning``, or nothing (no check).
-    out : ndarray, optional
-        Receives the final state. It may be ``x`` itself or share memory
+    out : ndarray or torch.Tensor, optional
+        Receives the final state (a CPU torch tensor of the run's dtype is
+        written in place, too). It may be ``x`` itself or share memory
         with any input: when it overlaps ``noise`` or a built-in score's
         parameters, which are read at every step, the run computes in a
         fresh buffer and copies into ``out`` at the end.
@@ -757,6 +761,8 @@ def run_steps(x, table, *, score=None, rng=None, noise=None, save=None, dtype=No
     -------
     RunResult
     """
+    x, dtype, out, io = state_in(x, "x", dtype, out)
+    noise = array_in(noise, "noise", np.float64)[0]
     plan = prepare(x, table, score=score, noise=noise, save=save, dtype=dtype,
                    nonfinite=nonfinite, out=out, progress=progress, block_rows=block_rows)
-    return execute(plan, key_from_rng(rng), row_offset)
+    return io.result(execute(plan, key_from_rng(rng), row_offset))

@@ -1,17 +1,19 @@
-"""Networks of torch and JAX as NumPy scores, and their divergence by autograd.
+"""torch and JAX in diffsde: networks as NumPy scores, their divergence by
+autograd, and states passed as tensors (returned as tensors).
 
-torch and JAX are optional: this module imports neither. A callable is
-recognised as a torch or JAX network only when its package is already
-imported (``sys.modules``), so plain NumPy scores never pay for the check
-beyond a dictionary lookup.
+torch and JAX are optional: this module imports neither. A callable or an
+array is recognised as torch or JAX only when its package is already
+imported (``sys.modules``), so NumPy inputs never pay for the check beyond
+a dictionary lookup.
 """
+import dataclasses
 import inspect
 import math
 import sys
 
 import numpy as np
 
-from ._validation import shown
+from ._validation import resolve_dtype, shown, working_dtype
 from ._optional import require
 from .predictions import PREDICTIONS, TIMES, _check_process, _check_unit_path, _is_chain, coefficients, to_score
 
@@ -63,6 +65,15 @@ def adapt(score, process):
     if framework is None:
         return score
     return NetworkScore(score, process, "score", "t", framework, None)
+
+
+def _torch_numpy(t):
+    """A NumPy array on a CPU tensor's memory (no copy), outside autograd."""
+    t = t.detach()
+    try:
+        return np.from_dlpack(t)
+    except (BufferError, RuntimeError, TypeError):
+        return t.resolve_conj().resolve_neg().numpy()
 
 
 # -- backends --------------------------------------------------------------------
@@ -143,13 +154,9 @@ class _TorchBackend:
         torch = self.torch
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"the torch network must return a torch.Tensor; got {type(out).__name__}")
-        out = out.detach()
         if out.device.type != "cpu":
             out = out.cpu()
-        try:
-            return np.from_dlpack(out)
-        except (BufferError, RuntimeError, TypeError):
-            return out.numpy()
+        return _torch_numpy(out)
 
     def call(self, x, t, share=True):
         torch = self.torch
@@ -452,3 +459,214 @@ def network_score(fn, process, prediction="eps", time="t", *, framework=None, dt
     rows of a batch independently (no batch statistics), as any score does.
     """
     return NetworkScore(fn, process, prediction, time, framework, dtype)
+
+
+# -- states: a tensor in, a tensor out ---------------------------------------------
+#
+# forward, reverse, run_steps and log_likelihood take their state as a NumPy
+# array, a CPU torch tensor or a CPU JAX array. The C loop runs on a
+# read-only NumPy view of the tensor's memory (no copy) and the results
+# (x and xs; log-densities) come back as the same type, in the run's dtype.
+
+def array_framework(x):
+    """'torch' for a torch.Tensor, 'jax' for a jax.Array, else None."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        return "torch"
+    jax = sys.modules.get("jax")
+    if jax is not None and isinstance(x, getattr(jax, "Array", ())):
+        return "jax"
+    return None
+
+
+def _dtype_arg(dtype):
+    """A run's ``dtype=``, with a torch dtype (torch.float32) read as NumPy's."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(dtype, torch.dtype):
+        name = str(dtype).rpartition(".")[2]
+        if name not in ("float32", "float64"):
+            raise TypeError(f"dtype must be float32 or float64; got {dtype}")
+        return np.dtype(name)
+    return dtype
+
+
+def _half_precision(name, what, dtype, fix):
+    return TypeError(f"{name} is a {what} of dtype {dtype}; diffsde computes in float32 or float64: pass "
+                     f"dtype='float32' (the state is cast and the results are float32) or {fix}")
+
+
+def _read_only(a):
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+def _torch_state(x, name, cast):
+    torch = sys.modules["torch"]
+    if x.device.type != "cpu":
+        raise ValueError(f"{name} is a torch tensor on device '{x.device}'; diffsde runs on the CPU: pass "
+                         f"{name}.cpu() (the results come back as CPU tensors)")
+    if x.layout != torch.strided:
+        raise TypeError(f"{name} is a torch tensor of layout {x.layout}; diffsde needs a dense tensor: "
+                        f"pass {name}.to_dense()")
+    x = x.detach()
+    if x.is_complex():
+        raise TypeError(f"{name} is a torch tensor of dtype {x.dtype}; diffsde computes in float32 or "
+                        f"float64 (bool and integer tensors become float64)")
+    if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64):
+        if cast is None:
+            raise _half_precision(name, "torch tensor", x.dtype, f"{name}.float()")
+        x = x.to(getattr(torch, resolve_dtype(_dtype_arg(cast)).name))
+    return _read_only(_torch_numpy(x))
+
+
+def _jax_state(x, name, cast):
+    jax = sys.modules["jax"]
+    tracer = getattr(getattr(jax, "core", None), "Tracer", None)
+    if tracer is not None and isinstance(x, tracer):
+        raise TypeError(f"{name} is a traced JAX value (inside jax.jit, grad or vmap); diffsde runs its C "
+                        f"loop on concrete arrays: call it outside the transformation")
+    for device in x.devices():
+        if device.platform != "cpu":
+            raise ValueError(f"{name} is a JAX array on device '{device}'; diffsde runs on the CPU: pass "
+                             f"jax.device_put({name}, jax.devices('cpu')[0]) (the results come back as "
+                             f"CPU arrays)")
+    a = np.asarray(x)  # on the CPU a view of the array's buffer
+    low = a.dtype.name in ("float16", "bfloat16") or a.dtype.name.startswith("float8")
+    if low:
+        if cast is None:
+            raise _half_precision(name, "JAX array", a.dtype.name, f"{name}.astype(jnp.float32)")
+        a = a.astype(resolve_dtype(_dtype_arg(cast)))
+    return _read_only(a)
+
+
+def array_in(x, name, cast=None):
+    """(a, framework): a torch tensor or JAX array ``x`` as a read-only
+    NumPy view of its memory, detached from autograd (a copy only to
+    ``cast`` a half-precision one), and 'torch' or 'jax'; anything else
+    as it is, and None. Tensors off the CPU raise ValueError."""
+    framework = array_framework(x)
+    if framework == "torch":
+        return _torch_state(x, name, cast), framework
+    if framework == "jax":
+        return _jax_state(x, name, cast), framework
+    return x, None
+
+
+def array_out(a, framework):
+    """The NumPy array ``a``, which nothing else writes any more, as a
+    tensor of ``framework`` on the same memory where the framework allows
+    (torch always; JAX when the buffer is aligned for it, else a copy). For
+    JAX without 64-bit mode a float64 array becomes float32 (JAX's rule)."""
+    if framework is None:
+        return a
+    if framework == "torch":
+        return sys.modules["torch"].from_numpy(a if a.flags.writeable else np.array(a))
+    jax = sys.modules["jax"]
+    if a.dtype == np.float64 and not bool(jax.config.jax_enable_x64):
+        a = a.astype(np.float32)
+    try:
+        return jax.numpy.from_dlpack(a)
+    except (BufferError, RuntimeError, TypeError, ValueError):
+        return jax.numpy.asarray(a)
+
+
+def _out_in(out):
+    """A NumPy view of a torch tensor ``out``; anything else as it is."""
+    framework = array_framework(out)
+    if framework is None:
+        return out
+    if framework == "jax":
+        raise TypeError("out cannot be a JAX array: JAX arrays are immutable. Leave out=None; the result "
+                        "is a new JAX array")
+    torch = sys.modules["torch"]
+    if out.device.type != "cpu":
+        raise ValueError(f"out is a torch tensor on device '{out.device}'; diffsde writes its result on the "
+                         f"CPU: pass a CPU tensor, or out=None and move the result")
+    if out.requires_grad:
+        raise ValueError("out is a torch tensor that requires grad; diffsde writes it in place outside "
+                         "autograd: pass one that does not (made under torch.no_grad() or detached)")
+    if out.layout != torch.strided or out.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"out must be a dense float32 or float64 torch tensor (the run's dtype); got "
+                        f"layout {out.layout}, dtype {out.dtype}")
+    if any(stride == 0 and n > 1 for stride, n in zip(out.stride(), out.shape)):
+        raise ValueError("out is an expanded torch tensor (several elements share one memory location); "
+                         "pass a tensor with its own memory, e.g. out.contiguous()")
+    return out.numpy()
+
+
+class StateIO:
+    """How a run's state came in (``framework``: None, 'torch' or 'jax';
+    ``out``: the out= given, NumPy or torch, or None), to give its results
+    back in the same form."""
+
+    __slots__ = ("framework", "out")
+
+    def __init__(self, framework=None, out=None):
+        self.framework, self.out = framework, out
+
+    def result(self, res):
+        """A Trajectory or RunResult with ``x`` and ``xs`` in the state's
+        framework (``x`` is the out= itself when one was given)."""
+        if self.framework is None and self.out is None:
+            return res
+        if self.out is not None:
+            if array_framework(self.out) == "torch":
+                # the write went through NumPy: tell autograd the tensor changed
+                sys.modules["torch"].autograd.graph.increment_version(self.out)
+            x = self.out
+        else:
+            x = array_out(res.x, self.framework)
+        return dataclasses.replace(res, x=x, xs=array_out(res.xs, self.framework))
+
+    def callback(self, fn):
+        """A step callback seeing the state as a tensor of the framework:
+        torch, a tensor on the run's state (edits in place change the run)
+        and one on the denoised estimate; JAX, copies (immutable arrays:
+        the callback returns the new state). A returned tensor is read back
+        into the run's state."""
+        if fn is None or self.framework is None or not callable(fn):
+            return fn
+        if self.framework == "torch":
+            torch = sys.modules["torch"]
+
+            def tensor(a):
+                return torch.from_numpy(a)
+
+            def read_only_tensor(a):
+                try:
+                    return torch.from_dlpack(a)
+                except (BufferError, RuntimeError, TypeError):
+                    return torch.from_numpy(np.array(a))
+        else:
+            jnp = sys.modules["jax"].numpy
+            tensor = read_only_tensor = jnp.array  # copies: the run goes on changing its buffers
+
+        def on_step(info):
+            x = tensor(info["x"])
+            denoised = info["denoised"]
+            new = fn(dict(info, x=x, denoised=None if denoised is None else read_only_tensor(denoised)))
+            if new is None or new is x:
+                return None
+            return array_in(new, "the callback's state")[0]
+
+        return on_step
+
+
+def state_in(x, name, dtype=None, out=None):
+    """A run's state, ``dtype=`` and ``out=`` on the NumPy side: (x, dtype,
+    out, io) with x a read-only NumPy view of a tensor's memory (or as
+    given: NumPy, dask, None), a torch dtype read as NumPy's, out a NumPy
+    view of a torch tensor, and the :class:`StateIO` that gives the results
+    back in the state's framework."""
+    dtype = _dtype_arg(dtype)
+    x, framework = array_in(x, name, dtype)
+    if framework == "jax":
+        run = working_dtype(x.dtype, dtype, name)
+        if run == np.float64 and not bool(sys.modules["jax"].config.jax_enable_x64):
+            why = "dtype=float64" if dtype is not None else f"{name} of dtype {x.dtype}"
+            raise ValueError(f"the run computes in float64 ({why}) but JAX is in 32-bit mode, where a JAX "
+                             f"array cannot hold float64: pass dtype='float32', or "
+                             f"jax.config.update('jax_enable_x64', True) first")
+    given = out
+    return x, dtype, _out_in(out), StateIO(framework, given)

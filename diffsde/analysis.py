@@ -32,6 +32,7 @@ import numpy as np
 from . import grids
 from . import methods as registry
 from ._exact_law import ExactLaw, exact_output_law
+from ._frameworks import array_in
 from ._validation import choice, integer, real_scalar, shown
 from .brownian import BrownianPath
 from .plot import convergence
@@ -209,7 +210,7 @@ def _coupled_runs(process, x0, steps, score, direction, method, reference_steps,
     if reference & (reference - 1) or reference < finest:
         raise ValueError(f"reference_steps must be a power of two >= 16 x the finest ({16 * steps[-1]}); "
                          f"got {reference}")
-    x0 = np.asarray(x0)
+    x0 = np.asarray(array_in(x0, "x0", kwargs.get("dtype"))[0])  # the study runs on NumPy (torch/JAX: a view)
     path = BrownianPath(x0.shape, int(reference).bit_length() - 1, rng=rng)
     run = _runner(process, x0, score, direction, method, kwargs)
     return steps, reference, run(reference, path), [run(n, path) for n in steps]
@@ -435,7 +436,7 @@ class Distance:
 
 
 def _samples_1d(x, name):
-    x = np.asarray(x, dtype=np.float64).ravel()
+    x = np.asarray(array_in(x, name, np.float64)[0], dtype=np.float64).ravel()
     if x.size < 2 or not np.all(np.isfinite(x)):
         raise ValueError(f"{name} must hold at least 2 finite numbers")
     return x
@@ -593,8 +594,8 @@ def sliced_wasserstein(x, y, n_projections=128, *, p=2, rng=0, n_permutations=19
     Distance
     """
     p = _exponent(p)
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    x = np.asarray(array_in(x, "x", np.float64)[0], dtype=np.float64)
+    y = np.asarray(array_in(y, "y", np.float64)[0], dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must be (n, d) with equal d; got {x.shape}, {y.shape}")
     if x.shape[0] < 2 or y.shape[0] < 2 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
@@ -622,7 +623,7 @@ def moment_errors(x, mean, var):
     (arrays over coordinates; the variance's standard error from the sample
     fourth moment, so it holds for non-Gaussian laws too).
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(array_in(x, "x", np.float64)[0], dtype=np.float64)
     x = x[:, None] if x.ndim == 1 else x.reshape(x.shape[0], -1)
     n = x.shape[0]
     if n < 2:

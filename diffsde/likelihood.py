@@ -14,7 +14,7 @@ p_T by e^{-B(T)}-sized terms for VP; pass ``prior=`` to use another.
 """
 import numpy as np
 
-from ._frameworks import NetworkScore, adapt
+from ._frameworks import NetworkScore, adapt, array_in, array_out
 from .grids import _ramp
 from ._validation import integer, real_scalar, shown
 from ._rng import STREAM_INITIAL, fill_uniform, key_from_rng
@@ -58,6 +58,8 @@ def log_likelihood(process, score, x, steps=None, *, t_end=0.0, n_probes=None, r
         Rademacher vectors (fixed along each path) and central differences of
         step ``delta``; it is unbiased up to O(delta^2).
     x : array (batch, d), or (batch,) for d = 1
+        NumPy, or a CPU torch tensor or JAX array: the result is then of its
+        type (float64; float32 in JAX's 32-bit mode).
     steps : int, optional
         ``method="heun"``: equal steps on [t_end, T] (default 200).
     t_end : float
@@ -103,7 +105,7 @@ def log_likelihood(process, score, x, steps=None, *, t_end=0.0, n_probes=None, r
 
     Returns
     -------
-    ndarray (batch,)
+    ndarray (batch,), float64; a tensor of x's framework for a tensor x
     """
     if not isinstance(process, SDE):
         raise TypeError(f"log_likelihood needs an SDE (for a chain use chain.as_sde()); "
@@ -143,6 +145,7 @@ def log_likelihood(process, score, x, steps=None, *, t_end=0.0, n_probes=None, r
         network = isinstance(score, NetworkScore) and score.backend.autograd
     if prior is not None and not callable(prior):
         raise TypeError(f"prior must be None or a callable logp(x_T); got {shown(prior)}")
+    x, framework = array_in(x, "x", np.float64)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 0:
         raise ValueError("x must have a batch axis")
@@ -212,7 +215,7 @@ def log_likelihood(process, score, x, steps=None, *, t_end=0.0, n_probes=None, r
         y, delta_logp = _heun(velocity, rows, t_end, process.T, steps)
     x_T = y[:, 0] if scalar else y.reshape(x.shape)
     prior_logp = process.prior_logp(x_T) if prior is None else np.asarray(prior(x_T), dtype=np.float64)
-    return prior_logp + delta_logp
+    return array_out(prior_logp + delta_logp, framework)
 
 
 def _augmented_rk45(velocity, rows, t0, t1, rtol, atol):

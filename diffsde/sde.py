@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from ._frameworks import array_in, array_out
 from ._validation import along_batch, callable_of, real_array, real_scalar, shown, times, working_dtype
 from ._rng import STREAM_INITIAL, fill_normal, key_from_rng, standard_normal
 from .methods._view import GridView, ddpm_chain_view, marginal_columns
@@ -418,13 +419,16 @@ class AffineSDE:
         r"""An exact sample of x_t | x_0: m(t) x_0 + s(t) z, z from stream 1.
 
         ``t`` is a scalar or has shape (batch,) (one time per row of x0).
+        A CPU torch tensor or JAX array ``x0`` gives a tensor of its type
+        (docs/networks.md, "Tensors as states"); ``t`` may be a tensor too.
         """
-        x0 = np.asarray(x0)
+        x0, framework = array_in(x0, "x0")
+        x0, t = np.asarray(x0), array_in(t, "t")[0]
         dtype = working_dtype(x0.dtype, None, "x0")
         m, s = self.marginal_coefficients(times(t, self.T))
         m, s = along_batch(m, x0), along_batch(s, x0)
         z = fill_normal(np.empty(x0.shape, dtype=dtype), key_from_rng(rng), STREAM_INITIAL)
-        return (m * x0 + s * z).astype(dtype, copy=False)
+        return array_out((m * x0 + s * z).astype(dtype, copy=False), framework)
 
     def prior_std(self):
         """s(T): the prior is N(0, s(T)^2 I)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _dask
-from ._frameworks import adapt
+from ._frameworks import adapt, array_in, state_in
 from ._engine import as_state, execute, prepare
 from ._validation import integer, real_scalar
 from ._steptable import StepTable, score_rows
@@ -22,13 +22,17 @@ class Trajectory:
 
     Attributes
     ----------
-    x : ndarray
-        The final state (a dask array, computed lazily, for a run on a dask
-        array: docs/dask.md).
-    xs : ndarray, shape ``(n_saved, *x.shape)``
-        Saved states, in run order (a dask array likewise).
+    x : ndarray, torch.Tensor or jax.Array
+        The final state, of the type of the state the run was given (a
+        CPU torch tensor without grad for a tensor, a new JAX array for a
+        JAX array, a dask array computed lazily for a dask array:
+        docs/dask.md; NumPy for ``shape=``), in the run's dtype; ``out``
+        itself when ``out=`` was given.
+    xs : same type as the state, shape ``(n_saved, *x.shape)``
+        Saved states, in run order.
     ts : ndarray, shape (n_saved,)
-        The time of each saved state (chain grid times t_i = i T / N for chains).
+        The time of each saved state (chain grid times t_i = i T / N for
+        chains); NumPy float64 whatever the state's type.
     nfe : int
         Score evaluations of the whole batch (0 forward).
     accepted, rejected : int or None
@@ -52,7 +56,7 @@ class Trajectory:
             saved = "no saved states"
         else:
             saved = f"{len(self.ts)} saved states at t = {self.ts[0]:g} .. {self.ts[-1]:g}"
-        return f"Trajectory(x.shape={self.x.shape}, {saved}, nfe={self.nfe})"
+        return f"Trajectory(x.shape={tuple(self.x.shape)}, {saved}, nfe={self.nfe})"
 
 
 def save_steps(grid, save_every=None, save_at=None, reverse=False):
@@ -134,11 +138,15 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     Parameters
     ----------
     process : AffineSDE (VPSDE, VESDE, SubVPSDE, EDM, RectifiedFlow, yours), DDPM or SMLD
-    x0 : array_like or dask.array.Array, shape ``(batch, *event)``
-        The state at ``t0`` (never modified). A dask array makes the run
-        lazy: ``x`` and ``xs`` of the result are dask arrays computed block
-        by block of batch rows on the active scheduler, equal bit for bit to
-        the NumPy run (docs/dask.md).
+    x0 : array_like, torch.Tensor, jax.Array or dask.array.Array, shape ``(batch, *event)``
+        The state at ``t0`` (never modified). A CPU torch tensor (grad or
+        not, any layout of strides) or JAX array runs on a read-only NumPy
+        view of its memory, bit for bit as the NumPy run, and ``x`` and
+        ``xs`` of the result come back as tensors of its type; float16 and
+        bfloat16 need ``dtype=`` (docs/networks.md, "Tensors as states"). A
+        dask array makes the run lazy: ``x`` and ``xs`` of the result are
+        dask arrays computed block by block of batch rows on the active
+        scheduler, equal bit for bit to the NumPy run (docs/dask.md).
     steps : int, optional
         SDEs: number of equal steps on [t0, t1] (default 1000). Chains: None
         or N (for fewer steps use ``chain.respace(M)``).
@@ -158,7 +166,9 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     save_at : ints (grid indices) or floats (grid times), optional
         Default (neither): the first and last states.
     dtype, nonfinite, out, progress
-        As for :func:`diffsde.run_steps`.
+        As for :func:`diffsde.run_steps`; ``dtype`` may be a torch dtype,
+        and ``out`` a CPU torch tensor, written in place and returned as
+        ``x``.
     **options
         Options of a method registered with :func:`diffsde.methods.register`
         (the built-in forward methods take none).
@@ -168,6 +178,8 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     Trajectory
     """
     record = _plan.resolve(process, method, "forward")
+    x0, dtype, out, io = state_in(x0, "x0", dtype, out)
+    noise = noise if isinstance(noise, BrownianPath) else array_in(noise, "noise", np.float64)[0]
     lazy = _dask.is_dask_array(x0)
     if not lazy:
         x0, _ = as_state(x0, dtype, "x0")
@@ -181,7 +193,7 @@ def forward(process, x0, steps=None, *, method=None, t0=0.0, t1=None, ts=None, r
     plan = prepare(x0, table, noise=_noise(noise, grid, x0.shape, table), save=saved, dtype=dtype,
                    nonfinite=nonfinite, out=out, progress=progress, name="x0")
     result = execute(plan, key_from_rng(rng))
-    return Trajectory(x=result.x, xs=result.xs, ts=grid[saved], nfe=0)
+    return io.result(Trajectory(x=result.x, xs=result.xs, ts=grid[saved], nfe=0))
 
 
 # ---- reverse ------------------------------------------------------------------
@@ -269,10 +281,11 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     score : callable score(x, t) or a built-in score (``ds.LinearScore``)
         The score of the process's marginal p_t; for a chain, t = t_i and a
         built-in score uses ``chain.marginal_coefficients(i)``.
-    x : array_like or dask.array.Array, shape ``(batch, *event)``, optional
+    x : array_like, torch.Tensor, jax.Array or dask.array.Array, shape ``(batch, *event)``, optional
         The state at ``t_start``; ``None`` draws it from N(0, s(t_start)^2 I)
-        (stream 1 of the run's key) with ``shape``. A dask array makes the
-        run lazy, as for :func:`forward`.
+        (stream 1 of the run's key) with ``shape``, in NumPy. A CPU torch
+        tensor or JAX array gives results of its type, a dask array makes
+        the run lazy, as for :func:`forward`.
     steps : int, optional
         SDEs: equal steps on [t_end, t_start] (default 1000). Chains: None or N.
     alpha : float >= 0
@@ -338,10 +351,11 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         for a step without a score evaluation). For multistage methods
         (``ode_heun``) that is the evaluation at the step's start; with
         ``corrector="langevin"``, the corrector's first one. Return None or
-        an array of x's shape, the state the run continues from. Arrays are
-        NumPy also with a torch or JAX score; ``torch.from_numpy(info["x"])``
-        is a tensor sharing the state's memory. Saved states are taken after
-        the callback. Not for dask runs. A run with a callback evaluates every
+        an array of x's shape, the state the run continues from. The arrays
+        have the type of ``x`` (not of the score): for a torch tensor,
+        tensors on the run's memory (edit ``info["x"]`` in place or return
+        a tensor); for a JAX array, copies (return the new state). Saved
+        states are taken after the callback. Not for dask runs or ``rk45``. A run with a callback evaluates every
         score (built-in ones too) through Python, once per score row.
     rtol, atol : float, optional
         ``rk45`` only (keyword options): the tolerances of its step-size
@@ -366,9 +380,13 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
     record, opts, corr, corr_opts = _plan.reverse_methods(process, method, corrector, options)
     if score is None:
         raise TypeError("reverse needs a score: a callable score(x, t) or a built-in score")
+    x, dtype, out, io = state_in(x, "x", dtype, out)
+    noise = noise if isinstance(noise, BrownianPath) else array_in(noise, "noise", np.float64)[0]
+    callback = io.callback(callback)
     if record.name == "rk45":
-        return _reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end, ts, rng, noise,
-                                 save_every, save_at, dtype, nonfinite, out, progress, chunks, **opts)
+        return io.result(_reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end, ts, rng,
+                                           noise, save_every, save_at, dtype, nonfinite, out, progress, chunks,
+                                           callback, **opts))
     t_end = 0.0 if t_end is None else t_end
     grid = reverse_grid(process, steps, t_start, t_end, ts)
     table, view = _plan.reverse_table(process, grid, record, opts, corr, corr_opts)
@@ -406,19 +424,20 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         start *= plan.dtype.type(view.sd[-1])
         plan = dataclasses.replace(plan, x=start)
     result = execute(plan, key)
-    return Trajectory(x=result.x, xs=result.xs, ts=grid[::-1][saved], nfe=result.nfe)
+    return io.result(Trajectory(x=result.x, xs=result.xs, ts=grid[::-1][saved], nfe=result.nfe))
 
 
 def _reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end, ts, rng, noise, save_every, save_at,
-                      dtype, nonfinite, out, progress, chunks, rtol, atol):
+                      dtype, nonfinite, out, progress, chunks, callback, rtol, atol):
     """reverse(..., method="rk45"): adaptive steps, no grid (methods/_rk45.py)."""
     given = {"steps": steps, "ts": ts, "save_every": save_every, "corrector": corrector, "chunks": chunks,
-             "noise": noise}
+             "noise": noise, "callback": callback}
     for name, value in given.items():
         if value is not None:
             why = {"corrector": "it has no corrector", "noise": "it is deterministic"}.get(
                 name, "it chooses its own steps")
-            got = f"a {type(value).__name__} as noise" if name == "noise" else f"{name}={value!r}"
+            got = (f"a {type(value).__name__} as {name}" if name in ("noise", "callback")
+                   else f"{name}={value!r}")
             raise ValueError(f"{name} does not apply to method='rk45' ({why}; pass rtol/atol, and save_at "
                              f"times for states inside the run); got {got}")
     if progress:

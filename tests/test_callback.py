@@ -248,3 +248,10 @@ def test_a_callback_on_a_dask_run_raises():
     x = da.zeros((8, 2), chunks=4)
     with pytest.raises(ValueError, match="^callback does not apply to a dask run"):
         ds.reverse(VP, MIX, x, 4, callback=lambda info: None)
+
+
+def test_a_callback_with_rk45_raises_instead_of_being_ignored():
+    # rk45 chooses its own steps; the callback was silently never called before
+    x = np.zeros((4, 2))
+    with pytest.raises(ValueError, match=r"^callback does not apply to method='rk45' \(it chooses its own steps"):
+        ds.reverse(VP, MIX, x, method="rk45", callback=lambda info: None)

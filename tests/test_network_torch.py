@@ -305,3 +305,208 @@ def test_saved_weights_load_as_numpy_and_torch(tmp_path):
     np.testing.assert_allclose(as_np(X, t), got_t, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(as_np(X, t), ref, rtol=0, atol=1e-5)  # the module computed in float32
     assert str(as_np.metadata["note"]) == "x"
+
+
+# -- states as tensors: a tensor in, a tensor out -----------------------------------
+# Issue 19: "a torch tensor passed as the state still comes back as NumPy". The
+# run is the NumPy run of the same values (the C loop reads a view of the
+# tensor's memory), so every check below is bit for bit against it.
+
+MIX = DATA.score(VP)
+
+
+def _snapshot(t):
+    """Everything about a tensor a run could change."""
+    return (t.detach().clone(), t.dtype, t.requires_grad, t.stride(), t.storage_offset(), t._version, t.grad)
+
+
+def _unchanged(t, snap):
+    values, dtype, grad, stride, offset, version, g = snap
+    assert torch.equal(t.detach(), values) and t.dtype == dtype and t.requires_grad == grad
+    assert (t.stride(), t.storage_offset(), t._version, t.grad) == (stride, offset, version, g)
+
+
+RUNS = {
+    "forward": lambda x, **kw: ds.forward(VP, x, 12, rng=4, save_every=4, **kw),
+    "reverse em": lambda x, **kw: ds.reverse(VP, MIX, x, 12, rng=4, save_every=4, **kw),
+    "reverse ddim, callable score": lambda x, **kw: ds.reverse(VP, numpy_score(VP), x, 12, method="ddim",
+                                                               save_at=[0, 6, 12], **kw),
+    "reverse rk45": lambda x, **kw: ds.reverse(VP, MIX, x, method="rk45", save_at=[0.5, 0.1], **kw),
+}
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_tensor_state_comes_back_a_tensor_with_the_numpy_runs_bits(run, dtype):
+    x = torch.from_numpy(X[:16]).to(dtype).requires_grad_(True)
+    snap = _snapshot(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "not writable" or "requires grad" warnings either
+        got = RUNS[run](x)
+    want = RUNS[run](X[:16].astype(np.float32 if dtype == torch.float32 else np.float64))
+    for name in ("x", "xs"):
+        a = getattr(got, name)
+        assert type(a) is torch.Tensor and a.dtype == dtype and a.device.type == "cpu", name
+        assert not a.requires_grad and a.shape == getattr(want, name).shape
+        np.testing.assert_array_equal(a.numpy(), getattr(want, name))
+    assert isinstance(got.ts, np.ndarray)  # times stay NumPy float64
+    np.testing.assert_array_equal(got.ts, want.ts)
+    _unchanged(x, snap)
+
+
+def test_the_run_reads_the_tensor_through_a_read_only_view_of_its_memory():
+    from diffsde._frameworks import array_in
+    x = torch.from_numpy(np.array(X)).requires_grad_(True)
+    view, framework = array_in(x, "x")
+    assert framework == "torch" and np.shares_memory(view, x.detach().numpy())  # zero-copy
+    assert not view.flags.writeable  # never written into
+
+
+def test_non_contiguous_integer_and_low_precision_tensors():
+    base = torch.from_numpy(np.random.default_rng(1).normal(size=(6, 40)))
+    x = base.T[::2]  # (20, 6), strided both ways
+    assert not x.is_contiguous()
+    snap = _snapshot(base)
+    got = ds.forward(VP, x, 8, rng=2)
+    want = ds.forward(VP, np.ascontiguousarray(x.numpy()), 8, rng=2)
+    np.testing.assert_array_equal(got.x.numpy(), want.x)
+    _unchanged(base, snap)
+    # integers run in float64, as NumPy integers do
+    ints = torch.arange(12).reshape(6, 2)
+    got = ds.forward(VP, ints, 5, rng=1)
+    assert got.x.dtype == torch.float64
+    np.testing.assert_array_equal(got.x.numpy(), ds.forward(VP, np.arange(12).reshape(6, 2), 5, rng=1).x)
+    # half precision: an error naming the dtype, or the documented cast with dtype=
+    for half in (torch.float16, torch.bfloat16):
+        h = torch.from_numpy(X[:8]).to(half)
+        with pytest.raises(TypeError, match=rf"x0 is a torch tensor of dtype {half}.*dtype='float32'"):
+            ds.forward(VP, h, 5, rng=1)
+        for dtype in ("float32", torch.float32):
+            got = ds.forward(VP, h, 5, rng=1, dtype=dtype)
+            assert got.x.dtype == torch.float32
+            np.testing.assert_array_equal(got.x.numpy(), ds.forward(VP, h.float().numpy(), 5, rng=1).x)
+
+
+def test_out_tensor_is_written_in_place_and_returned():
+    x = torch.from_numpy(X[:16].copy())
+    out = torch.full((16, 2), np.nan, dtype=torch.float64)
+    version, ptr = out._version, out.data_ptr()
+    got = ds.reverse(VP, MIX, x, 10, rng=3, out=out)
+    want = ds.reverse(VP, MIX, X[:16], 10, rng=3)
+    assert got.x is out and out.data_ptr() == ptr
+    np.testing.assert_array_equal(out.numpy(), want.x)
+    assert out._version > version  # autograd sees the write
+    assert isinstance(got.xs, torch.Tensor)
+    # out=x samples in place
+    got = ds.reverse(VP, MIX, x, 10, rng=3, out=x)
+    assert got.x is x
+    np.testing.assert_array_equal(x.numpy(), want.x)
+    # a NumPy state may be written into a tensor, and the other way round
+    out = torch.empty(16, 2, dtype=torch.float64)
+    assert ds.forward(VP, X[:16], 4, rng=0, out=out).x is out
+    np_out = np.empty((16, 2))
+    got = ds.forward(VP, torch.from_numpy(X[:16]), 4, rng=0, out=np_out)
+    assert got.x is np_out and isinstance(got.xs, torch.Tensor)
+    np.testing.assert_array_equal(out.numpy(), np_out)
+
+
+def test_bad_tensors_raise_naming_the_argument_and_what_is_allowed():
+    x = torch.from_numpy(X[:4])
+    with pytest.raises(ValueError, match=r"x is a torch tensor on device 'meta'.*x\.cpu\(\)"):
+        ds.reverse(VP, MIX, torch.empty(4, 2, device="meta"), 5)
+    with pytest.raises(ValueError, match=r"x0 is a torch tensor on device 'meta'"):
+        ds.forward(VP, torch.empty(4, 2, device="meta"), 5)
+    with pytest.raises(TypeError, match="x0 is a torch tensor of dtype torch.complex128"):
+        ds.forward(VP, x.to(torch.complex128), 5)
+    with pytest.raises(TypeError, match="layout torch.sparse_coo.*to_dense"):
+        ds.forward(VP, x.to_sparse(), 5)
+    with pytest.raises(ValueError, match="out is a torch tensor that requires grad"):
+        ds.forward(VP, x, 5, out=torch.empty(4, 2, dtype=torch.float64, requires_grad=True))
+    with pytest.raises(ValueError, match="out is a torch tensor on device 'meta'"):
+        ds.forward(VP, x, 5, out=torch.empty(4, 2, dtype=torch.float64, device="meta"))
+    with pytest.raises(ValueError, match="expanded"):
+        ds.forward(VP, x, 5, out=torch.zeros(1, 2, dtype=torch.float64).expand(4, 2))
+    with pytest.raises(ValueError, match=r"out must have shape \(4, 2\) and dtype float64; got \(4, 2\) float32"):
+        ds.forward(VP, x, 5, out=torch.empty(4, 2))
+    with pytest.raises(TypeError, match="out must be a dense float32 or float64"):
+        ds.forward(VP, x, 5, out=torch.empty(4, 2, dtype=torch.float16))
+    with pytest.raises(TypeError, match="dtype must be float32 or float64; got torch.float16"):
+        ds.forward(VP, x, 5, dtype=torch.float16)
+
+
+def test_callback_sees_tensors_on_the_runs_memory():
+    # the inpainting of docs/methods.md: clamp the first coordinate after every step,
+    # once by editing a tensor in place, once by returning a new tensor, once in NumPy
+    y = 0.4
+
+    def numpy_hook(info):
+        info["x"][:, 0] = y * (1 - info["t_next"])
+
+    seen = []
+
+    def in_place(info):
+        x, den = info["x"], info["denoised"]
+        assert isinstance(x, torch.Tensor) and isinstance(den, torch.Tensor)
+        seen.append(den.numpy().copy())
+        x[:, 0] = y * (1 - info["t_next"])
+
+    def returning(info):
+        x = info["x"].clone()
+        x[:, 0] = y * (1 - info["t_next"])
+        return x
+
+    den_np = []
+    want = ds.reverse(VP, MIX, X[:32], 10, rng=6, save_every=5,
+                      callback=lambda info: (den_np.append(info["denoised"].copy()), numpy_hook(info))[1])
+    x = torch.from_numpy(X[:32]).requires_grad_(True)
+    for hook in (in_place, returning):
+        got = ds.reverse(VP, MIX, x, 10, rng=6, save_every=5, callback=hook)
+        assert isinstance(got.x, torch.Tensor)
+        np.testing.assert_array_equal(got.x.numpy(), want.x)
+        np.testing.assert_array_equal(got.xs.numpy(), want.xs)
+    np.testing.assert_array_equal(np.array(seen), np.array(den_np))
+    # a tensor the callback returns goes through the same checks
+    with pytest.raises(ValueError, match="the callback's state is a torch tensor on device 'meta'"):
+        ds.reverse(VP, MIX, x, 3, rng=6, callback=lambda info: torch.empty(32, 2, device="meta"))
+
+
+@pytest.mark.filterwarnings("ignore::diffsde.analysis.OrderFitWarning")  # 8 paths: equality is the point
+def test_shape_draws_numpy_and_other_entry_points_follow_the_state():
+    # no state given: the prior is drawn by diffsde, in NumPy, whatever the score
+    tr = ds.reverse(VP, MixtureNet(VP), shape=(8, 2), steps=4, rng=0)
+    assert isinstance(tr.x, np.ndarray)
+    # run_steps
+    table = ds.methods.table(VP, "em", np.linspace(1, 0, 6))
+    x = torch.from_numpy(X[:8]).float()
+    got = ds.run_steps(x, table, score=numpy_score(VP), rng=2, save=[0, 5])
+    want = ds.run_steps(X[:8].astype(np.float32), table, score=numpy_score(VP), rng=2, save=[0, 5])
+    assert isinstance(got.x, torch.Tensor) and got.x.dtype == torch.float32
+    np.testing.assert_array_equal(got.xs.numpy(), want.xs)
+    # log_likelihood: float64 log-densities, a tensor for a tensor (float32 state computed in float64)
+    x = DATA.sample(8, rng=4)
+    want = ds.log_likelihood(VP, DATA, x.astype(np.float32), steps=20)
+    got = ds.log_likelihood(VP, DATA, torch.from_numpy(x).float().requires_grad_(True), steps=20)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
+    np.testing.assert_array_equal(got.numpy(), want)
+    # perturb: an exact x_t | x_0, one time per row as a tensor too
+    t = torch.linspace(0.1, 0.9, 8, dtype=torch.float64, requires_grad=True)
+    got = VP.perturb(torch.from_numpy(X[:8]).float().requires_grad_(True), t, rng=3)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32 and not got.requires_grad
+    np.testing.assert_array_equal(got.numpy(), VP.perturb(X[:8].astype(np.float32), t.detach().numpy(), rng=3))
+    assert repr(ds.forward(VP, torch.from_numpy(X[:8]), 2)).startswith("Trajectory(x.shape=(8, 2), ")
+    # a noise array as a tensor
+    z = np.random.default_rng(0).standard_normal((5, 8, 2))
+    np.testing.assert_array_equal(ds.forward(VP, X[:8], 5, noise=torch.from_numpy(z)).x,
+                                  ds.forward(VP, X[:8], 5, noise=z).x)
+    np.testing.assert_array_equal(ds.forward(VP, X[:8], 5, noise=torch.from_numpy(z).half()).x,
+                                  ds.forward(VP, X[:8], 5, noise=z.astype(np.float16)).x)
+    # the analysis helpers take tensors (with grad too) and compute in NumPy
+    xt = torch.from_numpy(X[:8]).requires_grad_(True)
+    a = ds.analysis.strong_error(VP, xt, [2, 4, 8], rng=1)
+    b = ds.analysis.strong_error(VP, X[:8], [2, 4, 8], rng=1)
+    np.testing.assert_array_equal(a.errors, b.errors)
+    assert ds.analysis.moment_errors(xt, 0.0, 1.0)["mean_error"].tolist() == \
+        ds.analysis.moment_errors(X[:8], 0.0, 1.0)["mean_error"].tolist()
+    assert (ds.analysis.sliced_wasserstein(xt, xt + 1, rng=0).value
+            == ds.analysis.sliced_wasserstein(X[:8], X[:8] + 1, rng=0).value)
+    assert ds.analysis.wasserstein_1d(xt[:, 0], xt[:, 1]).value == ds.analysis.wasserstein_1d(X[:8, 0], X[:8, 1]).value
