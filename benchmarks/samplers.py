@@ -12,7 +12,9 @@ runs it:
   built-in exact score of the eight-Gaussians mixture (a C kernel; the step
   table runs in C);
 - the peer: k-diffusion's ``sample_<name>`` from its ``k_diffusion/sampling.py``
-  (loaded as tools/compare_samplers.py loads it; for ``dpm_solver`` its
+  (loaded as tools/compare_samplers.py loads it; its defaults, so a Brownian
+  tree for the SDE samplers, and for ``dpmpp_2m_sde``/``dpmpp_3m_sde`` also
+  with plain ``torch.randn_like`` noise, the ``/randn`` cases; for ``dpm_solver`` its
   ``DPMSolver.dpm_solver_3_step`` once per interval, as diffsde's singlestep
   method), or diffusers' scheduler (``unipc``: UniPCMultistepScheduler,
   ``plms``: PNDMScheduler with ``skip_prk_steps``, i.e. diffsde's
@@ -38,8 +40,8 @@ Agreement: deterministic samplers must agree path-wise (max |diff| relative
 to the largest output below 1e-9: rounding, amplified by the mixture's sharp
 posterior at small sigma); stochastic ones run on each library's own noise
 (torch's generator, k-diffusion's Brownian tree for dpmpp_sde) and must agree
-in law: the means and raw second moments of the two outputs within 5
-standard errors of their difference.
+in law: the means and raw second moments of the two outputs, and the means
+of |x| and |x|^2, within 5 standard errors of their difference.
 """
 import argparse
 import datetime
@@ -64,8 +66,13 @@ from compare_samplers import load_kdiffusion  # noqa: E402
 #: k-diffusion's samplers that diffsde implements under the same name.
 K_SAMPLERS = ("euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2s_ancestral",
               "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde")
-#: Everything the benchmark times; the last three run a k-diffusion class or diffusers.
-CASES = K_SAMPLERS + ("dpm_solver", "unipc", "plms")
+#: k-diffusion's SDE samplers with one increment per step, also timed with
+#: ``noise_sampler=default_noise_sampler(x)`` (torch.randn_like, the same law)
+#: instead of their default Brownian tree. (dpmpp_sde needs the tree: its two
+#: increments per step are correlated.)
+PLAIN_NOISE = ("dpmpp_2m_sde", "dpmpp_3m_sde")
+#: Everything the benchmark times; dpm_solver runs a k-diffusion class, unipc and plms diffusers.
+CASES = K_SAMPLERS + tuple(f"{n}/randn" for n in PLAIN_NOISE) + ("dpm_solver", "unipc", "plms")
 
 
 def cpu_model():
@@ -137,7 +144,10 @@ def make_case(name, kd, torch, diffusers, score_of, denoise, steps):
     return their final states in the same variable (x~ = x/m = x on EDM)."""
     edm = ds.EDM()
     score = score_of(edm)
+    name, _, variant = name.partition("/")
     deterministic = ds.methods.get(name).deterministic
+    if variant not in ("", "randn") or (variant and name not in PLAIN_NOISE):
+        raise ValueError(f"no benchmark case {name}/{variant}")
     if name in K_SAMPLERS:
         ts = ds.grids.karras(edm, steps)
         ts[-1] = 0.0                       # k-diffusion's final sigma = 0
@@ -148,8 +158,11 @@ def make_case(name, kd, torch, diffusers, score_of, denoise, steps):
             return ds.reverse(edm, score, ts[0] * u, ts=ts, method=name, rng=rng).x
 
         def run_peer(u, model=denoise):
-            return fn(model, torch.from_numpy(ts[0] * u), sig, disable=True).numpy()
-        return run_ds, run_peer, f"k-diffusion sample_{name}", deterministic
+            x = torch.from_numpy(ts[0] * u)
+            kw = {"noise_sampler": kd.default_noise_sampler(x)} if variant == "randn" else {}
+            return fn(model, x, sig, disable=True, **kw).numpy()
+        label = f"k-diffusion sample_{name}" + (" (noise_sampler=randn)" if variant == "randn" else "")
+        return run_ds, run_peer, label, deterministic
     if name == "dpm_solver":
         ts = ds.grids.logsnr(edm, steps)
 
@@ -247,8 +260,11 @@ def diffsde_evaluations(name, kd, torch, diffusers, denoise, steps):
 
 
 def moments(x):
-    """Per path: x1, x2, x1^2, x1 x2, x2^2."""
-    return np.stack([x[:, 0], x[:, 1], x[:, 0] ** 2, x[:, 0] * x[:, 1], x[:, 1] ** 2], axis=1)
+    """Per path: x1, x2, x1^2, x1 x2, x2^2, and the radius |x| and |x|^2 (the
+    mixture's modes lie on a circle: the radial ones have a small variance,
+    so they see the spread of each mode, e.g. a wrong noise scale)."""
+    r2 = x[:, 0] ** 2 + x[:, 1] ** 2
+    return np.stack([x[:, 0], x[:, 1], x[:, 0] ** 2, x[:, 0] * x[:, 1], x[:, 1] ** 2, np.sqrt(r2), r2], axis=1)
 
 
 def law_z(a, b):
@@ -324,7 +340,7 @@ def run(args):
                     agree = law_z(out_ds, out_peer)
                     ok = agree < 5.0
                     check = f"moments max |z| {agree:.2f}"
-                row = {"method": name, "peer": label, "threads": threads, "paths": paths, "steps": args.steps,
+                row = {"method": name.split("/")[0], "case": name, "peer": label, "threads": threads, "paths": paths, "steps": args.steps,
                        "evaluations": nfe[name][0], "peer_evaluations": nfe[name][1],
                        "diffsde_s": t_ds, "peer_s": t_peer,
                        "diffsde_ns_per_path_step": 1e9 * med_ds / work,
@@ -357,12 +373,12 @@ def markdown(report):
             if not rows:
                 continue
             lines += [f"## {threads} thread(s), {paths:,} paths", "",
-                      "| method | peer | evals | diffsde ns/path-step | peer ns/path-step | diffsde ns/eval | "
+                      "| case | peer | evals | diffsde ns/path-step | peer ns/path-step | diffsde ns/eval | "
                       "peer ns/eval | ratio | check |", "|---|---|---|---|---|---|---|---|---|"]
             for c in rows:
                 check = (f"{c['agreement']:.1e}" if c["deterministic"] else f"z {c['agreement']:.2f}") + \
                     ("" if c["agreement_ok"] else " FAIL")
-                lines.append(f"| {c['method']} | {c['peer']} | {c['evaluations']} | "
+                lines.append(f"| {c['case']} | {c['peer']} | {c['evaluations']} | "
                              f"{c['diffsde_ns_per_path_step']:.1f} | {c['peer_ns_per_path_step']:.1f} | "
                              f"{c['diffsde_ns_per_path_eval']:.1f} | {c['peer_ns_per_path_eval']:.1f} | "
                              f"{c['speedup']:.1f}x | {check} |")
