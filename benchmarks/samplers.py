@@ -366,7 +366,14 @@ def markdown(report):
              + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + ".", "",
              "ns per path-step (and per path and denoiser evaluation); ratio = peer time / diffsde time; "
              "check = path-wise max relative difference (deterministic) or the largest |z| of the "
-             "first and second moments (stochastic, each library's own noise).", ""]
+             "means, raw second moments, |x| and |x|^2 (stochastic, each library's own noise). "
+             "k-diffusion's SDE samplers use its default Brownian tree (torchsde) unless the case "
+             "says /randn (its default_noise_sampler, torch.randn_like).", ""]
+    load = report.get("load_average_at_start")
+    if load is not None and load > report["cores"]:
+        lines += [f"The machine was shared: load average {load:.1f} on {report['cores']} cores when the run "
+                  "started. One-thread figures are CPU time, less affected (interleaved runs of the two libraries share the same conditions); wall times with all cores "
+                  "include waiting for a core and vary by several times between neighbouring cases.", ""]
     for threads in sorted({c["threads"] for c in report["cases"]}):
         for paths in sorted({c["paths"] for c in report["cases"]}):
             rows = [c for c in report["cases"] if c["threads"] == threads and c["paths"] == paths]
