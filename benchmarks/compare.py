@@ -40,9 +40,13 @@ import; two OpenMP runtimes in one process would also contend): 1 thread is
 ``torch.set_num_threads(1)`` / ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
 intra_op_parallelism_threads=1``, all cores is ``torch.set_num_threads(n)`` /
 XLA's default. diffsde uses ``ds.set_num_threads`` with its shipped serial
-thresholds (runs below 5000 elements stay serial by design). Each
-measurement also records process CPU time / wall time, the threads actually
-used.
+thresholds (runs below 5000 elements stay serial by design). Every 1-thread
+measurement (diffsde, NumPy, the floor, the torch and jax workers) runs
+pinned to one core (``os.sched_setaffinity``), because XLA's single-thread
+flags do not make diffrax single-threaded: unpinned, its "1 thread" runs used
+1.8-1.95 cores (cpu/wall of the 2026-11-23 run, 26.7 ns/element-step for
+reverse EM against 11.2 for diffsde). Each measurement also records process
+CPU time / wall time, the threads actually used.
 
 Every library's final samples are checked (mean, variance, and for the 2-D
 workloads the mean radius) against the exact target law, or, failing that,
@@ -260,6 +264,28 @@ def check(workload, stats, ds_stats, ref_name="diffsde's"):
 
 
 # ---- timing --------------------------------------------------------------------
+
+ONE_CORE = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
+class pinned:
+    """``with pinned(threads):`` runs the block on one core when threads == 1
+    (the 1-thread figures mean one core for every library), else unchanged."""
+
+    def __init__(self, threads):
+        self.on = threads == 1 and ONE_CORE is not None
+
+    def __enter__(self):
+        if self.on:
+            self.saved = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {ONE_CORE})
+        return self
+
+    def __exit__(self, *exc):
+        if self.on:
+            os.sched_setaffinity(0, self.saved)
+        return False
+
 
 def busy_cores(seconds=1.0):
     """Cores busy (by anyone) over ``seconds`` of /proc/stat while this process
@@ -613,6 +639,9 @@ def worker(kind, threads, plan_path, out_path):
     plan = json.loads(Path(plan_path).read_text())
     cfg, numpy_ns = plan["cfg"], plan["numpy_ns"]
     history, versions, errors = [], {}, {}
+    if threads == 1 and ONE_CORE is not None:   # before torch/jax start their threads
+        os.sched_setaffinity(0, {ONE_CORE})
+        versions["pinned_to_core"] = ONE_CORE
     try:
         if kind == "torch":
             import torch
@@ -686,12 +715,13 @@ def floor_measurements(ds, cfg, sizes):
         fns["numpy_standard_normal"] = lambda: [rng.standard_normal(out=z) for _ in range(calls)]
         fns["copyto"] = lambda: [np.copyto(z, src) for _ in range(calls)]
         for name, fn in fns.items():
-            fn()
-            ts = []
-            for _ in range(5):
-                t0 = time.perf_counter()
+            with pinned(1 if not name.startswith("ds_standard_normal") or name.endswith("_1T") else 2):
                 fn()
-                ts.append(time.perf_counter() - t0)
+                ts = []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    fn()
+                    ts.append(time.perf_counter() - t0)
             row[name] = {"median": statistics.median(ts) / (calls * elements) * 1e9,
                          "min": min(ts) / (calls * elements) * 1e9, "max": max(ts) / (calls * elements) * 1e9}
         rows.append(row)
@@ -752,15 +782,17 @@ def callback_workload(ds, cfg, history, steps_rows):
                 tr = ds.reverse(ddpm, score, x_T, method="ancestral", rng=calls[0])
                 nfe["ds"] = tr.nfe
                 return tr.x
-            rec_cb = measure(cfg, "ddpm_callback", "diffsde", threads, elements, steps, lambda f=ds_run: f,
-                             [], {})
-            cb = time_runs(callback_alone, cfg["budget"])[0]
+            with pinned(threads):
+                rec_cb = measure(cfg, "ddpm_callback", "diffsde", threads, elements, steps, lambda f=ds_run: f,
+                                 [], {})
+                cb = time_runs(callback_alone, cfg["budget"])[0]
             rec_cb["callback_seconds"] = cb
             rec_cb["nfe"] = nfe.get("ds")
             history.append(rec_cb)
             out.append(rec_cb)
-        rec_np = measure(cfg, "ddpm_callback", "numpy", 1, elements, steps, lambda: numpy_run, [], {})
-        cb = time_runs(callback_alone, cfg["budget"])[0]
+        with pinned(1):
+            rec_np = measure(cfg, "ddpm_callback", "numpy", 1, elements, steps, lambda: numpy_run, [], {})
+            cb = time_runs(callback_alone, cfg["budget"])[0]
         rec_np["callback_seconds"] = cb
         history.append(rec_np)
         out.append(rec_np)
@@ -1073,6 +1105,7 @@ def main(argv=None):
     t_start = time.perf_counter()
     info = machine_info(ds)
     info["busy_cores_by_others"] = {"start": busy0}
+    info["one_thread_pinned_to_core"] = ONE_CORE
     log("diffsde side by side" + (" (--quick)" if args.quick else " (--full)"))
     log(f"CPU: {info['cpu']}; {N_CORES} usable cores; threads {THREADS}; Python {info['python']}")
     log(f"cores busy with other processes at the start: {busy0:.2f} (of {N_CORES})")
@@ -1093,12 +1126,14 @@ def main(argv=None):
         for elements, steps in rows[workload]:
             x0 = initial_state(workload, elements)
             for t in THREADS:
-                measure(cfg, workload, "diffsde", t, elements, steps,
-                        lambda: diffsde_factories(ds, workload, x0, steps, t), ms, {})
+                with pinned(t):
+                    measure(cfg, workload, "diffsde", t, elements, steps,
+                            lambda: diffsde_factories(ds, workload, x0, steps, t), ms, {})
             if "numpy" in families:
                 fac = numpy_forward(x0, steps) if workload == "forward" else \
                     numpy_reverse(x0, steps, 1.0 if workload == "reverse" else 0.0)
-                r = measure(cfg, workload, "numpy", 1, elements, steps, lambda: fac, ms, numpy_ns)
+                with pinned(1):
+                    r = measure(cfg, workload, "numpy", 1, elements, steps, lambda: fac, ms, numpy_ns)
                 if r["status"] == "ok":
                     numpy_ns.setdefault(workload, {})[str(elements)] = r["ns_per_element_step"]["median"]
     log("\n== workload 3: the callback path ==")
@@ -1164,6 +1199,9 @@ def main(argv=None):
           "sections): " + ", ".join(f"{k} {v:.2f}" for k, v in info["busy_cores_by_others"].items()
                                      if v is not None) + ".", "",
           "Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + f", Python {info['python']}.",
+          "", (f"1-thread figures: every library pinned to core {ONE_CORE} (os.sched_setaffinity); "
+               "unpinned, diffrax's single-thread XLA flags still use up to 2 cores." if ONE_CORE is not None
+               else "1-thread figures: not pinned (no os.sched_setaffinity here)."),
           "", "Produced by `python benchmarks/compare.py" + (" --quick" if args.quick else " --full")
           + "`; every measurement (median/min/max, moments, check) is in the JSON beside this file.", "",
           tables, "## Targets", "", verdicts, "", "## Skipped or not applicable", ""]
