@@ -44,7 +44,7 @@ thresholds (runs below 5000 elements stay serial by design). Every 1-thread
 measurement (diffsde, NumPy, the floor, the torch and jax workers) runs
 pinned to one core (``os.sched_setaffinity``), because XLA's single-thread
 flags do not make diffrax single-threaded: unpinned, its "1 thread" runs used
-1.8-1.95 cores (cpu/wall of the 2026-11-23 run, 26.7 ns/element-step for
+1.7-1.95 cores (cpu/wall of the 2026-11-23 run, 26.7 ns/element-step for
 reverse EM against 11.2 for diffsde). Each measurement also records process
 CPU time / wall time, the threads actually used.
 
