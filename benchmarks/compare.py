@@ -40,9 +40,13 @@ import; two OpenMP runtimes in one process would also contend): 1 thread is
 ``torch.set_num_threads(1)`` / ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
 intra_op_parallelism_threads=1``, all cores is ``torch.set_num_threads(n)`` /
 XLA's default. diffsde uses ``ds.set_num_threads`` with its shipped serial
-thresholds (runs below 5000 elements stay serial by design). Each
-measurement also records process CPU time / wall time, the threads actually
-used.
+thresholds (runs below 5000 elements stay serial by design). Every 1-thread
+measurement (diffsde, NumPy, the floor, the torch and jax workers) runs
+pinned to one core (``os.sched_setaffinity``), because XLA's single-thread
+flags do not make diffrax single-threaded: unpinned, its "1 thread" runs used
+1.7-1.95 cores (cpu/wall of the 2026-11-23 run, 26.7 ns/element-step for
+reverse EM against 11.2 for diffsde). Each measurement also records process
+CPU time / wall time, the threads actually used.
 
 Every library's final samples are checked (mean, variance, and for the 2-D
 workloads the mean radius) against the exact target law, or, failing that,
@@ -261,6 +265,28 @@ def check(workload, stats, ds_stats, ref_name="diffsde's"):
 
 # ---- timing --------------------------------------------------------------------
 
+ONE_CORE = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
+class pinned:
+    """``with pinned(threads):`` runs the block on one core when threads == 1
+    (the 1-thread figures mean one core for every library), else unchanged."""
+
+    def __init__(self, threads):
+        self.on = threads == 1 and ONE_CORE is not None
+
+    def __enter__(self):
+        if self.on:
+            self.saved = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {ONE_CORE})
+        return self
+
+    def __exit__(self, *exc):
+        if self.on:
+            os.sched_setaffinity(0, self.saved)
+        return False
+
+
 def busy_cores(seconds=1.0):
     """Cores busy (by anyone) over ``seconds`` of /proc/stat while this process
     sleeps: other processes' load, which slows every multi-threaded timing."""
@@ -290,8 +316,9 @@ def wait_quiet(limit, threshold=0.3):
 
 
 def cpu_seconds():
-    t = os.times()
-    return t.user + t.system
+    """User + system CPU time of the process, all threads (clock_gettime's
+    resolution; os.times() ticks in 10 ms)."""
+    return time.process_time()
 
 
 def time_runs(run, budget):
@@ -305,11 +332,15 @@ def time_runs(run, budget):
     else:
         seconds, n_more = [], max(3, min(7, math.ceil(budget / max(first, 1e-9))))
     c0, w0 = cpu_seconds(), time.perf_counter()
+    cpu = [] if first <= LONG_RUN else None
     for _ in range(n_more):
-        t0 = time.perf_counter()
+        t0, c1 = time.perf_counter(), cpu_seconds()
         out = run()
         seconds.append(time.perf_counter() - t0)
+        if cpu is not None:
+            cpu.append(cpu_seconds() - c1)
     cpu_per_wall = (cpu_seconds() - c0) / max(time.perf_counter() - w0, 1e-9)
+    time_runs.last_cpu = cpu   # process CPU seconds per timed run (None when the first run counted)
     return seconds, cpu_per_wall, out
 
 
@@ -361,6 +392,10 @@ def measure(cfg, workload, lib, threads, elements, steps, factory, history, nump
         seconds, cpu_per_wall, out = time_runs(run, cfg["budget"])
         summarize(rec, seconds, elements * steps)
         rec["cpu_per_wall"] = cpu_per_wall
+        if time_runs.last_cpu:
+            # CPU time of the process per element-step: for a run on one core
+            # the work itself, robust to other processes taking the core
+            rec["cpu_ns_per_element_step"] = statistics.median(time_runs.last_cpu) / (elements * steps) * 1e9
         rec["moments"] = moments(out() if callable(out) else out)
         rec["status"] = "ok"
     except Skip as exc:
@@ -613,6 +648,9 @@ def worker(kind, threads, plan_path, out_path):
     plan = json.loads(Path(plan_path).read_text())
     cfg, numpy_ns = plan["cfg"], plan["numpy_ns"]
     history, versions, errors = [], {}, {}
+    if threads == 1 and ONE_CORE is not None:   # before torch/jax start their threads
+        os.sched_setaffinity(0, {ONE_CORE})
+        versions["pinned_to_core"] = ONE_CORE
     try:
         if kind == "torch":
             import torch
@@ -686,12 +724,13 @@ def floor_measurements(ds, cfg, sizes):
         fns["numpy_standard_normal"] = lambda: [rng.standard_normal(out=z) for _ in range(calls)]
         fns["copyto"] = lambda: [np.copyto(z, src) for _ in range(calls)]
         for name, fn in fns.items():
-            fn()
-            ts = []
-            for _ in range(5):
-                t0 = time.perf_counter()
+            with pinned(1 if not name.startswith("ds_standard_normal") or name.endswith("_1T") else 2):
                 fn()
-                ts.append(time.perf_counter() - t0)
+                ts = []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    fn()
+                    ts.append(time.perf_counter() - t0)
             row[name] = {"median": statistics.median(ts) / (calls * elements) * 1e9,
                          "min": min(ts) / (calls * elements) * 1e9, "max": max(ts) / (calls * elements) * 1e9}
         rows.append(row)
@@ -752,15 +791,17 @@ def callback_workload(ds, cfg, history, steps_rows):
                 tr = ds.reverse(ddpm, score, x_T, method="ancestral", rng=calls[0])
                 nfe["ds"] = tr.nfe
                 return tr.x
-            rec_cb = measure(cfg, "ddpm_callback", "diffsde", threads, elements, steps, lambda f=ds_run: f,
-                             [], {})
-            cb = time_runs(callback_alone, cfg["budget"])[0]
+            with pinned(threads):
+                rec_cb = measure(cfg, "ddpm_callback", "diffsde", threads, elements, steps, lambda f=ds_run: f,
+                                 [], {})
+                cb = time_runs(callback_alone, cfg["budget"])[0]
             rec_cb["callback_seconds"] = cb
             rec_cb["nfe"] = nfe.get("ds")
             history.append(rec_cb)
             out.append(rec_cb)
-        rec_np = measure(cfg, "ddpm_callback", "numpy", 1, elements, steps, lambda: numpy_run, [], {})
-        cb = time_runs(callback_alone, cfg["budget"])[0]
+        with pinned(1):
+            rec_np = measure(cfg, "ddpm_callback", "numpy", 1, elements, steps, lambda: numpy_run, [], {})
+            cb = time_runs(callback_alone, cfg["budget"])[0]
         rec_np["callback_seconds"] = cb
         history.append(rec_np)
         out.append(rec_np)
@@ -1004,6 +1045,21 @@ def evaluate_targets(res):
                                                   f"{r['overhead_us_per_step']:.1f} us" for r in cb))
     lines.append("- workload 4 (ODE, >= 3x diffrax's jit-compiled Euler at equal steps):")
     lines.append(verdict("vs diffrax ODETerm+Euler", ratios("ode", "diffrax_vbt", THREADS), 3))
+
+    # the same 1-thread ratios in process CPU time (every 1-thread run is on one core, so its CPU time
+    # is its work; wall time also counts the time other processes held the core)
+    def cpu_ns(workload, lib, elements):
+        r = find(ms, workload=workload, lib=lib, threads=1, elements=elements)
+        return r.get("cpu_ns_per_element_step") if r and r["status"] == "ok" and r.get("check_ok") else None
+    got = []
+    for workload, lib in (("reverse", "diffrax_unsafe"), ("reverse", "diffrax_vbt"), ("reverse", "torchsde"),
+                          ("ode", "diffrax_vbt"), ("forward", "diffrax_unsafe")):
+        for elements, _ in res["rows"][workload]:
+            d, o = cpu_ns(workload, "diffsde", elements), cpu_ns(workload, lib, elements)
+            if d and o:
+                got.append(f"{workload} vs {LIBS[lib]} {elements:.0e}: {o / d:.1f}x")
+    if got:
+        lines.append("- 1 thread in process CPU time (ratios competitor/diffsde): " + "; ".join(got))
     return "\n".join(lines)
 
 
@@ -1073,6 +1129,7 @@ def main(argv=None):
     t_start = time.perf_counter()
     info = machine_info(ds)
     info["busy_cores_by_others"] = {"start": busy0}
+    info["one_thread_pinned_to_core"] = ONE_CORE
     log("diffsde side by side" + (" (--quick)" if args.quick else " (--full)"))
     log(f"CPU: {info['cpu']}; {N_CORES} usable cores; threads {THREADS}; Python {info['python']}")
     log(f"cores busy with other processes at the start: {busy0:.2f} (of {N_CORES})")
@@ -1093,12 +1150,14 @@ def main(argv=None):
         for elements, steps in rows[workload]:
             x0 = initial_state(workload, elements)
             for t in THREADS:
-                measure(cfg, workload, "diffsde", t, elements, steps,
-                        lambda: diffsde_factories(ds, workload, x0, steps, t), ms, {})
+                with pinned(t):
+                    measure(cfg, workload, "diffsde", t, elements, steps,
+                            lambda: diffsde_factories(ds, workload, x0, steps, t), ms, {})
             if "numpy" in families:
                 fac = numpy_forward(x0, steps) if workload == "forward" else \
                     numpy_reverse(x0, steps, 1.0 if workload == "reverse" else 0.0)
-                r = measure(cfg, workload, "numpy", 1, elements, steps, lambda: fac, ms, numpy_ns)
+                with pinned(1):
+                    r = measure(cfg, workload, "numpy", 1, elements, steps, lambda: fac, ms, numpy_ns)
                 if r["status"] == "ok":
                     numpy_ns.setdefault(workload, {})[str(elements)] = r["ns_per_element_step"]["median"]
     log("\n== workload 3: the callback path ==")
@@ -1164,6 +1223,9 @@ def main(argv=None):
           "sections): " + ", ".join(f"{k} {v:.2f}" for k, v in info["busy_cores_by_others"].items()
                                      if v is not None) + ".", "",
           "Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + f", Python {info['python']}.",
+          "", (f"1-thread figures: every library pinned to core {ONE_CORE} (os.sched_setaffinity); "
+               "unpinned, diffrax's single-thread XLA flags still use up to 2 cores." if ONE_CORE is not None
+               else "1-thread figures: not pinned (no os.sched_setaffinity here)."),
           "", "Produced by `python benchmarks/compare.py" + (" --quick" if args.quick else " --full")
           + "`; every measurement (median/min/max, moments, check) is in the JSON beside this file.", "",
           tables, "## Targets", "", verdicts, "", "## Skipped or not applicable", ""]

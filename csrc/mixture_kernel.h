@@ -32,20 +32,43 @@ typedef double dsde_lanes __attribute__((vector_size(DSDE_LANES * sizeof(double)
 #endif
 #endif
 
+/* D is d; SMALL (a constant at each call, set with the constant D = 2) puts
+ * the coordinate loops inside the row loops, where they unroll, so each
+ * logit and score coordinate stays in a register until it is stored. Per row the operations and their order are
+ * those written in the loops below whatever the fusion: lk = 0 + t_0 + t_1
+ * + ..., then the clamp, the exp and the sums over k in order. */
 static DSDE_ALWAYS_INLINE void
-DSDE_ISA_NAME(mixture_tile_body)(int64_t K, int64_t d, const int64_t W, const double *inv_c,
-                                 const double *mmu, const double *lognorm, const double *xT,
-                                 double *gT, double *scratch)
+DSDE_ISA_NAME(mixture_tile_body)(int64_t K, const int64_t D, const int SMALL, const int64_t W,
+                                 const double *inv_c, const double *mmu, const double *lognorm,
+                                 const double *xT, double *gT, double *scratch)
 {
+    const int64_t d = D;
     double *logit = scratch, *best = scratch + K * W, *total = best + W;
     for (int64_t r = 0; r < W; r++)
         best[r] = -INFINITY;
     for (int64_t k = 0; k < K; k++) {
         double *lk = logit + k * W;
-        for (int64_t r = 0; r < W; r++)
-            lk[r] = 0.0;
-        for (int64_t j = 0; j < d; j++) {
-            const double mj = mmu[k * d + j], ic = inv_c[k * d + j];
+        const double *mk = mmu + k * d, *ick = inv_c + k * d;
+        const double lnk = lognorm[k];
+        if (SMALL) { /* the coordinates inside the row loop */
+            for (int64_t r = 0; r < W; r++) {
+                double acc = 0.0;
+                for (int64_t j = 0; j < D; j++) {
+                    double diff = mk[j] - xT[j * W + r];
+                    acc += diff * (diff * ick[j]);
+                }
+                double l = lnk - 0.5 * acc;
+                lk[r] = l;
+                best[r] = l > best[r] ? l : best[r];
+            }
+            continue;
+        }
+        for (int64_t r = 0; r < W; r++) { /* j = 0, added to 0 as in the sum */
+            double diff = mk[0] - xT[r];
+            lk[r] = 0.0 + diff * (diff * ick[0]);
+        }
+        for (int64_t j = 1; j < d; j++) {
+            const double mj = mk[j], ic = ick[j];
             const double *xj = xT + j * W;
             for (int64_t r = 0; r < W; r++) {
                 double diff = mj - xj[r];
@@ -53,30 +76,44 @@ DSDE_ISA_NAME(mixture_tile_body)(int64_t K, int64_t d, const int64_t W, const do
             }
         }
         for (int64_t r = 0; r < W; r++) {
-            lk[r] = lognorm[k] - 0.5 * lk[r];
+            lk[r] = lnk - 0.5 * lk[r];
             best[r] = lk[r] > best[r] ? lk[r] : best[r];
         }
     }
     for (int64_t r = 0; r < W; r++)
         total[r] = 0.0;
-    for (int64_t j = 0; j < d; j++)
-        for (int64_t r = 0; r < W; r++)
-            gT[j * W + r] = 0.0;
+    if (!SMALL)
+        for (int64_t j = 0; j < d; j++)
+            for (int64_t r = 0; r < W; r++)
+                gT[j * W + r] = 0.0;
     for (int64_t k = 0; k < K; k++) {
         double *lk = logit + k * W;
+        const double *mk = mmu + k * d, *ick = inv_c + k * d;
         /* A component whose weight underflows must weigh exactly 0, as in
          * libm's exp: its own score can be as large as 1e308 (far means,
-         * tiny variances), so any floor would leak into the sum. */
+         * tiny variances), so any floor would leak into the sum. The clamp
+         * is a bit select (vectorizes; a ?: here would not on AVX2). */
         for (int64_t r = 0; r < W; r++) {
             double v = lk[r] - best[r];
-            lk[r] = v < DSDE_EXP_FLOOR ? DSDE_EXP_FLOOR : v;
+            uint64_t low = UINT64_C(0) - (uint64_t)(v < DSDE_EXP_FLOOR);
+            double e = dsde_exp_nonpositive(dsde_select(low, DSDE_EXP_FLOOR, v));
+            lk[r] = e;
+            total[r] += e;
         }
-        for (int64_t r = 0; r < W; r++) {
-            lk[r] = dsde_exp_nonpositive(lk[r]);
-            total[r] += lk[r];
+        if (SMALL && k == 0) { /* the sums start at 0 */
+            for (int64_t r = 0; r < W; r++)
+                for (int64_t j = 0; j < D; j++)
+                    gT[j * W + r] = 0.0 + lk[r] * ((mk[j] - xT[j * W + r]) * ick[j]);
+            continue;
+        }
+        if (SMALL) {
+            for (int64_t r = 0; r < W; r++)
+                for (int64_t j = 0; j < D; j++)
+                    gT[j * W + r] += lk[r] * ((mk[j] - xT[j * W + r]) * ick[j]);
+            continue;
         }
         for (int64_t j = 0; j < d; j++) {
-            const double mj = mmu[k * d + j], ic = inv_c[k * d + j];
+            const double mj = mk[j], ic = ick[j];
             const double *xj = xT + j * W;
             double *gj = gT + j * W;
             for (int64_t r = 0; r < W; r++)
@@ -164,10 +201,12 @@ DSDE_ISA_NAME(dsde_mixture_tile)(int64_t K, int64_t d, int64_t width, const doub
 {
     /* A full tile gets a copy with a constant trip count (the fast path);
      * short blocks (large d) get one sized to their rows. */
-    if (width == DSDE_TILE)
-        DSDE_ISA_NAME(mixture_tile_body)(K, d, DSDE_TILE, inv_c, mmu, lognorm, xT, gT, scratch);
+    if (width == DSDE_TILE && d == 2)
+        DSDE_ISA_NAME(mixture_tile_body)(K, 2, 1, DSDE_TILE, inv_c, mmu, lognorm, xT, gT, scratch);
+    else if (width == DSDE_TILE)
+        DSDE_ISA_NAME(mixture_tile_body)(K, d, 0, DSDE_TILE, inv_c, mmu, lognorm, xT, gT, scratch);
     else
-        DSDE_ISA_NAME(mixture_tile_body)(K, d, width, inv_c, mmu, lognorm, xT, gT, scratch);
+        DSDE_ISA_NAME(mixture_tile_body)(K, d, 0, width, inv_c, mmu, lognorm, xT, gT, scratch);
 }
 
 

@@ -292,9 +292,56 @@ poll_pool(void *arg)
 
 /* ---- dispatch ------------------------------------------------------------- */
 
+/* A tile's rows in and out of the transposed layout (xT[j][r], zero past
+ * the n real rows; out gets the n rows back rounded to T). A full tile at
+ * d = 1 or 2 (the common toy data) takes loops of constant trip counts,
+ * which compilers vectorize; the values moved are the same. */
+#define DEFINE_TILE_MOVES(SFX, T)                                              \
+    static void tile_in_##SFX(const T *x, int64_t d, int64_t W, int64_t n,     \
+                              double *xT)                                      \
+    {                                                                          \
+        if (n == DSDE_TILE && W == DSDE_TILE && d == 2) {                      \
+            for (int64_t r = 0; r < DSDE_TILE; r++) {                          \
+                xT[r] = (double)x[2 * r];                                      \
+                xT[DSDE_TILE + r] = (double)x[2 * r + 1];                      \
+            }                                                                  \
+            return;                                                            \
+        }                                                                      \
+        if (n == DSDE_TILE && W == DSDE_TILE && d == 1) {                      \
+            for (int64_t r = 0; r < DSDE_TILE; r++)                            \
+                xT[r] = (double)x[r];                                          \
+            return;                                                            \
+        }                                                                      \
+        for (int64_t j = 0; j < d; j++)                                        \
+            for (int64_t r = 0; r < W; r++)                                    \
+                xT[j * W + r] = r < n ? (double)x[r * d + j] : 0.0;            \
+    }                                                                          \
+    static void tile_out_##SFX(const double *gT, int64_t d, int64_t W,         \
+                               int64_t n, T *out)                              \
+    {                                                                          \
+        if (n == DSDE_TILE && W == DSDE_TILE && d == 2) {                      \
+            for (int64_t r = 0; r < DSDE_TILE; r++) {                          \
+                out[2 * r] = (T)gT[r];                                         \
+                out[2 * r + 1] = (T)gT[DSDE_TILE + r];                         \
+            }                                                                  \
+            return;                                                            \
+        }                                                                      \
+        if (n == DSDE_TILE && W == DSDE_TILE && d == 1) {                      \
+            for (int64_t r = 0; r < DSDE_TILE; r++)                            \
+                out[r] = (T)gT[r];                                             \
+            return;                                                            \
+        }                                                                      \
+        for (int64_t r = 0; r < n; r++)                                        \
+            for (int64_t j = 0; j < d; j++)                                    \
+                out[r * d + j] = (T)gT[j * W + r];                             \
+    }
+
+DEFINE_TILE_MOVES(f64, double)
+DEFINE_TILE_MOVES(f32, float)
+
 /* Mixture and empirical scores compute in double: the row is widened, the
  * score rounded once to the element type. */
-#define DEFINE_SCORE(NAME, T, LINEAR)                                          \
+#define DEFINE_SCORE(NAME, T, LINEAR, SFX)                                     \
     void NAME(const dsde_builtin_score *sc, double m, double s, const T *x,    \
               int64_t rows, T *out, double *work, dsde_pool *pool, int master) \
     {                                                                          \
@@ -320,17 +367,13 @@ poll_pool(void *arg)
                                     sc->lambdas, sc->uniform, w.lognorm};      \
             for (int64_t r0 = 0; r0 < rows; r0 += W) {                         \
                 int64_t n = rows - r0 < W ? rows - r0 : W;                     \
-                for (int64_t j = 0; j < d; j++)                                \
-                    for (int64_t r = 0; r < W; r++)                            \
-                        xT[j * W + r] = r < n ? (double)x[(r0 + r) * d + j] : 0.0; \
+                tile_in_##SFX(x + r0 * d, d, W, n, xT);                        \
                 if (row_kernel) /* 1/c goes to w.inv_c, m mu is not stored */   \
                     dsde_simd()->mixture_row(&ra, xT, gT, w.inv_c, scratch);   \
                 else                                                           \
                     tile(sc->n_components, d, W, coef, w.mmu, w.lognorm, xT,   \
                          gT, scratch);                                         \
-                for (int64_t r = 0; r < n; r++)                                \
-                    for (int64_t j = 0; j < d; j++)                            \
-                        out[(r0 + r) * d + j] = (T)gT[j * W + r];              \
+                tile_out_##SFX(gT, d, W, n, out + r0 * d);                     \
                 if (dsde_poll(pool, master))                                   \
                     return;                                                    \
             }                                                                  \
@@ -367,5 +410,5 @@ poll_pool(void *arg)
         }                                                                      \
     }
 
-DEFINE_SCORE(dsde_score_f64, double, score_linear_f64)
-DEFINE_SCORE(dsde_score_f32, float, score_linear_f32)
+DEFINE_SCORE(dsde_score_f64, double, score_linear_f64, f64)
+DEFINE_SCORE(dsde_score_f32, float, score_linear_f32, f32)

@@ -5,15 +5,18 @@ static const dsde_simd_kernels paths[] = {
     {"baseline", dsde_normal_blocks_f64_baseline, dsde_normal_blocks_f32_baseline,
      dsde_mixture_tile_baseline, dsde_mixture_full_tile_baseline,
      dsde_mixture_coefficients_baseline,
-     dsde_empirical_rows_baseline, dsde_mixture_row_baseline},
+     dsde_empirical_rows_baseline, dsde_mixture_row_baseline, dsde_combine_f64_baseline,
+     dsde_combine_f32_baseline, dsde_langevin_f64_baseline, dsde_langevin_f32_baseline},
 #if defined(__x86_64__) && defined(__GNUC__)
     {"avx2", dsde_normal_blocks_f64_avx2, dsde_normal_blocks_f32_avx2, dsde_mixture_tile_avx2,
      dsde_mixture_full_tile_avx2, dsde_mixture_coefficients_avx2,
-     dsde_empirical_rows_avx2, dsde_mixture_row_avx2},
+     dsde_empirical_rows_avx2, dsde_mixture_row_avx2, dsde_combine_f64_avx2,
+     dsde_combine_f32_avx2, dsde_langevin_f64_avx2, dsde_langevin_f32_avx2},
     {"avx512", dsde_normal_blocks_f64_avx512, dsde_normal_blocks_f32_avx512,
      dsde_mixture_tile_avx512, dsde_mixture_full_tile_avx512,
      dsde_mixture_coefficients_avx512, dsde_empirical_rows_avx512,
-     dsde_mixture_row_avx512},
+     dsde_mixture_row_avx512, dsde_combine_f64_avx512, dsde_combine_f32_avx512,
+     dsde_langevin_f64_avx512, dsde_langevin_f32_avx512},
 #endif
 };
 #define N_PATHS ((int)(sizeof(paths) / sizeof(paths[0])))

@@ -67,6 +67,13 @@ typedef struct {
                                  const double *means, double *inv_c, double *mmu);
     dsde_empirical_rows_fn empirical_rows;
     dsde_mixture_row_fn mixture_row; /* icbuf: K d doubles; scratch: K */
+    /* the row kernels of step.h */
+    int (*combine_f64)(double *, const double *const *, const double *, int, int64_t);
+    int (*combine_f32)(float *, const float *const *, const double *, int, int64_t);
+    int (*langevin_f64)(double *, const double *, const double *, const double *, int64_t,
+                        int64_t, double, double);
+    int (*langevin_f32)(float *, const float *, const float *, const float *, int64_t,
+                        int64_t, double, double);
 } dsde_simd_kernels;
 
 /* Picks the best path the CPU supports; called once, at module import, so
@@ -102,7 +109,15 @@ int dsde_simd_select(const char *name);
     void dsde_empirical_rows_##isa(const dsde_emp_args *, const double *,      \
                                    int64_t, double *, double *);               \
     void dsde_mixture_row_##isa(const dsde_mix_row_args *, const double *,     \
-                                double *, double *, double *);
+                                double *, double *, double *);                 \
+    int dsde_combine_f64_##isa(double *, const double *const *, const double *, \
+                               int, int64_t);                                  \
+    int dsde_combine_f32_##isa(float *, const float *const *, const double *,  \
+                               int, int64_t);                                  \
+    int dsde_langevin_f64_##isa(double *, const double *, const double *,      \
+                                const double *, int64_t, int64_t, double, double); \
+    int dsde_langevin_f32_##isa(float *, const float *, const float *,         \
+                                const float *, int64_t, int64_t, double, double);
 DSDE_DECLARE_KERNELS(baseline)
 #if defined(__x86_64__) && defined(__GNUC__)
 DSDE_DECLARE_KERNELS(avx2)

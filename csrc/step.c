@@ -1,38 +1,32 @@
-#include <stddef.h>
-#include <math.h>
+/* The row kernels of step.h, run on the instruction set simd.c chose (the
+ * loops themselves are in step_kernel.h, compiled once per set in isa_*.c;
+ * every set gives the same bits). */
 #include <stdint.h>
-#include <string.h>
+#include "simd.h"
 #include "step.h"
 
-#define DSDE_STEP_CAT2(a, b) a##_##b
-#define DSDE_STEP_CAT(a, b) DSDE_STEP_CAT2(a, b)
-
-/* 1 when v is inf or NaN: its exponent bits are all ones. An integer test
- * the loops fold into an OR, so the check costs no second pass. */
-static inline uint64_t
-nonfinite_f64(double v)
+int
+dsde_combine_f64(double *dst, const double *const *src, const double *w, int n, int64_t len)
 {
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    return (bits & UINT64_C(0x7FF0000000000000)) == UINT64_C(0x7FF0000000000000);
+    return dsde_simd()->combine_f64(dst, src, w, n, len);
 }
 
-static inline uint64_t
-nonfinite_f32(float v)
+int
+dsde_combine_f32(float *dst, const float *const *src, const double *w, int n, int64_t len)
 {
-    uint32_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    return (bits & UINT32_C(0x7F800000)) == UINT32_C(0x7F800000);
+    return dsde_simd()->combine_f32(dst, src, w, n, len);
 }
 
-#define DSDE_T double
-#define DSDE_SFX f64
-#include "step_kernel.h"
-#undef DSDE_T
-#undef DSDE_SFX
+int
+dsde_langevin_f64(double *out, const double *x, const double *s, const double *z, int64_t rows,
+                  int64_t dim, double r, double snr)
+{
+    return dsde_simd()->langevin_f64(out, x, s, z, rows, dim, r, snr);
+}
 
-#define DSDE_T float
-#define DSDE_SFX f32
-#include "step_kernel.h"
-#undef DSDE_T
-#undef DSDE_SFX
+int
+dsde_langevin_f32(float *out, const float *x, const float *s, const float *z, int64_t rows,
+                  int64_t dim, double r, double snr)
+{
+    return dsde_simd()->langevin_f32(out, x, s, z, rows, dim, r, snr);
+}

@@ -1,8 +1,13 @@
 /*
- * The row kernels (step.h) for one element type. step.c includes this file
- * once per type with DSDE_T (the type) and DSDE_SFX (f64 or f32) defined, so
- * every line below is a real line for a debugger or a sanitizer.
+ * The row kernels (step.h) for one element type and instruction set. Each
+ * per-ISA file (isa_*.c) includes this file once per type with DSDE_T (the
+ * type), DSDE_SFX (f64_<isa> or f32_<isa>) and DSDE_NONFINITE (the test of
+ * step_common.h for the type) defined, so every line below is a real line for
+ * a debugger or a sanitizer. Plain loops: each compiler vectorizes them with
+ * the instructions its file allows, IEEE operations in the same order, so
+ * every path gives the same bits; step.c picks one at run time.
  */
+#include "step_common.h"
 #define DSDE_FN(name) DSDE_STEP_CAT(name, DSDE_SFX)
 
 int
@@ -21,7 +26,7 @@ DSDE_FN(dsde_combine)(DSDE_T *dst, const DSDE_T *const *src, const double *w, in
         for (int64_t i = 0; i < len; i++) {
             DSDE_T v = tw[0] * s0[i];
             dst[i] = v;
-            bad |= DSDE_FN(nonfinite)(v);
+            bad |= DSDE_NONFINITE(v);
         }
     }
     else if (n == 2) {
@@ -29,7 +34,7 @@ DSDE_FN(dsde_combine)(DSDE_T *dst, const DSDE_T *const *src, const double *w, in
         for (int64_t i = 0; i < len; i++) {
             DSDE_T v = tw[0] * s0[i] + tw[1] * s1[i];
             dst[i] = v;
-            bad |= DSDE_FN(nonfinite)(v);
+            bad |= DSDE_NONFINITE(v);
         }
     }
     else if (n == 3) {
@@ -37,7 +42,7 @@ DSDE_FN(dsde_combine)(DSDE_T *dst, const DSDE_T *const *src, const double *w, in
         for (int64_t i = 0; i < len; i++) {
             DSDE_T v = tw[0] * s0[i] + tw[1] * s1[i] + tw[2] * s2[i];
             dst[i] = v;
-            bad |= DSDE_FN(nonfinite)(v);
+            bad |= DSDE_NONFINITE(v);
         }
     }
     else {
@@ -46,7 +51,7 @@ DSDE_FN(dsde_combine)(DSDE_T *dst, const DSDE_T *const *src, const double *w, in
             for (int k = 1; k < n; k++)
                 v = v + tw[k] * src[k][i];
             dst[i] = v;
-            bad |= DSDE_FN(nonfinite)(v);
+            bad |= DSDE_NONFINITE(v);
         }
     }
     return bad != 0;
@@ -72,7 +77,7 @@ DSDE_FN(dsde_langevin)(DSDE_T *out, const DSDE_T *x, const DSDE_T *s, const DSDE
         for (int64_t i = 0; i < dim; i++) {
             DSDE_T v = x[o + i] + te * s[o + i] + tsd * z[o + i];
             out[o + i] = v;
-            bad |= DSDE_FN(nonfinite)(v);
+            bad |= DSDE_NONFINITE(v);
         }
     }
     return bad != 0;
