@@ -296,7 +296,9 @@ def reverse(process, score, x=None, steps=None, *, shape=None, method=None, alph
         singular at T = 1, where it is 1 - 1e-3; and 0). The score is
         never evaluated at t_end by a fixed-grid method. ``rk45``
         evaluates it there, so it needs t_end > 0 (its default, for
-        ``t_end=None``, is 1e-3, score_sde's eps).
+        ``t_end=None``, is ``process.default_t_end``, where the grids end:
+        score_sde's eps, 1e-3 T on VP and sub-VP, 1e-5 T on VE; sigma_min
+        on EDM).
     ts : array, optional
         SDEs only: a decreasing grid of times instead of steps/t_start/t_end.
     variance : {"beta", "posterior"}
@@ -451,12 +453,13 @@ def _reverse_adaptive(process, score, x, steps, shape, corrector, t_start, t_end
         # as em and ode_heun on a chain: the ODE of chain.as_sde()
         process = process.as_sde()
     t_start = process.default_t_start if t_start is None else real_scalar(t_start, "t_start")
-    t_end = _rk45.DEFAULT_T_END if t_end is None else real_scalar(t_end, "t_end")
+    t_end = process.default_t_end if t_end is None else real_scalar(t_end, "t_end")
     if not 0 < t_start <= process.T:
         raise ValueError(f"t_start must lie in (0, T] = (0, {process.T:g}]; got {t_start!r}")
     if not 0 < t_end < t_start:
         raise ValueError(f"t_end of method='rk45' must lie in (0, t_start) = (0, {t_start:g}): its last stage "
-                         f"evaluates the score at t_end (default {_rk45.DEFAULT_T_END:g}); got {t_end!r}")
+                         f"evaluates the score at t_end (default: the process's default_t_end, "
+                         f"{process.default_t_end:g}); got {t_end!r}")
     x, shape = _reverse_start(x, shape, dtype)
     probe = np.broadcast_to(np.zeros((), dtype=x.dtype if x is not None else np.float64), shape)
     plan = prepare(x if x is not None else probe, StepTable.program(score_rows(0, t=t_start)), score=bound,

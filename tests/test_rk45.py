@@ -110,6 +110,15 @@ def test_rk45_beats_fixed_step_heun_at_equal_nfe(sweep):
         assert np.abs(heun.x - ref).max() > 10 * np.abs(tr.x - ref).max(), tol
 
 
+def test_the_default_end_is_where_the_process_grids_end():
+    """t_end=None stops at process.default_t_end, as the grids do (score_sde's
+    eps: 1e-3 T on VP, 1e-5 T on VE; sigma_min on EDM), not one number for
+    every process."""
+    for process in (ds.VPSDE(), ds.VESDE(), ds.EDM()):
+        tr = ds.reverse(process, ds.LinearScore(0.0, 1.0), np.zeros((3, 1)), method="rk45")
+        assert tr.ts[-1] == process.default_t_end, type(process).__name__
+
+
 def test_the_counts_add_up(sweep):
     """nfe = 1 (f at t_start) + 1 (the first-step probe) + 6 per attempted
     step; the step sizes span [t_end, t_start]; fixed-grid runs report None."""
@@ -255,7 +264,7 @@ def test_a_run_does_not_modify_its_input_and_fills_out():
 
 
 @pytest.mark.parametrize("kwargs,error,pattern", [
-    ({"t_end": 0.0}, ValueError, r"^t_end of method='rk45' must lie in \(0, t_start\) = \(0, 1\).*default 0.001\); "
+    ({"t_end": 0.0}, ValueError, r"^t_end of method='rk45' must lie in \(0, t_start\) = \(0, 1\).*default_t_end, 0.001\); "
                                  r"got 0.0$"),
     ({"steps": 10}, ValueError, "^steps does not apply to method='rk45'"),
     ({"ts": [1.0, 0.5]}, ValueError, "^ts does not apply to method='rk45'"),

@@ -68,9 +68,8 @@ STAGES = 7
 
 #: The controller's constants (Hairer et al. 1993, II.4).
 SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0
-#: Default tolerances (score_sde's) and reverse's default t_end (score_sde's eps).
+#: Default tolerances (score_sde's); reverse's default t_end is the process's default_t_end.
 DEFAULT_RTOL = DEFAULT_ATOL = 1e-5
-DEFAULT_T_END = 1e-3
 
 
 def dense_weights(theta):
@@ -356,7 +355,7 @@ def reverse_rk45(sde, score, x, t_start, t_end, rtol, atol, save_at, dtype, nonf
 REVERSE = Method(
     "rk45", "reverse", _not_a_fixed_table, requires=("affine",), kind="ode", deterministic=True, nfe_per_step=6,
     summary="adaptive Dormand-Prince 5(4) on the probability-flow ODE (FSAL, error control to rtol/atol, "
-            "dense output); needs t_end > 0 (default 1e-3)",
+            "dense output); needs t_end > 0 (default: the process's default_t_end)",
     paper="Dormand & Prince 1980; Hairer, Norsett & Wanner 1993; Song et al. 2021", order=5.0, streams=(),
     adaptive=True,
     options=(Option("rtol", DEFAULT_RTOL, _positive("rtol"), "relative tolerance of the step-size control"),
