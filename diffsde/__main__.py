@@ -23,6 +23,7 @@ import numpy as np
 
 from . import (DDPM, SMLD, VESDE, VPSDE, GaussianMixture, SubVPSDE, analysis, datasets, forward, grids, methods,
                reverse, set_num_threads)
+from .methods import get as method_record
 from .plot import animate, error_vs_nfe, log_ticks
 
 PROCESSES = {"vp": lambda: VPSDE(0.1, 20.0), "ve": lambda: VESDE(0.01, 10.0), "subvp": lambda: SubVPSDE(0.1, 20.0)}
@@ -313,8 +314,13 @@ def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, meth
                                                                  ("rk45", {})]):
             label = method + "".join(f", {k}={v}" for k, v in kw.items())
             tic = time.perf_counter()
-            # rk45 chooses its own steps (to rtol = atol = 1e-5)
-            tr = reverse(sde, data, x_T, None if method == "rk45" else n_steps, method=method, rng=seed + 2, **kw)
+            # an adaptive method (rk45) chooses its own steps (to rtol = atol = 1e-5)
+            try:
+                adaptive = method_record(method).adaptive
+            except ValueError:  # an unknown name: reverse says which methods the process offers
+                adaptive = False
+            tr = reverse(sde, data, x_T, None if adaptive else n_steps, method=method, rng=seed + 2, **kw)
+            taken = f"adaptive, {tr.accepted} accepted" if adaptive else n_steps
             seconds = time.perf_counter() - tic
             x = np.asarray(tr.x, dtype=np.float64).reshape(paths, -1)
             dist = analysis.Distance.from_null(_distance(x, fresh, seed), null, (paths, paths))
@@ -322,10 +328,10 @@ def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, meth
             if n_steps == step_list[-1]:
                 results[label] = (x, dist)
             verdict = "consistent" if dist.consistent(LEVEL) else "distinguishable"
-            rows.append([label, n_steps, _fmt(dist.value, 3), _fmt(dist.floor, 3),
+            rows.append([label, taken, _fmt(dist.value, 3), _fmt(dist.floor, 3),
                          f"[{dist.floor_low:.3g}, {dist.floor_high:.3g}]", f"{dist.pvalue:.3f}", verdict,
                          _fmt(mean_error, 3), tr.nfe, f"{seconds:.2f}"])
-            report.say(f"{process} {label}, {n_steps} steps: {_distance_label(data.d)} {dist.value:.3g}, "
+            report.say(f"{process} {label}, {taken} steps: {_distance_label(data.d)} {dist.value:.3g}, "
                        f"{dist.verdict(LEVEL)}")
     band = f"{100 * (analysis.BAND[1] - analysis.BAND[0]):g}%"
     confidence = f"{100 * (1 - LEVEL):g}%"
