@@ -11,22 +11,6 @@
 #endif
 #include <math.h>
 #define DSDE_ISA avx2
-#include "normal_kernel.h"
-#include "mixture_kernel.h"
-#include "empirical_kernel.h"
-#define DSDE_T double
-#define DSDE_SFX DSDE_CAT(f64, DSDE_ISA)
-#define DSDE_NONFINITE nonfinite_f64
-#include "step_kernel.h"
-#undef DSDE_T
-#undef DSDE_SFX
-#undef DSDE_NONFINITE
-#define DSDE_T float
-#define DSDE_SFX DSDE_CAT(f32, DSDE_ISA)
-#define DSDE_NONFINITE nonfinite_f32
-#include "step_kernel.h"
-#undef DSDE_T
-#undef DSDE_SFX
-#undef DSDE_NONFINITE
+#include "isa_kernels.h"
 #endif
 typedef int dsde_avx2_translation_unit_is_not_empty;
