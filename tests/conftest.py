@@ -71,3 +71,20 @@ def on_every_simd_path(fn):
         return out
     finally:
         ds.set_simd_path(before)
+
+
+def engine_noise(key, n, shape, dtype=np.float64):
+    """noise(step, which) for a sampler twin (tests/reference_samplers.py): the
+    engine's own normal of twin step i (interval n - 1 - i) on the stream of
+    ``which`` (step noise, churn, dpmpp_sde's second increment), so a twin and
+    ``ds.reverse`` run on identical noise."""
+    import reference_samplers as rs
+    from diffsde import _core
+    from diffsde._steptable import STREAM_EXTRA, STREAM_STEP
+    streams = {rs.STEP: STREAM_STEP, rs.CHURN: STREAM_EXTRA + 0, rs.BRIDGE: STREAM_EXTRA + 1}
+
+    def noise(step, which):
+        out = np.empty(shape, dtype=dtype)
+        _core.fill_normal(out, key, streams[which], n - 1 - step, 0, 1)
+        return out
+    return noise

@@ -12,9 +12,8 @@ import pytest
 
 import diffsde as ds
 import reference_samplers as rs
-from conftest import GAUSS_SCORE, MU, V0, VE
-from diffsde import _core, _rng
-from diffsde._steptable import STREAM_EXTRA, STREAM_STEP
+from conftest import GAUSS_SCORE, MU, V0, VE, engine_noise
+from diffsde import _rng
 
 #: A chain on its own grid and respaced chains of each family (each
 #: diffusers spacing once); the SMLD chains with sigma_0 > 0 and = 0.
@@ -62,22 +61,11 @@ CASES = [
 ]
 CASE_IDS = [name + "".join(f"-{k}={v}" for k, v in opts.items() if k != "s_tmax") for name, opts in CASES]
 
-#: The engine's stream for each kind of normal the twins ask for.
-STREAM_OF = {rs.STEP: STREAM_STEP, rs.CHURN: STREAM_EXTRA + 0, rs.BRIDGE: STREAM_EXTRA + 1}
 
 
 def _options(opts, chain):
     top = float(rs.DiscreteChain(chain).levels[-1])
     return {k: (0.5 * top if v == "top/2" else v) for k, v in opts.items()}
-
-
-def _engine_noise(key, n, shape, dtype=np.float64):
-    """noise(step, which): the engine's normals of twin step i (interval n - 1 - i)."""
-    def noise(step, which):
-        out = np.empty(shape, dtype=dtype)
-        _core.fill_normal(out, key, STREAM_OF[which], n - 1 - step, 0, 1)
-        return out
-    return noise
 
 
 def _gauss(x, t, m, s):
@@ -120,7 +108,7 @@ def test_chain_sampler_matches_its_twin(chain_id, name, opts):
     key = _rng.key_from_rng(5)
     for pkg_score, twin_score in ((GAUSS_SCORE, _gauss), (TimeScore(chain), TimeScore(chain))):
         out = ds.reverse(chain, pkg_score, x0, method=name, rng=5, **opts).x
-        got = rs.on_chain(name, chain, twin_score, x0, _engine_noise(key, chain.N, x0.shape), **opts)
+        got = rs.on_chain(name, chain, twin_score, x0, engine_noise(key, chain.N, x0.shape), **opts)
         np.testing.assert_allclose(out, got, rtol=1e-12, atol=1e-12 * np.abs(got).max(),
                                    err_msg=f"score {type(pkg_score).__name__}")
 
@@ -136,7 +124,7 @@ def test_chain_sampler_matches_its_twin_float32(chain_id, name, opts):
     out = ds.reverse(chain, GAUSS_SCORE, x0, method=name, rng=3, **opts).x
     assert out.dtype == np.float32
     got = rs.on_chain(name, chain, _gauss, x0.astype(np.float64),
-                      _engine_noise(_rng.key_from_rng(3), chain.N, x0.shape, np.float32), **opts)
+                      engine_noise(_rng.key_from_rng(3), chain.N, x0.shape, np.float32), **opts)
     np.testing.assert_allclose(out, got, rtol=2e-5, atol=2e-5 * np.abs(got).max())
 
 

@@ -11,9 +11,8 @@ import pytest
 
 import diffsde as ds
 import reference_samplers as rs
-from conftest import GAUSS_SCORE, MU, V0, VP
-from diffsde import _core, _rng
-from diffsde._steptable import STREAM_EXTRA, STREAM_STEP
+from conftest import GAUSS_SCORE, MU, V0, VP, engine_noise
+from diffsde import _rng
 
 EDM = ds.EDM()
 #: A path given only by m and s (numerical derivatives and inverses).
@@ -23,8 +22,6 @@ PROCESSES = {"VP": VP, "EDM": EDM, "AffineSDE": OU}
 SAMPLERS = ["euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2s_ancestral",
             "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "ddim"]
 STOCHASTIC = [n for n in SAMPLERS if not ds.methods.get(n).deterministic]
-#: The engine's stream for each kind of normal the twins ask for.
-STREAM_OF = {rs.STEP: STREAM_STEP, rs.CHURN: STREAM_EXTRA + 0, rs.BRIDGE: STREAM_EXTRA + 1}
 #: Options that make every in-step draw happen (churn everywhere; eta > 0 is
 #: the default of the stochastic ones); ddim with eta = 0.7 checks its split.
 OPTIONS = {"euler": dict(s_churn=2.0, s_tmin=0.01, s_noise=1.003),
@@ -61,15 +58,6 @@ def _denoiser(process, score, ts):
     return denoise
 
 
-def _engine_noise(key, n, shape, dtype=np.float64):
-    """noise(step, which): the engine's normals of step i (interval n - 1 - i)."""
-    def noise(step, which):
-        out = np.empty(shape, dtype=dtype)
-        _core.fill_normal(out, key, STREAM_OF[which], n - 1 - step, 0, 1)
-        return out
-    return noise
-
-
 def _linear(x, m, s):
     return (m * MU - x) / (m * m * V0 + s * s)
 
@@ -89,7 +77,7 @@ def test_table_matches_numpy_twin(name, process):
     sig = process.sigma_of_t(ts)
     sig[-1] = 0.0
     twin = rs.SAMPLERS[name][0]
-    got = twin(_denoiser(process, _linear, ts), x0 / m0, sig, _engine_noise(_rng.key_from_rng(5), n, x0.shape),
+    got = twin(_denoiser(process, _linear, ts), x0 / m0, sig, engine_noise(_rng.key_from_rng(5), n, x0.shape),
                **opts)
     np.testing.assert_allclose(out / m1, got, rtol=1e-12, atol=1e-12 * np.abs(got).max())
 
@@ -105,7 +93,7 @@ def test_table_matches_numpy_twin_float32(name):
     assert out.dtype == np.float32
     sig = EDM.sigma_of_t(ts)
     got = rs.SAMPLERS[name][0](_denoiser(EDM, _linear, ts), x0, sig,
-                               _engine_noise(_rng.key_from_rng(3), n, x0.shape, np.float32), **opts)
+                               engine_noise(_rng.key_from_rng(3), n, x0.shape, np.float32), **opts)
     np.testing.assert_allclose(out, got, rtol=2e-5, atol=2e-5 * np.abs(got).max())
 
 
@@ -116,7 +104,7 @@ def test_user_noise_replaces_the_step_stream():
     x0 = np.linspace(-5, 5, 6).reshape(3, 2)
     z = np.random.default_rng(1).standard_normal((n, 3, 2))
     out = ds.reverse(EDM, GAUSS_SCORE, x0, ts=ts, method="dpmpp_sde", rng=4, noise=z).x
-    key_noise = _engine_noise(_rng.key_from_rng(4), n, x0.shape)
+    key_noise = engine_noise(_rng.key_from_rng(4), n, x0.shape)
 
     def noise(step, which):
         return z[n - 1 - step] if which == rs.STEP else key_noise(step, which)
