@@ -319,6 +319,8 @@ def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, meth
                 adaptive = method_record(method).adaptive
             except ValueError:  # an unknown name: reverse says which methods the process offers
                 adaptive = False
+            if adaptive and n_steps != step_list[-1]:
+                continue  # it ignores the step count: one run, with the finest row
             tr = reverse(sde, data, x_T, None if adaptive else n_steps, method=method, rng=seed + 2, **kw)
             taken = f"adaptive, {tr.accepted} accepted" if adaptive else n_steps
             seconds = time.perf_counter() - tic

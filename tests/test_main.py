@@ -65,6 +65,7 @@ def test_tour_sampler_tables_label_sliced_w2_and_state_a_test(tmp_path, capsys):
                            "same-law 90% band", "p-value", "at the 95% level", "max abs mean error", "nfe", "seconds"]
         fixed = [row for row in rows[1:] if not row[0].startswith("rk45")]
         assert {row[1] for row in fixed} == {"15", "100"}  # the coarse and the fine step counts
+        assert len(rows) - 1 - len(fixed) == 1  # rk45 once: it ignores the step count
         for row in rows[1:]:
             if row[0].startswith("rk45"):  # adaptive: the steps it took, not the requested count
                 accepted = int(re.fullmatch(r"adaptive, (\d+) accepted", row[1]).group(1))
