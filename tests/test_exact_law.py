@@ -140,12 +140,10 @@ SIGMA_TWINS = [name for name in rs.SAMPLERS]
 
 @pytest.mark.parametrize("name", SIGMA_TWINS)
 def test_exact_law_equals_the_twins_affine_law(name):
-    """The NumPy twin of each sigma-space sampler registered on VP (the
-    twins of methods still to be registered are skipped) run on the same
-    grid: its exact affine law (probe runs, tests/reference_samplers.py)
-    in x = m x~ equals the recursion's."""
-    if name not in ds.methods.available(VP):
-        pytest.skip(f"{name} is not registered on VPSDE")
+    """The NumPy twin of each sigma-space sampler (every twin's method is
+    registered on VP) run on the same grid: its exact affine law (probe
+    runs, tests/reference_samplers.py) in x = m x~ equals the recursion's."""
+    assert name in ds.methods.available(VP), f"the twin {name!r} has no method registered on VPSDE"
     twin, _, kinds = rs.SAMPLERS[name]
     grid = ds.grids.logsnr(VP, 8)
     sigmas, m = rs.sigma_space(VP, grid)
