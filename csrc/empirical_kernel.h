@@ -15,8 +15,8 @@
  * keeping the expansion's cancellation to the spread of the data rather
  * than its offset. Per row, the points are visited in blocks in their order;
  * a block's largest logit updates the running maximum (rescaling the sums
- * by the series exp of the difference), its weights go through the clamped
- * series exp of csrc/fastmath.h, and the total is kept in eight partial sums
+ * by the table exp of the difference), its weights go through the clamped
+ * table exp of csrc/fastmath.h, and the total is kept in eight partial sums
  * (point p in sum p mod 8) added in a fixed tree at the end. Every sum has
  * a fixed order that depends on neither the rows around a row nor the
  * vector length, so a row's bits are the same on every path, in every

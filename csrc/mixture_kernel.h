@@ -220,7 +220,7 @@ DSDE_ISA_NAME(dsde_mixture_tile)(int64_t K, int64_t d, int64_t width, const doub
  *     l_k = lognorm_k - quad_k / 2,  score = sum_k softmax(l)_k v_k,
  *
  * with the sums in index order and the weights through the same clamp and
- * series exp as the diagonal kernel. scratch: K W logits, 2 W, then d W
+ * table exp as the diagonal kernel. scratch: K W logits, 2 W, then d W
  * (diff) and K d W (the v_k).
  */
 static DSDE_ALWAYS_INLINE void

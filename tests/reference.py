@@ -164,22 +164,36 @@ def score_in_c(score, x, m, s, dtype=np.float64):
     return ds.run_steps(np.asarray(x, dtype=dtype), table, score=score).x
 
 
-def exp_nonpositive(x):
-    """Twin of csrc/fastmath.h's exp for x in [-750, 0]: x = n ln 2 + r,
-    Taylor series of e^r to r^13, times 2^h then 2^(n-h), h = n/2 rounded
-    (one rounding into the subnormals)."""
-    import math
+def exp2_table():
+    """2^(j/128), j = 0..127, each correctly rounded to a double: computed
+    here with Decimal, independently of csrc/exp2_table.h."""
+    from decimal import Decimal, localcontext
 
+    with localcontext() as ctx:
+        ctx.prec = 80
+        return np.array([float(Decimal(2) ** (Decimal(j) / 128)) for j in range(128)])
+
+
+_EXP2_TABLE = exp2_table()
+
+
+def exp_nonpositive(x):
+    """Twin of csrc/fastmath.h's exp for x in [-750, 0] (Tang's table-driven
+    method): x = (128 e + j) ln(2)/128 + r, e^r = 1 + q with q of degree 5,
+    p = T_j + T_j q, times 2^h then 2^(e-h), h = e/2 rounded (one rounding
+    into the subnormals)."""
     shift = 6755399441055744.0
     x = np.asarray(x, dtype=np.float64)
-    t = x * 1.44269504088896340736 + shift
+    t = x * (128.0 * 1.44269504088896340736) + shift
     n = t - shift
-    r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10
-    p = 1.0 / math.factorial(13)
-    for k in range(12, -1, -1):
-        p = 1.0 / math.factorial(k) + r * p
-    h = np.round(n * 0.5)
-    return (p * np.ldexp(1.0, h.astype(np.int64))) * np.ldexp(1.0, (n - h).astype(np.int64))
+    r = (x - n * (6.93147180369123816490e-01 / 128)) - n * (1.90821492927058770002e-10 / 128)
+    j = n.astype(np.int64) & 127
+    q = r + (r * r) * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120))))
+    table_j = _EXP2_TABLE[j]
+    p = table_j + table_j * q
+    e = (n - j) * (1.0 / 128)
+    h = np.round(e * 0.5)
+    return (p * np.ldexp(1.0, h.astype(np.int64))) * np.ldexp(1.0, (e - h).astype(np.int64))
 
 
 def uniforms(key, stream, k, j):

@@ -11,7 +11,7 @@ NumPy float64 add, mul or div is the same IEEE operation as the C one.
 
 The transcendental functions are the kernel's own:
 
-* the isotropic/diagonal mixture weights go through the series exp of
+* the isotropic/diagonal mixture weights go through the table exp of
   csrc/fastmath.h (``reference.exp_nonpositive``) after the kernel's clamp
   at -750;
 * so do the full-covariance weights up to d = FULL_TILE_MAX_DIM (the tile
@@ -114,7 +114,7 @@ def precisions(gm, inv_c):
 def _mixture_full_tile(gm, rows, m, s, exp):
     """The full-covariance tile kernel (d <= FULL_TILE_MAX_DIM): diff = m mu_k
     - x, v = P_k diff (sums over j in order, starting from the j = 0 term),
-    quad = sum_i diff_i v_i from 0, then the diagonal kernel's clamped series
+    quad = sum_i diff_i v_i from 0, then the diagonal kernel's clamped table
     exp and weighted sum of the v_k."""
     inv_c, mmu, lognorm = mixture_prepare(gm, m, s)
     P = precisions(gm, inv_c)
@@ -189,7 +189,7 @@ def mixture_score(gm, x, m, s, *, exp=None):
     (any shape ending in d, or a batch of scalars for d = 1; float64 or
     float32) for the marginal m x_0 + s z.
 
-    ``exp`` replaces the kernel's exp (the series for isotropic/diagonal
+    ``exp`` replaces the kernel's exp (the table exp for isotropic/diagonal
     covariances and full ones up to FULL_TILE_MAX_DIM, libm's for larger full
     ones): the tests swap them to show that the outputs depend on which exp
     runs."""
@@ -213,8 +213,8 @@ def empirical_score(data, x, m, s, *, exp=None):
     squared norms, the centre): per row x' = x - m centre, |x'|^2 and the
     dot products x'.y'_p summed over j in order, the logits
     ((|x'|^2 - 2m x'.y'_p) + m^2 |y'_p|^2) (-1/(2 s^2)); per block of 256
-    points a running maximum (sums rescaled by the series exp of the
-    change, plus 0.0 so that no sum is -0), clamped series-exp weights, eight partial totals (point p in
+    points a running maximum (sums rescaled by the table exp of the
+    change, plus 0.0 so that no sum is -0), clamped table-exp weights, eight partial totals (point p in
     p mod 8) and the weighted sum of the y'_p in point order; at the end
     ((m acc) / total - x') / s^2 with the total's fixed tree."""
     exp = exp or exp_nonpositive

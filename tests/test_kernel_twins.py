@@ -6,7 +6,7 @@ The C score is read through one affine row x <- 0 x + 1 score(x) + 0 z
 (``reference.score_in_c``): both products are exact and the sum adds 0, so
 the state after the row is the kernel's output itself. Nothing here is
 compared to a tolerance: the twins repeat the kernels' double arithmetic in
-the kernels' order and call the same exp and log (the series exp of
+the kernels' order and call the same exp and log (the table exp of
 csrc/fastmath.h for the isotropic/diagonal weights; the C library's exp and
 log, through Python's math module, elsewhere), so any change to a kernel's
 formula, order or exp shows up as changed bits.
@@ -97,21 +97,21 @@ def test_mixture_bits_do_not_depend_on_the_block_or_the_tile_width():
             np.testing.assert_array_equal(out, twin, err_msg=f"{path}, block_rows={block_rows}")
 
 
-def test_the_mixture_weights_go_through_the_series_exp():
-    """The series exp of csrc/fastmath.h, seen through the C mixture score.
+def test_the_mixture_weights_go_through_the_table_exp():
+    """The table exp of csrc/fastmath.h, seen through the C mixture score.
 
     - sweep: two unit components 40 apart; the logit gap 40 x - 800 sweeps
       [-800, 0] over x in [0, 20], through the clamp at -750 and the
       subnormal weights;
     - cancel: two unit components at -1 and 1, x in [-1/2, 1/2], where the
       score -x + tanh(x) cancels, so a 1-ulp change of a weight changes the
-      output (about 1 row in 10 differs between the series and libm's exp);
+      output (about 1 row in 10 differs between the table exp and libm's exp);
     - subnormal: a component of weight 1e-300 and variance 1e-300 next to a
       broad one (variance 1e300, whose own score underflows to 0), with
       logit gaps in [-745, -708]: the output is the subnormal weight times a
       score near 1e151, so the subnormal's bits are the output's bits.
 
-    The C output equals the twin with the series exp on every path and, for
+    The C output equals the twin with the table exp on every path and, for
     the last two, differs from the same twin with libm's exp in many rows:
     the comparison sees which exp the kernel evaluates."""
     rng = np.random.default_rng(31)
@@ -122,16 +122,16 @@ def test_the_mixture_weights_go_through_the_series_exp():
          38.6e-150 - rng.uniform(37.6e-150, 38.6e-150, 1000), 10),
     )
     for gm, x, min_differ in cases:
-        series = twins.mixture_score(gm, x, 1.0, 0.0)
+        table = twins.mixture_score(gm, x, 1.0, 0.0)
         libm = twins.mixture_score(gm, x, 1.0, 0.0, exp=twins.libm_exp)
-        assert np.count_nonzero(series != libm) >= min_differ
+        assert np.count_nonzero(table != libm) >= min_differ
         for path, got in on_every_simd_path(lambda: reference.score_in_c(gm, x, 1.0, 0.0)).items():
-            np.testing.assert_array_equal(got, series, err_msg=path)
+            np.testing.assert_array_equal(got, table, err_msg=path)
 
 
-def test_full_covariance_weights_use_the_series_exp_in_the_tile_kernel_and_libm_above():
+def test_full_covariance_weights_use_the_table_exp_in_the_tile_kernel_and_libm_above():
     """Full covariances up to d = 32 go through the precision matrices and the
-    tile kernel, which weighs with the series exp; larger ones stay with the
+    tile kernel, which weighs with the table exp; larger ones stay with the
     row kernel and the C library's exp. Two rotated components at -u/2 and u/2
     (u = (1, ..., 1)) with x between them (the score cancels, so a 1-ulp
     change of a weight shows): the C output equals the twin with the exp of

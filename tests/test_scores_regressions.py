@@ -173,7 +173,7 @@ def test_a_zero_weight_component_contributes_nothing_and_warns_nothing():
     assert runs["baseline"][1] == 0.0
 
 
-def test_the_series_exp_follows_libm_into_the_subnormals_and_to_zero():
+def test_the_table_exp_follows_libm_into_the_subnormals_and_to_zero():
     x = np.linspace(-750.0, -700.0, 200_001)
     ours = reference.exp_nonpositive(x)
     libm = np.exp(x.astype(np.longdouble)).astype(np.float64)
