@@ -24,6 +24,7 @@ The shared objects
 Test modules share these objects: no test may modify one.
 """
 import numpy as np
+import pytest
 
 import diffsde as ds
 
@@ -88,3 +89,35 @@ def engine_noise(key, n, shape, dtype=np.float64):
         _core.fill_normal(out, key, streams[which], n - 1 - step, 0, 1)
         return out
     return noise
+
+
+#: The fine step count of the shared tour run (the coarse one is the tour's 15).
+TOUR_STEPS = 100
+
+
+@pytest.fixture(scope="session")
+def tour_run(tmp_path_factory):
+    """One ``python -m diffsde tour --quick --steps 100`` for every test that
+    reads it (its tables, its printed text, its figures), since the tour is
+    the suite's longest single call. Returns the folder, the printed text
+    and the figures by name (kept open after being saved). Tests only read
+    them."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+
+    from diffsde import __main__ as cli
+
+    out = tmp_path_factory.mktemp("tour") / "tour"
+    figures = {}
+    save = cli.Report.figure
+
+    def keep(self, fig, name):
+        figures[name] = fig
+        save(self, fig, name)
+
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(cli.Report, "figure", keep)
+        code = cli.main(["tour", "--quick", "--quiet", "--out", str(out), "--steps", str(TOUR_STEPS)])
+    return SimpleNamespace(code=code, out=out, printed=printed.getvalue(), figures=figures, cli=cli)

@@ -6,6 +6,7 @@ import re
 import pytest
 
 import diffsde as ds
+from conftest import TOUR_STEPS
 from diffsde.__main__ import main
 
 #: The k-diffusion samplers, listed after the SDE methods.
@@ -18,9 +19,9 @@ def read_csv(path):
         return list(csv.reader(fh))
 
 
-def test_tour_writes_tables_with_fitted_orders(tmp_path, capsys):
-    out = tmp_path / "tour"
-    assert main(["tour", "--quick", "--quiet", "--out", str(out), "--steps", "200"]) == 0
+def test_tour_writes_tables_with_fitted_orders(tour_run):
+    out = tour_run.out
+    assert tour_run.code == 0
     rows = read_csv(out / "chain_convergence.csv")
     assert rows[0][:4] == ["pair", "rms N=32", "rms N=1024", "order"]
     for row in rows[1:]:
@@ -31,7 +32,7 @@ def test_tour_writes_tables_with_fitted_orders(tmp_path, capsys):
         samplers = read_csv(out / f"samplers_{process}.csv")
         assert len(samplers) > 8
         for row in samplers[1:]:
-            if row[1] == "200":
+            if row[1] == str(TOUR_STEPS):
                 # at the fine step count every method is (up to a small bias) one more draw of the
                 # same-law distances: within 5 of their standard deviations above their median, the
                 # standard deviation read off the 90% band as (high - low) / (2 * 1.645)
@@ -54,17 +55,16 @@ def test_tour_writes_tables_with_fitted_orders(tmp_path, capsys):
     assert os.path.getsize(out / "flow.gif") > 10_000
 
 
-def test_tour_sampler_tables_label_sliced_w2_and_state_a_test(tmp_path, capsys):
-    out = tmp_path / "tour"
-    assert main(["tour", "--quick", "--quiet", "--no-plots", "--out", str(out), "--steps", "100"]) == 0
-    printed = capsys.readouterr().out
+def test_tour_sampler_tables_label_sliced_w2_and_state_a_test(tour_run):
+    out, printed = tour_run.out, tour_run.printed
+    assert tour_run.code == 0
     summary = (out / "summary.md").read_text()
     for process in ("vp", "ve"):
         rows = read_csv(out / f"samplers_{process}.csv")
         assert rows[0] == ["method", "steps", "sliced W2 to data (64 projections)", "same-law median",
                            "same-law 90% band", "p-value", "at the 95% level", "max abs mean error", "nfe", "seconds"]
         fixed = [row for row in rows[1:] if not row[0].startswith("rk45")]
-        assert {row[1] for row in fixed} == {"15", "100"}  # the coarse and the fine step counts
+        assert {row[1] for row in fixed} == {"15", str(TOUR_STEPS)}  # the coarse and the fine step counts
         assert len(rows) - 1 - len(fixed) == 1  # rk45 once: it ignores the step count
         for row in rows[1:]:
             if row[0].startswith("rk45"):  # adaptive: the steps it took, not the requested count

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import diffsde as ds  # noqa: E402
 from diffsde import analysis, fokker_planck, plot  # noqa: E402
+from conftest import TOUR_STEPS  # noqa: E402
 
 VP = ds.VPSDE()
 
@@ -160,10 +161,9 @@ def _boxes_overlap(a, b):
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
 
 
-def test_tour_sample_panels_show_the_data_and_each_distance_without_collisions(tour_figures, tmp_path):
-    cli, figures = tour_figures
-    out = tmp_path / "tour"
-    assert cli.main(["--quick", "--quiet", "--steps", "50", "--out", str(out)]) == 0
+def test_tour_sample_panels_show_the_data_and_each_distance_without_collisions(tour_run):
+    cli, figures, out = tour_run.cli, tour_run.figures, tour_run.out
+    assert tour_run.code == 0
     for process in ("vp", "ve"):
         fig = figures[f"samples_{process}"]
         assert fig.get_layout_engine() is not None
@@ -171,7 +171,7 @@ def test_tour_sample_panels_show_the_data_and_each_distance_without_collisions(t
         assert panels[0].get_title().startswith("data")
         # the figure shows the fine step count (the table also has the coarse one)
         rows = [row for row in read_table(out / f"samplers_{process}.csv")
-                if row[1] == "50" or row[1].startswith("adaptive")]
+                if row[1] == str(TOUR_STEPS) or row[1].startswith("adaptive")]
         assert len(panels) == len(rows) + 1
         for a, row in zip(panels[1:], rows):
             label, value, floor = row[0], float(row[2]), float(row[3])
@@ -179,6 +179,10 @@ def test_tour_sample_panels_show_the_data_and_each_distance_without_collisions(t
             assert first == label
             assert second == f"sliced W2 {value:.3g}, floor {floor:.3g}"
         assert f"sliced W2 ({cli.PROJECTIONS} random projections)" in fig.get_suptitle()
+        # the shared run's figures may have been closed since (plt.close("all") in
+        # another test leaves a figure a bare canvas): draw on an Agg canvas of its own
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        FigureCanvasAgg(fig)
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
         for a in panels:  # each column shows its x tick labels on its lowest panel
