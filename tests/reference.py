@@ -100,48 +100,52 @@ def table_moments(table, mean, var, mu, v0, every_step=False):
     """Exact output moments of a table run on Gaussian data N(mu, v0) with
     the exact (linear) score, from x ~ N(mean, var) (docs/methods.md): every
     register is then an affine function of the initial state and the
-    normals drawn, so it is tracked as a constant plus coefficients on
-    independent standard normals (the initial state's, and one per (stream,
-    interval) drawn; a pair drawn twice is the same normal). The score is
-    s(y) = (m(t) mu - y)/V, V = m(t)^2 v0 + sd(t)^2. Langevin rows, whose step
-    size depends on the sample, raise. With ``every_step`` the moments after
-    each step are returned too."""
+    normals drawn, so it is tracked as a constant plus a vector of
+    coefficients on independent standard normals (the initial state's, and
+    one per (stream, interval) drawn; a pair drawn twice is the same normal).
+    The score is s(y) = (m(t) mu - y)/V, V = m(t)^2 v0 + sd(t)^2. Langevin
+    rows, whose step size depends on the sample, raise. With ``every_step``
+    the moments after each step are returned too."""
     kinds = _core.ROW_KINDS
-    start = (np.asarray(mean, np.float64) * 1.0, {"x0": np.sqrt(np.asarray(var, np.float64)) * 1.0})
-    regs = {0: start}
-    history = [(start[0], var)]
+    known = {kinds["score"], kinds["normal"], kinds["combine"]}
+    if not set(np.unique(table.kind).tolist()) <= known:
+        raise ValueError("table_moments handles score, normal and combine rows only")
+    normal = {}  # (stream, interval) -> its coefficient's index; 0 is the initial state's
+    for r in np.flatnonzero(table.kind == kinds["normal"]):
+        normal.setdefault((int(table.stream[r]), int(table.interval[r])), len(normal) + 1)
+    mean, var = np.asarray(mean, np.float64) * 1.0, np.asarray(var, np.float64)
+    coef = np.zeros((len(normal) + 1,) + var.shape)
+    coef[0] = np.sqrt(var)
+    regs = {0: (mean, coef)}
+    history = [(mean, var)]
     last = set(table.last_row_of_step().tolist())
 
     def scaled(reg, w):
-        const, coef = reg
-        return w * const, {k: w * v for k, v in coef.items()}
+        return w * reg[0], w * reg[1]
 
     def added(p, q):
-        coef = dict(p[1])
-        for k, v in q[1].items():
-            coef[k] = coef.get(k, 0.0) + v
-        return p[0] + q[0], coef
+        return p[0] + q[0], p[1] + q[1]
 
     for r in range(table.n_rows):
         kind, w = int(table.kind[r]), table.w[r]
         if kind == kinds["score"]:
             y = regs[int(table.src[r, 0])]
             big_v = table.m[r] ** 2 * v0 + table.sd[r] ** 2
-            s = added(scaled(y, -1.0 / big_v), (table.m[r] * mu / big_v, {}))
+            s = (-1.0 / big_v * y[0] + table.m[r] * mu / big_v, -1.0 / big_v * y[1])
             value = scaled(s, w[1]) if w[0] == 0 else added(scaled(y, w[0]), scaled(s, w[1]))
         elif kind == kinds["normal"]:
-            value = (0.0, {(int(table.stream[r]), int(table.interval[r])): 1.0})
-        elif kind == kinds["combine"]:
+            unit = np.zeros_like(coef)
+            unit[normal[(int(table.stream[r]), int(table.interval[r]))]] = 1.0
+            value = (0.0, unit)
+        else:
             n = int(np.count_nonzero(table.src[r] >= 0))
             value = scaled(regs[int(table.src[r, 0])], w[0])
             for k in range(1, n):
                 value = added(value, scaled(regs[int(table.src[r, k])], w[k]))
-        else:
-            raise ValueError("table_moments handles score, normal and combine rows only")
         regs[int(table.dst[r])] = value
         if r in last:
-            const, coef = regs[0]
-            history.append((const, sum(v * v for v in coef.values())))
+            const, c = regs[0]
+            history.append((const, np.sum(c * c, axis=0)))
     return history if every_step else history[-1]
 
 
