@@ -22,7 +22,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# The NumPy reference runs on one BLAS thread, in this process and in the
+# --baseline subprocess alike. A BLAS reads these when NumPy loads it, so they
+# must be set before the import (setting them later changes nothing, and a
+# second BLAS thread's CPU time, spinning included, then counts against NumPy).
+for _name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+    os.environ[_name] = "1"
+
+import numpy as np  # noqa: E402
 
 
 def cpu_model():
@@ -171,7 +178,7 @@ def main():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     runs = {"after": measure(args.quick, args.repeat, args.threads)}
     if args.baseline is not None:
-        env = dict(os.environ, PYTHONPATH=str(args.baseline.resolve()), OPENBLAS_NUM_THREADS="1")
+        env = dict(os.environ, PYTHONPATH=str(args.baseline.resolve()))
         cmd = [sys.executable, __file__, "--raw", "--repeat", str(args.repeat), "--threads", str(args.threads)]
         text = subprocess.run(cmd + (["--quick"] if args.quick else []), env=env, check=True,
                               capture_output=True, text=True).stdout

@@ -16,9 +16,15 @@
  * only keeps the exponent arithmetic of dsde_exp_nonpositive in range. */
 #define DSDE_EXP_FLOOR -750.0
 
-/* Rows per register block of the full-covariance kernel (one AVX-512
- * vector of doubles, two AVX2 ones, four SSE2 or NEON ones). */
+/* Rows per register block of the full-covariance kernel: one vector of
+ * doubles on AVX-512 (32 registers), one on AVX2 and two on SSE2 or NEON
+ * (16 x86 registers: eight AVX2 lanes there would spill the four
+ * accumulators of its inner loop). A row's operations do not depend on it. */
+#if defined(__AVX512F__)
 #define DSDE_LANES 8
+#else
+#define DSDE_LANES 4
+#endif
 #ifndef DSDE_LANES_TYPE
 #define DSDE_LANES_TYPE
 typedef double dsde_lanes __attribute__((vector_size(DSDE_LANES * sizeof(double))));
