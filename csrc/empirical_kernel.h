@@ -38,9 +38,20 @@
 /* Lanes of a point vector: the layout of the packed points, whatever the
  * instruction set (csrc/scores.h). */
 #define DSDE_EMP_LANES 8
-typedef double dsde_emp_lanes __attribute__((vector_size(DSDE_EMP_LANES * sizeof(double))));
 #define DSDE_EXP_FLOOR_EMP -750.0
 #endif
+
+/* Lanes computed per register block: the eight lanes of a point vector at
+ * once on AVX-512 (one register), in two halves below it (on AVX2 an
+ * eight-lane vector is two registers, and the four row accumulators and
+ * the point vector then spill). Each lane is its own (row, point) or (row,
+ * coordinate) sum, so the split changes no result. */
+#if defined(__AVX512F__)
+#define DSDE_EMP_BLOCK 8
+#else
+#define DSDE_EMP_BLOCK 4
+#endif
+typedef double dsde_emp_block __attribute__((vector_size(DSDE_EMP_BLOCK * sizeof(double))));
 
 void
 DSDE_ISA_NAME(dsde_empirical_rows)(const dsde_emp_args *a, const double *x, int64_t nrows,
@@ -73,25 +84,26 @@ DSDE_ISA_NAME(dsde_empirical_rows)(const dsde_emp_args *a, const double *x, int6
     for (int64_t p0 = 0; p0 < n; p0 += B) {
         const int64_t p1 = p0 + B < n ? p0 + B : n;
         const int64_t nvec = (p1 - p0 + DSDE_EMP_LANES - 1) / DSDE_EMP_LANES;
-        /* logits: x'.y'_p for R rows and 8 points per step over j */
-        for (int64_t v = 0; v < nvec; v++) {
-            const double *yT = a->points_t + (p0 / DSDE_EMP_LANES + v) * d * DSDE_EMP_LANES;
-            dsde_emp_lanes dot[DSDE_EMP_ROWS], y, q;
-            memcpy(&y, yT, sizeof y);
-            for (int64_t r = 0; r < R; r++)
-                dot[r] = xc[r * d] * y;
-            for (int64_t j = 1; j < d; j++) {
-                memcpy(&y, yT + j * DSDE_EMP_LANES, sizeof y);
+        /* logits: x'.y'_p for R rows and a block of points per step over j */
+        for (int64_t v = 0; v < nvec; v++)
+            for (int h = 0; h < DSDE_EMP_LANES; h += DSDE_EMP_BLOCK) {
+                const double *yT = a->points_t + (p0 / DSDE_EMP_LANES + v) * d * DSDE_EMP_LANES + h;
+                dsde_emp_block dot[DSDE_EMP_ROWS], y, q;
+                memcpy(&y, yT, sizeof y);
                 for (int64_t r = 0; r < R; r++)
-                    dot[r] = dot[r] + xc[r * d + j] * y;
+                    dot[r] = xc[r * d] * y;
+                for (int64_t j = 1; j < d; j++) {
+                    memcpy(&y, yT + j * DSDE_EMP_LANES, sizeof y);
+                    for (int64_t r = 0; r < R; r++)
+                        dot[r] = dot[r] + xc[r * d + j] * y;
+                }
+                memcpy(&q, a->sq_norms + p0 + v * DSDE_EMP_LANES + h, sizeof q);
+                for (int64_t r = 0; r < R; r++) {
+                    dsde_emp_block dist = (xx[r] - two_m * dot[r]) + m2 * q;
+                    dist = dist * neg_inv_two_s2;
+                    memcpy(logit + r * B + v * DSDE_EMP_LANES + h, &dist, sizeof dist);
+                }
             }
-            memcpy(&q, a->sq_norms + p0 + v * DSDE_EMP_LANES, sizeof q);
-            for (int64_t r = 0; r < R; r++) {
-                dsde_emp_lanes dist = (xx[r] - two_m * dot[r]) + m2 * q;
-                dist = dist * neg_inv_two_s2;
-                memcpy(logit + r * B + v * DSDE_EMP_LANES, &dist, sizeof dist);
-            }
-        }
         for (int64_t r = 0; r < R; r++) {
             double *lr = logit + r * B, top = -INFINITY;
             const int64_t np = p1 - p0;
@@ -130,8 +142,8 @@ DSDE_ISA_NAME(dsde_empirical_rows)(const dsde_emp_args *a, const double *x, int6
                 live[nlive++] = p;
         }
         int64_t j0 = 0;
-        for (; j0 + DSDE_EMP_LANES <= d; j0 += DSDE_EMP_LANES) {
-            dsde_emp_lanes s0, s1, s2v, s3, y;
+        for (; j0 + DSDE_EMP_BLOCK <= d; j0 += DSDE_EMP_BLOCK) {
+            dsde_emp_block s0, s1, s2v, s3, y;
             memcpy(&s0, acc + j0, sizeof s0);
             memcpy(&s1, acc + d + j0, sizeof s1);
             memcpy(&s2v, acc + 2 * d + j0, sizeof s2v);
