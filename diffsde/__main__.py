@@ -23,7 +23,6 @@ import numpy as np
 
 from . import (DDPM, SMLD, VESDE, VPSDE, GaussianMixture, SubVPSDE, analysis, datasets, forward, grids, methods,
                reverse, set_num_threads)
-from .methods import get as method_record
 from .methods._registry import resolve as resolve_method
 from .plot import animate, error_vs_nfe, log_ticks
 
@@ -305,8 +304,8 @@ def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, meth
     counts, each tested against the data: distance, same-law band, p-value and verdict."""
     sde = PROCESSES[process]()
     requested = methods or SAMPLERS.get(process, [("em", {}), ("em", {"alpha": 0.0}), ("ode_heun", {}), ("rk45", {})])
-    for method, _ in requested:  # a name the process does not offer fails now, not after the same-law band
-        resolve_method(sde, method, "reverse")
+    # a name the process does not offer fails now, not after the same-law band
+    records = {method: resolve_method(sde, method, "reverse") for method, _ in requested}
     data = DATA[data_name]()
     x_T = data.marginal_law(sde, sde.T).sample(paths, rng=seed).astype(dtype)
     fresh = data.sample(paths, rng=seed + 1).reshape(paths, -1)
@@ -318,7 +317,7 @@ def reverse_samplers(report, process, data_name, paths, steps, seed, dtype, meth
             label = method + "".join(f", {k}={v}" for k, v in kw.items())
             tic = time.perf_counter()
             # an adaptive method (rk45) chooses its own steps (to rtol = atol = 1e-5)
-            adaptive = method_record(method).adaptive
+            adaptive = records[method].adaptive
             if adaptive and n_steps != step_list[-1]:
                 continue  # it ignores the step count: one run, with the finest row
             tr = reverse(sde, data, x_T, None if adaptive else n_steps, method=method, rng=seed + 2, **kw)
