@@ -38,7 +38,6 @@
 /* Lanes of a point vector: the layout of the packed points, whatever the
  * instruction set (csrc/scores.h). */
 #define DSDE_EMP_LANES 8
-#define DSDE_EXP_FLOOR_EMP -750.0
 #endif
 
 /* Lanes computed per register block: the eight lanes of a point vector at
@@ -111,7 +110,7 @@ DSDE_ISA_NAME(dsde_empirical_rows)(const dsde_emp_args *a, const double *x, int6
                 top = lr[p] > top ? lr[p] : top;
             if (top > best[r]) {
                 double e = best[r] - top;
-                double shrink = dsde_exp_nonpositive(e < DSDE_EXP_FLOOR_EMP ? DSDE_EXP_FLOOR_EMP : e);
+                double shrink = dsde_exp_nonpositive(e < DSDE_EXP_FLOOR ? DSDE_EXP_FLOOR : e);
                 for (int l = 0; l < DSDE_EMP_LANES; l++)
                     tot[r * DSDE_EMP_LANES + l] *= shrink;
                 /* + 0.0 turns an underflow to -0 into +0: the sums are never
@@ -121,12 +120,9 @@ DSDE_ISA_NAME(dsde_empirical_rows)(const dsde_emp_args *a, const double *x, int6
                     acc[r * d + j] = acc[r * d + j] * shrink + 0.0;
                 best[r] = top;
             }
-            for (int64_t p = 0; p < np; p++) {
-                double e = lr[p] - best[r];
-                lr[p] = e < DSDE_EXP_FLOOR_EMP ? DSDE_EXP_FLOOR_EMP : e;
-            }
             for (int64_t p = 0; p < np; p++)
-                lr[p] = dsde_exp_nonpositive(lr[p]);
+                lr[p] = lr[p] - best[r];
+            dsde_exp_weights(lr, np);
             for (int64_t p = 0; p < np; p++)
                 tot[r * DSDE_EMP_LANES + p % DSDE_EMP_LANES] += lr[p];
         }

@@ -66,9 +66,11 @@ dsde_select(uint64_t mask, double a, double b)
     return dsde_bits_to_double((dsde_double_to_bits(a) & mask) | (dsde_double_to_bits(b) & ~mask));
 }
 
-/* log(A 2^-B) for the integer A in [1, 2^53]. */
-static inline double
-dsde_log_scaled(uint64_t A, int B)
+/* log(A 2^-B) for the integer A in [1, 2^53] in two halves, so a caller can
+ * run each over many lanes in a loop of its own (see normal_kernel.h):
+ * dsde_log_reduce gives n and f, dsde_log_finish the series. */
+static inline void
+dsde_log_reduce(uint64_t A, int B, double *n_out, double *f_out)
 {
     double a = 4.0 * dsde_small_to_double(A >> 2) + dsde_small_to_double(A & 3); /* A = 2^53 too */
     uint64_t bits = dsde_double_to_bits(a);
@@ -78,8 +80,13 @@ dsde_log_scaled(uint64_t A, int B)
     uint64_t big = (UINT64_C(0x6A09E667F3BCD) - mantissa) >> 63;
     double bigd = dsde_small_to_double(big);
     m = m * (1.0 - 0.5 * bigd);
-    double n = dsde_small_to_double(bits >> 52) + bigd - (double)(1023 + B);
-    double f = (m - 1.0) / (m + 1.0);
+    *n_out = dsde_small_to_double(bits >> 52) + bigd - (double)(1023 + B);
+    *f_out = (m - 1.0) / (m + 1.0);
+}
+
+static inline double
+dsde_log_finish(double n, double f)
+{
     double s = f * f;
     double series =
         1.0 / 3 + s * (1.0 / 5 + s * (1.0 / 7 + s * (1.0 / 9 + s * (1.0 / 11 + s * (1.0 / 13
@@ -87,6 +94,14 @@ dsde_log_scaled(uint64_t A, int B)
     double h = 2.0 * f;
     double log_m = h + h * (s * series);
     return n * DSDE_LN2_HI + (n * DSDE_LN2_LO + log_m);
+}
+
+static inline double
+dsde_log_scaled(uint64_t A, int B)
+{
+    double n, f;
+    dsde_log_reduce(A, B, &n, &f);
+    return dsde_log_finish(n, f);
 }
 
 /* sin and cos of 2 pi b 2^-B for the integer b in [0, 2^B), B <= 53. */
@@ -134,24 +149,84 @@ dsde_sincos_turns(uint64_t b, int B, double *sin_out, double *cos_out)
  * a Taylor series to r^13 on |r| <= ln(2)/2 it costs 37 operations instead of
  * 45, and its longest dependency chain is 10 operations instead of 30: the
  * mixture steps run about 20% faster, which is what makes it worth a table. */
+/* The reduction shared by the two exps below: p = T_j + T_j q, and the
+ * integer n = 128 e + j as the double n and as n mod 2^64. */
 static inline double
-dsde_exp_nonpositive(double x)
+dsde_exp_reduce(double x, double *n_out, uint64_t *n_int_out)
 {
     const double shift = 6755399441055744.0; /* 1.5 2^52: adding it rounds to an integer */
     const double size = (double)(1 << DSDE_EXP2_TABLE_BITS);
     double t = x * (size * 1.44269504088896340736) + shift;
     double n = t - shift;
     double r = (x - n * (DSDE_LN2_HI / size)) - n * (DSDE_LN2_LO / size);
-    uint64_t j = (dsde_double_to_bits(t) - dsde_double_to_bits(shift)) & ((1u << DSDE_EXP2_TABLE_BITS) - 1);
+    uint64_t n_int = dsde_double_to_bits(t) - dsde_double_to_bits(shift);
+    uint64_t j = n_int & ((1u << DSDE_EXP2_TABLE_BITS) - 1);
     double q = r + (r * r) * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120))));
     double table_j = dsde_exp2_table[j];
-    double p = table_j + table_j * q;
+    *n_out = n;
+    *n_int_out = n_int;
+    return table_j + table_j * q;
+}
+
+static inline double
+dsde_exp_nonpositive(double x)
+{
+    const double shift = 6755399441055744.0;
+    const double size = (double)(1 << DSDE_EXP2_TABLE_BITS);
+    double n;
+    uint64_t n_int;
+    double p = dsde_exp_reduce(x, &n, &n_int);
+    uint64_t j = n_int & ((1u << DSDE_EXP2_TABLE_BITS) - 1);
     double e = (n - dsde_small_to_double(j)) * (1.0 / size); /* exact: n - j is a multiple of 128 */
     double te = e + shift, th = e * 0.5 + shift;
     uint64_t h_int = dsde_double_to_bits(th) - dsde_double_to_bits(shift); /* h mod 2^64 */
     uint64_t rest_int = dsde_double_to_bits(te) - dsde_double_to_bits(shift) - h_int; /* e - h */
     return (p * dsde_bits_to_double((h_int + 1023) << 52)) *
            dsde_bits_to_double((rest_int + 1023) << 52);
+}
+
+/* dsde_exp_nonpositive(x), bit for bit, for x in [DSDE_EXP_NORMAL_FLOOR, 0]
+ * only, in 12 fewer operations: there e >= -1022, so 2^e is a normal double
+ * and the single product p 2^e is the correctly rounded value that the two
+ * factors give (subnormal results included). 2^e comes from the integer n
+ * directly: e + 1023 = (n + 1023 * 128) >> 7, a nonnegative integer there. */
+#define DSDE_EXP_NORMAL_FLOOR -708.0 /* n >= round(-708 * 128 / ln 2) > -1022 * 128 */
+
+/* Weights e^v of a log-sum-exp with v below this are 0 in double: the clamp
+ * only keeps the exponent arithmetic of dsde_exp_nonpositive in range. */
+#define DSDE_EXP_FLOOR -750.0
+
+static inline double
+dsde_exp_nonpositive_normal(double x)
+{
+    double n;
+    uint64_t n_int;
+    double p = dsde_exp_reduce(x, &n, &n_int);
+    uint64_t bias = (uint64_t)1023 << DSDE_EXP2_TABLE_BITS;
+    return p * dsde_bits_to_double(((n_int + bias) >> DSDE_EXP2_TABLE_BITS) << 52);
+}
+
+/* v[i] <- e^max(v[i], DSDE_EXP_FLOOR) for the n log-weights v[i] <= 0 of a
+ * log-sum-exp, in place: the same bits as dsde_exp_nonpositive after the
+ * clamp, through the shorter exp when all n are in its range (most blocks:
+ * a weight below e^-708 only arises once the components have separated). The
+ * clamp is a bit select so that the loop vectorizes (a ?: would not on AVX2).
+ * Each weight is computed on its own: n and the path change no bit. */
+static inline void
+dsde_exp_weights(double *v, int64_t n)
+{
+    uint64_t below_normal = 0;
+    for (int64_t i = 0; i < n; i++)
+        below_normal |= UINT64_C(0) - (uint64_t)(v[i] < DSDE_EXP_NORMAL_FLOOR);
+    if (!below_normal) {
+        for (int64_t i = 0; i < n; i++)
+            v[i] = dsde_exp_nonpositive_normal(v[i]);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t low = UINT64_C(0) - (uint64_t)(v[i] < DSDE_EXP_FLOOR);
+        v[i] = dsde_exp_nonpositive(dsde_select(low, DSDE_EXP_FLOOR, v[i]));
+    }
 }
 
 #endif

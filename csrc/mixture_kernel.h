@@ -12,10 +12,6 @@
 #include "fastmath.h"
 #include "simd.h"
 
-/* Weights e^v of a log-sum-exp with v below this are 0 in double: the clamp
- * only keeps the exponent arithmetic of dsde_exp_nonpositive in range. */
-#define DSDE_EXP_FLOOR -750.0
-
 /* Rows per register block of the full-covariance kernel: one vector of
  * doubles on AVX-512 (32 registers), one on AVX2 and two on SSE2 or NEON
  * (16 x86 registers: eight AVX2 lanes there would spill the four
@@ -97,15 +93,12 @@ DSDE_ISA_NAME(mixture_tile_body)(int64_t K, const int64_t D, const int SMALL, co
         const double *mk = mmu + k * d, *ick = inv_c + k * d;
         /* A component whose weight underflows must weigh exactly 0, as in
          * libm's exp: its own score can be as large as 1e308 (far means,
-         * tiny variances), so any floor would leak into the sum. The clamp
-         * is a bit select (vectorizes; a ?: here would not on AVX2). */
-        for (int64_t r = 0; r < W; r++) {
-            double v = lk[r] - best[r];
-            uint64_t low = UINT64_C(0) - (uint64_t)(v < DSDE_EXP_FLOOR);
-            double e = dsde_exp_nonpositive(dsde_select(low, DSDE_EXP_FLOOR, v));
-            lk[r] = e;
-            total[r] += e;
-        }
+         * tiny variances), so any floor would leak into the sum. */
+        for (int64_t r = 0; r < W; r++)
+            lk[r] = lk[r] - best[r];
+        dsde_exp_weights(lk, W);
+        for (int64_t r = 0; r < W; r++)
+            total[r] += lk[r];
         if (SMALL && k == 0) { /* the sums start at 0 */
             for (int64_t r = 0; r < W; r++)
                 for (int64_t j = 0; j < D; j++)
@@ -313,14 +306,11 @@ DSDE_ISA_NAME(mixture_full_tile_body)(int64_t K, int64_t d, const int64_t W, con
     for (int64_t k = 0; k < K; k++) {
         double *lk = logit + k * W;
         const double *vk = v + k * d * W;
-        for (int64_t r = 0; r < W; r++) {
-            double e = lk[r] - best[r];
-            lk[r] = e < DSDE_EXP_FLOOR ? DSDE_EXP_FLOOR : e;
-        }
-        for (int64_t r = 0; r < W; r++) {
-            lk[r] = dsde_exp_nonpositive(lk[r]);
+        for (int64_t r = 0; r < W; r++)
+            lk[r] = lk[r] - best[r];
+        dsde_exp_weights(lk, W);
+        for (int64_t r = 0; r < W; r++)
             total[r] += lk[r];
-        }
         for (int64_t j = 0; j < d; j++) {
             const double *vj = vk + j * W;
             double *gj = gT + j * W;

@@ -133,17 +133,21 @@ DSDE_ISA_NAME(dsde_normal_blocks_f64)(dsde_philox_key key, uint32_t stream, uint
                                       uint64_t block0, int64_t nblocks, double *out)
 {
     uint64_t w[4][DSDE_CHUNK];
-    double z0[DSDE_CHUNK], z1[DSDE_CHUNK];
+    double z0[DSDE_CHUNK], z1[DSDE_CHUNK], n[DSDE_CHUNK], f[DSDE_CHUNK], r[DSDE_CHUNK];
     for (int64_t done = 0; done < nblocks; done += DSDE_CHUNK) {
         philox_lanes(key, stream, k, block0 + (uint64_t)done, w);
         for (int i = 0; i < DSDE_CHUNK; i++) {
             uint64_t a = ((w[1][i] << 32) | w[0][i]) >> 11;
+            dsde_log_reduce(a + 1, 53, &n[i], &f[i]);
+        }
+        for (int i = 0; i < DSDE_CHUNK; i++)
+            r[i] = sqrt(-2.0 * dsde_log_finish(n[i], f[i]));
+        for (int i = 0; i < DSDE_CHUNK; i++) {
             uint64_t b = ((w[3][i] << 32) | w[2][i]) >> 11;
-            double r = sqrt(-2.0 * dsde_log_scaled(a + 1, 53));
             double s, c;
             dsde_sincos_turns(b, 53, &s, &c);
-            z0[i] = r * c;
-            z1[i] = r * s;
+            z0[i] = r[i] * c;
+            z1[i] = r[i] * s;
         }
         int64_t lanes = nblocks - done < DSDE_CHUNK ? nblocks - done : DSDE_CHUNK;
         for (int64_t i = 0; i < lanes; i++) {

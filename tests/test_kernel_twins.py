@@ -129,6 +129,38 @@ def test_the_mixture_weights_go_through_the_table_exp():
             np.testing.assert_array_equal(got, table, err_msg=path)
 
 
+@pytest.mark.parametrize("kind", ["diagonal", "full", "empirical"])
+def test_blocks_whose_weights_all_stay_above_e_to_the_minus_708_keep_the_bits(kind):
+    """The kernels weigh a block whose log-weights are all >= -708 with a
+    shorter exp (one scaling by 2^e instead of two factors) and any other
+    block with the full one: the bits must be the twin's either way. Two
+    points 40 apart, so the log-weight gap of a row at x is 40 x - 800:
+    x uniform in [2.3, 20] puts every gap in [-708, 0] (the short exp in
+    every block: scaling bias or shift mistakes change bits); x in
+    [1.3, 2.5] crosses -708 inside blocks (both exps, and the floor between
+    them: a lower floor feeds gaps below -708 to the short exp, whose 2^e is
+    then not a double)."""
+    rng = np.random.default_rng(17)
+    rotation = np.array([[[0.6, -0.8], [0.8, 0.6]]] * 2)
+    if kind == "empirical":
+        score = ds.EmpiricalData([[0.0, 0.0], [40.0, 0.0]])
+    elif kind == "full":
+        score = ds.GaussianMixture([0.5, 0.5], [[0.0, 0.0], [40.0, 0.0]],
+                                   rotation @ rotation.transpose(0, 2, 1))
+    else:
+        score = ds.GaussianMixture([0.5, 0.5], [[0.0, 0.0], [40.0, 0.0]], [1.0, 1.0])
+    for low, high in ((2.3, 20.0), (1.3, 2.5)):
+        x = np.column_stack([rng.uniform(low, high, 5000), np.zeros(5000)])
+        if kind == "empirical":  # s^2 = 1, m = 1: the same gaps
+            twin = twins.empirical_score(score, x, 1.0, 1.0)
+            run = lambda: reference.score_in_c(score, x, 1.0, 1.0)  # noqa: E731
+        else:
+            twin = twins.mixture_score(score, x, 1.0, 0.0)
+            run = lambda: reference.score_in_c(score, x, 1.0, 0.0)  # noqa: E731
+        for path, got in on_every_simd_path(run).items():
+            np.testing.assert_array_equal(got, twin, err_msg=f"{path}, x in [{low}, {high}]")
+
+
 def test_full_covariance_weights_use_the_table_exp_in_the_tile_kernel_and_libm_above():
     """Full covariances up to d = 32 go through the precision matrices and the
     tile kernel, which weighs with the table exp; larger ones stay with the
