@@ -134,30 +134,34 @@ def test_blocks_whose_weights_all_stay_above_e_to_the_minus_708_keep_the_bits(ki
     """The kernels weigh a block whose log-weights are all >= -708 with a
     shorter exp (one scaling by 2^e instead of two factors) and any other
     block with the full one: the bits must be the twin's either way. Two
-    points 40 apart, so the log-weight gap of a row at x is 40 x - 800:
-    x uniform in [2.3, 20] puts every gap in [-708, 0] (the short exp in
-    every block: scaling bias or shift mistakes change bits); x in
-    [1.3, 2.5] crosses -708 inside blocks (both exps, and the floor between
-    them: a lower floor feeds gaps below -708 to the short exp, whose 2^e is
-    then not a double)."""
+    equal-weight points 40 apart with unit variances, so the log-weight gap
+    of a row at (x, 0) is 40 x - 800; for full covariances R diag(1, 4) R^T
+    (R a rotation, not diagonal in the axes) and points 56 apart, the gap is
+    0.52 (56 x - 56^2/2). The first x range puts every gap in [-708, 0] (the
+    short exp in every block: scaling bias or shift mistakes change bits);
+    the second every gap in [-738, -710] (the full exp in every block: a
+    lower floor would feed them to the short exp, whose 2^e is no double
+    there); the third crosses -708 inside blocks (both exps)."""
     rng = np.random.default_rng(17)
-    rotation = np.array([[[0.6, -0.8], [0.8, 0.6]]] * 2)
+    ranges = ((2.3, 20.0), (1.55, 2.25), (1.3, 2.5))
+    m, s = 1.0, 0.0
     if kind == "empirical":
         score = ds.EmpiricalData([[0.0, 0.0], [40.0, 0.0]])
+        m, s = 1.0, 1.0  # s^2 = 1: the same gaps
     elif kind == "full":
-        score = ds.GaussianMixture([0.5, 0.5], [[0.0, 0.0], [40.0, 0.0]],
-                                   rotation @ rotation.transpose(0, 2, 1))
+        rotation = np.array([[0.6, -0.8], [0.8, 0.6]])
+        cov = rotation @ np.diag([1.0, 4.0]) @ rotation.T
+        score = ds.GaussianMixture([0.5, 0.5], [[0.0, 0.0], [56.0, 0.0]], [cov, cov])
+        ranges = ((3.7, 28.0), (2.67, 3.62), (2.5, 4.5))
     else:
         score = ds.GaussianMixture([0.5, 0.5], [[0.0, 0.0], [40.0, 0.0]], [1.0, 1.0])
-    for low, high in ((2.3, 20.0), (1.3, 2.5)):
+    assert kind != "full" or score.vectors is not None
+    twin_of = twins.empirical_score if kind == "empirical" else twins.mixture_score
+    for low, high in ranges:
         x = np.column_stack([rng.uniform(low, high, 5000), np.zeros(5000)])
-        if kind == "empirical":  # s^2 = 1, m = 1: the same gaps
-            twin = twins.empirical_score(score, x, 1.0, 1.0)
-            run = lambda: reference.score_in_c(score, x, 1.0, 1.0)  # noqa: E731
-        else:
-            twin = twins.mixture_score(score, x, 1.0, 0.0)
-            run = lambda: reference.score_in_c(score, x, 1.0, 0.0)  # noqa: E731
-        for path, got in on_every_simd_path(run).items():
+        twin = twin_of(score, x, m, s)
+        runs = on_every_simd_path(lambda: reference.score_in_c(score, x, m, s))
+        for path, got in runs.items():
             np.testing.assert_array_equal(got, twin, err_msg=f"{path}, x in [{low}, {high}]")
 
 
