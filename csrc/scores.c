@@ -312,9 +312,13 @@ poll_pool(void *arg)
                 xT[r] = (double)x[r];                                          \
             return;                                                            \
         }                                                                      \
-        for (int64_t j = 0; j < d; j++)                                        \
-            for (int64_t r = 0; r < W; r++)                                    \
-                xT[j * W + r] = r < n ? (double)x[r * d + j] : 0.0;            \
+        /* rows in the outer loop: each row read once, contiguously */      \
+        for (int64_t r = 0; r < n; r++)                                        \
+            for (int64_t j = 0; j < d; j++)                                    \
+                xT[j * W + r] = (double)x[r * d + j];                          \
+        for (int64_t j = 0; j < d; j++) /* a short tile's unused rows */       \
+            for (int64_t r = n; r < W; r++)                                    \
+                xT[j * W + r] = 0.0;                                           \
     }                                                                          \
     static void tile_out_##SFX(const double *gT, int64_t d, int64_t W,         \
                                int64_t n, T *out)                              \
