@@ -12,14 +12,18 @@
 #include "fastmath.h"
 #include "simd.h"
 
-/* Rows per register block of the full-covariance kernel: one vector of
- * doubles on AVX-512 (32 registers), one on AVX2 and two on SSE2 or NEON
- * (16 x86 registers: eight AVX2 lanes there would spill the four
- * accumulators of its inner loop). A row's operations do not depend on it. */
+/* Rows per register block of the full-covariance kernel: DSDE_LANES rows
+ * in a GCC vector type (one register on AVX-512 and AVX2, two on SSE2 or
+ * NEON), DSDE_ROW_VECTORS such vectors side by side. AVX-512 (32 registers)
+ * takes one vector of 8; below it (16 registers) an 8-lane vector type
+ * spilled its accumulators, while two explicit 4-lane vectors stay in
+ * registers. A row's operations do not depend on either. */
 #if defined(__AVX512F__)
 #define DSDE_LANES 8
+#define DSDE_ROW_VECTORS 1
 #else
 #define DSDE_LANES 4
+#define DSDE_ROW_VECTORS 2
 #endif
 #ifndef DSDE_LANES_TYPE
 #define DSDE_LANES_TYPE
@@ -246,6 +250,65 @@ DSDE_ISA_NAME(mixture_full_tile_body)(int64_t K, int64_t d, const int64_t W, con
          * what the instruction set has): the accumulator stays in a
          * register over j, each lane its own row with IEEE mul and add */
         int64_t r0 = 0;
+#if DSDE_ROW_VECTORS > 1
+        /* two vectors of rows share each broadcast of a P entry: 8
+         * accumulators, 2 row loads and 4 broadcasts per 16 products (one
+         * vector: 4 accumulators, 1 load and 4 broadcasts per 8) */
+        for (; r0 + 2 * DSDE_LANES <= W; r0 += 2 * DSDE_LANES) {
+            dsde_lanes quad[2] = {{0.0}, {0.0}}, a[2][4], dj[2], di;
+            int64_t i = 0;
+            for (; i + 4 <= d; i += 4) {
+                const double *Pi = P + i * d;
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    memcpy(&dj[h], diff + r0 + h * DSDE_LANES, sizeof dj[h]);
+#pragma GCC unroll 4
+                    for (int q = 0; q < 4; q++)
+                        a[h][q] = Pi[q * d] * dj[h];
+                }
+                for (int64_t j = 1; j < d; j++) {
+#pragma GCC unroll 2
+                    for (int h = 0; h < 2; h++)
+                        memcpy(&dj[h], diff + j * W + r0 + h * DSDE_LANES, sizeof dj[h]);
+#pragma GCC unroll 4
+                    for (int q = 0; q < 4; q++) {
+                        const double p = Pi[q * d + j];
+#pragma GCC unroll 2
+                        for (int h = 0; h < 2; h++)
+                            a[h][q] = a[h][q] + p * dj[h];
+                    }
+                }
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++)
+#pragma GCC unroll 2
+                    for (int h = 0; h < 2; h++) {
+                        const int64_t at = (i + q) * W + r0 + h * DSDE_LANES;
+                        memcpy(vk + at, &a[h][q], sizeof a[h][q]);
+                        memcpy(&di, diff + at, sizeof di);
+                        quad[h] = quad[h] + di * a[h][q];
+                    }
+            }
+            for (; i < d; i++) {
+                const double *Pi = P + i * d;
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    dsde_lanes acc;
+                    memcpy(&dj[h], diff + r0 + h * DSDE_LANES, sizeof dj[h]);
+                    acc = Pi[0] * dj[h];
+                    for (int64_t j = 1; j < d; j++) {
+                        memcpy(&dj[h], diff + j * W + r0 + h * DSDE_LANES, sizeof dj[h]);
+                        acc = acc + Pi[j] * dj[h];
+                    }
+                    memcpy(vk + i * W + r0 + h * DSDE_LANES, &acc, sizeof acc);
+                    memcpy(&di, diff + i * W + r0 + h * DSDE_LANES, sizeof di);
+                    quad[h] = quad[h] + di * acc;
+                }
+            }
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++)
+                memcpy(lk + r0 + h * DSDE_LANES, &quad[h], sizeof quad[h]);
+        }
+#endif
         for (; r0 + DSDE_LANES <= W; r0 += DSDE_LANES) {
             dsde_lanes quad = {0.0}, acc, a[4], dj, di;
             int64_t i = 0;
