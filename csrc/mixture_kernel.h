@@ -226,6 +226,77 @@ DSDE_ISA_NAME(dsde_mixture_tile)(int64_t K, int64_t d, int64_t width, const doub
  * table exp as the diagonal kernel. scratch: K W logits, 2 W, then d W
  * (diff) and K d W (the v_k).
  */
+
+/* v_k = P diff and the quadratic form diff . v_k for H vectors of
+ * DSDE_LANES rows (H a constant, 1 or DSDE_ROW_VECTORS; diff, vk and lk
+ * start at the block's first row), in GCC/clang vectors that the compiler
+ * splits into what the instruction set has. Four rows of P per pass share
+ * the loads of diff, and each of their H x 4 accumulators stays in a
+ * register over j; the H vectors share each broadcast of a P entry. Each
+ * lane is its own row with IEEE mul and add in index order. The loops over
+ * h and q are unrolled so that the accumulators stay in registers (rolled,
+ * GCC stored them to the stack and copied them out in 16-byte halves: a
+ * quarter of this kernel's time on AVX2). */
+static DSDE_ALWAYS_INLINE void
+DSDE_ISA_NAME(full_tile_rows)(const int H, int64_t d, int64_t W, const double *P,
+                              const double *diff, double *vk, double *lk)
+{
+    dsde_lanes quad[DSDE_ROW_VECTORS], a[DSDE_ROW_VECTORS][4], dj[DSDE_ROW_VECTORS], di;
+    for (int h = 0; h < H; h++)
+        quad[h] = (dsde_lanes){0.0};
+    int64_t i = 0;
+    for (; i + 4 <= d; i += 4) {
+        const double *Pi = P + i * d;
+#pragma GCC unroll 2
+        for (int h = 0; h < H; h++) {
+            memcpy(&dj[h], diff + h * DSDE_LANES, sizeof dj[h]);
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++)
+                a[h][q] = Pi[q * d] * dj[h];
+        }
+        for (int64_t j = 1; j < d; j++) {
+#pragma GCC unroll 2
+            for (int h = 0; h < H; h++)
+                memcpy(&dj[h], diff + j * W + h * DSDE_LANES, sizeof dj[h]);
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                const double p = Pi[q * d + j];
+#pragma GCC unroll 2
+                for (int h = 0; h < H; h++)
+                    a[h][q] = a[h][q] + p * dj[h];
+            }
+        }
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+#pragma GCC unroll 2
+            for (int h = 0; h < H; h++) {
+                const int64_t at = (i + q) * W + h * DSDE_LANES;
+                memcpy(vk + at, &a[h][q], sizeof a[h][q]);
+                memcpy(&di, diff + at, sizeof di);
+                quad[h] = quad[h] + di * a[h][q];
+            }
+    }
+    for (; i < d; i++) {
+        const double *Pi = P + i * d;
+#pragma GCC unroll 2
+        for (int h = 0; h < H; h++) {
+            dsde_lanes acc;
+            memcpy(&dj[h], diff + h * DSDE_LANES, sizeof dj[h]);
+            acc = Pi[0] * dj[h];
+            for (int64_t j = 1; j < d; j++) {
+                memcpy(&dj[h], diff + j * W + h * DSDE_LANES, sizeof dj[h]);
+                acc = acc + Pi[j] * dj[h];
+            }
+            memcpy(vk + i * W + h * DSDE_LANES, &acc, sizeof acc);
+            memcpy(&di, diff + i * W + h * DSDE_LANES, sizeof di);
+            quad[h] = quad[h] + di * acc;
+        }
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < H; h++)
+        memcpy(lk + h * DSDE_LANES, &quad[h], sizeof quad[h]);
+}
+
 static DSDE_ALWAYS_INLINE void
 DSDE_ISA_NAME(mixture_full_tile_body)(int64_t K, int64_t d, const int64_t W, const double *prec,
                                       const double *mmu, const double *lognorm, const double *xT,
@@ -245,109 +316,11 @@ DSDE_ISA_NAME(mixture_full_tile_body)(int64_t K, int64_t d, const int64_t W, con
             for (int64_t r = 0; r < W; r++)
                 dj[r] = mj - xj[r];
         }
-        /* v_i and the quadratic form, DSDE_LANES rows at a time in a
-         * vector (GCC/clang vector extension, split by the compiler into
-         * what the instruction set has): the accumulator stays in a
-         * register over j, each lane its own row with IEEE mul and add */
         int64_t r0 = 0;
-#if DSDE_ROW_VECTORS > 1
-        /* two vectors of rows share each broadcast of a P entry: 8
-         * accumulators, 2 row loads and 4 broadcasts per 16 products (one
-         * vector: 4 accumulators, 1 load and 4 broadcasts per 8) */
-        for (; r0 + 2 * DSDE_LANES <= W; r0 += 2 * DSDE_LANES) {
-            dsde_lanes quad[2] = {{0.0}, {0.0}}, a[2][4], dj[2], di;
-            int64_t i = 0;
-            for (; i + 4 <= d; i += 4) {
-                const double *Pi = P + i * d;
-#pragma GCC unroll 2
-                for (int h = 0; h < 2; h++) {
-                    memcpy(&dj[h], diff + r0 + h * DSDE_LANES, sizeof dj[h]);
-#pragma GCC unroll 4
-                    for (int q = 0; q < 4; q++)
-                        a[h][q] = Pi[q * d] * dj[h];
-                }
-                for (int64_t j = 1; j < d; j++) {
-#pragma GCC unroll 2
-                    for (int h = 0; h < 2; h++)
-                        memcpy(&dj[h], diff + j * W + r0 + h * DSDE_LANES, sizeof dj[h]);
-#pragma GCC unroll 4
-                    for (int q = 0; q < 4; q++) {
-                        const double p = Pi[q * d + j];
-#pragma GCC unroll 2
-                        for (int h = 0; h < 2; h++)
-                            a[h][q] = a[h][q] + p * dj[h];
-                    }
-                }
-#pragma GCC unroll 4
-                for (int q = 0; q < 4; q++)
-#pragma GCC unroll 2
-                    for (int h = 0; h < 2; h++) {
-                        const int64_t at = (i + q) * W + r0 + h * DSDE_LANES;
-                        memcpy(vk + at, &a[h][q], sizeof a[h][q]);
-                        memcpy(&di, diff + at, sizeof di);
-                        quad[h] = quad[h] + di * a[h][q];
-                    }
-            }
-            for (; i < d; i++) {
-                const double *Pi = P + i * d;
-#pragma GCC unroll 2
-                for (int h = 0; h < 2; h++) {
-                    dsde_lanes acc;
-                    memcpy(&dj[h], diff + r0 + h * DSDE_LANES, sizeof dj[h]);
-                    acc = Pi[0] * dj[h];
-                    for (int64_t j = 1; j < d; j++) {
-                        memcpy(&dj[h], diff + j * W + r0 + h * DSDE_LANES, sizeof dj[h]);
-                        acc = acc + Pi[j] * dj[h];
-                    }
-                    memcpy(vk + i * W + r0 + h * DSDE_LANES, &acc, sizeof acc);
-                    memcpy(&di, diff + i * W + r0 + h * DSDE_LANES, sizeof di);
-                    quad[h] = quad[h] + di * acc;
-                }
-            }
-#pragma GCC unroll 2
-            for (int h = 0; h < 2; h++)
-                memcpy(lk + r0 + h * DSDE_LANES, &quad[h], sizeof quad[h]);
-        }
-#endif
-        for (; r0 + DSDE_LANES <= W; r0 += DSDE_LANES) {
-            dsde_lanes quad = {0.0}, acc, a[4], dj, di;
-            int64_t i = 0;
-            /* four rows of P per pass share the loads of diff, and their
-             * four independent sums hide the latency of the adds */
-            for (; i + 4 <= d; i += 4) {
-                const double *Pi = P + i * d;
-                memcpy(&dj, diff + r0, sizeof dj);
-                for (int q = 0; q < 4; q++)
-                    a[q] = Pi[q * d] * dj;
-                for (int64_t j = 1; j < d; j++) {
-                    memcpy(&dj, diff + j * W + r0, sizeof dj);
-                    for (int q = 0; q < 4; q++)
-                        a[q] = a[q] + Pi[q * d + j] * dj;
-                }
-                /* unrolled, so the accumulators stay in registers (rolled,
-                 * GCC stored them to the stack and copied them to vk in
-                 * 16-byte halves: a quarter of this kernel's time on AVX2) */
-#pragma GCC unroll 4
-                for (int q = 0; q < 4; q++) {
-                    memcpy(vk + (i + q) * W + r0, &a[q], sizeof a[q]);
-                    memcpy(&di, diff + (i + q) * W + r0, sizeof di);
-                    quad = quad + di * a[q];
-                }
-            }
-            for (; i < d; i++) {
-                const double *Pi = P + i * d;
-                memcpy(&dj, diff + r0, sizeof dj);
-                acc = Pi[0] * dj;
-                for (int64_t j = 1; j < d; j++) {
-                    memcpy(&dj, diff + j * W + r0, sizeof dj);
-                    acc = acc + Pi[j] * dj;
-                }
-                memcpy(vk + i * W + r0, &acc, sizeof acc);
-                memcpy(&di, diff + i * W + r0, sizeof di);
-                quad = quad + di * acc;
-            }
-            memcpy(lk + r0, &quad, sizeof quad);
-        }
+        for (; r0 + DSDE_ROW_VECTORS * DSDE_LANES <= W; r0 += DSDE_ROW_VECTORS * DSDE_LANES)
+            DSDE_ISA_NAME(full_tile_rows)(DSDE_ROW_VECTORS, d, W, P, diff + r0, vk + r0, lk + r0);
+        for (; r0 + DSDE_LANES <= W; r0 += DSDE_LANES)
+            DSDE_ISA_NAME(full_tile_rows)(1, d, W, P, diff + r0, vk + r0, lk + r0);
         for (int64_t r = r0; r < W; r++) {
             double quad = 0.0;
             for (int64_t i = 0; i < d; i++) {
