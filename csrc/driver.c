@@ -466,7 +466,7 @@ typedef int row_gate;
 static int
 drive_rows(dsde_run *run, const dsde_table *tb)
 {
-    dsde_pool pool = {NULL, DSDE_OK, 0.0, 0, 1};
+    dsde_pool pool = {.saved = NULL, .stop = DSDE_OK, .threads = 1};
     int64_t n_blocks = run->batch / run->block_rows + (run->batch % run->block_rows != 0);
     int nt = run->num_threads < 1 ? 1 : run->num_threads;
     PyArrayObject *score = NULL; /* owned by the master, GIL needed to drop */
@@ -487,7 +487,7 @@ drive_rows(dsde_run *run, const dsde_table *tb)
         nt = (int)n_blocks;
     pool.threads = nt;
 
-    pool.next_poll = dsde_now() + DSDE_POLL_SECONDS;
+    dsde_pool_arm(&pool);
     pool.saved = PyEval_SaveThread();
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {

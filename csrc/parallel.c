@@ -69,14 +69,28 @@ dsde_pool_stop_nomem(dsde_pool *pool, size_t bytes)
     dsde_pool_stop(pool, DSDE_STOP_NOMEM);
 }
 
+void
+dsde_pool_arm(dsde_pool *pool)
+{
+    pool->last_read = dsde_now();
+    pool->next_poll = pool->last_read + DSDE_POLL_SECONDS;
+    pool->stride = pool->countdown = 1;
+}
+
 int
 dsde_poll(dsde_pool *pool, int master)
 {
     /* Once stopped, no more signal handlers: an exception may be set. */
     if (dsde_pool_stopped(pool))
         return 1;
-    if (master) {
-        double now = dsde_now();
+    if (master && --pool->countdown <= 0) {
+        double now = dsde_now(), gap = now - pool->last_read;
+        if (gap < DSDE_POLL_SECONDS / 16 && pool->stride < DSDE_POLL_STRIDE_MAX)
+            pool->stride *= 2;
+        else if (gap > DSDE_POLL_SECONDS / 4 && pool->stride > 1)
+            pool->stride /= 2;
+        pool->countdown = pool->stride;
+        pool->last_read = now;
         if (now >= pool->next_poll) {
             pool->next_poll = now + DSDE_POLL_SECONDS;
             PyEval_RestoreThread(pool->saved);
@@ -116,14 +130,14 @@ int
 dsde_run_chunks(const dsde_chunk_job *job, void *ctx, int64_t n_chunks,
                 int num_threads)
 {
-    dsde_pool pool = {NULL, DSDE_OK, 0.0, 0, 1};
+    dsde_pool pool = {.saved = NULL, .stop = DSDE_OK, .threads = 1};
     int64_t next_chunk = 0, chunks_done = 0;
     int nt = dsde_thread_cap(num_threads);
     if (nt > n_chunks)
         nt = n_chunks < 1 ? 1 : (int)n_chunks;
     pool.threads = nt;
 
-    pool.next_poll = dsde_now() + DSDE_POLL_SECONDS;
+    dsde_pool_arm(&pool);
     pool.saved = PyEval_SaveThread();
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {

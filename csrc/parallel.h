@@ -14,6 +14,11 @@
 #include "common.h"
 
 #define DSDE_POLL_SECONDS 0.01
+/* The master reads the clock on every stride-th poll only (a read costs
+ * about 30 ns, a score tile at d = 2 about 1 us): the stride doubles while
+ * reads come less than DSDE_POLL_SECONDS / 16 apart and halves when they
+ * come more than DSDE_POLL_SECONDS / 4 apart, up to DSDE_POLL_STRIDE_MAX. */
+#define DSDE_POLL_STRIDE_MAX 256
 
 enum dsde_stop_reason {
     DSDE_OK = 0,
@@ -26,10 +31,16 @@ enum dsde_stop_reason {
 typedef struct {
     PyThreadState *saved; /* the master's thread state while the GIL is released */
     int stop;             /* a dsde_stop_reason; read and written atomically */
-    double next_poll;     /* master only */
+    double next_poll;     /* master only: when to run the signal handlers */
+    double last_read;     /* master only: the last clock read */
+    int stride;           /* master only: polls per clock read */
+    int countdown;        /* master only: polls left before the next read */
     size_t nomem_bytes;   /* DSDE_STOP_NOMEM: the per-thread buffer that failed */
     int threads;          /* threads of the parallel region, for messages */
 } dsde_pool;
+
+/* Start the master's clock (before its first dsde_poll). */
+void dsde_pool_arm(dsde_pool *pool);
 
 /* Nonzero when the work must stop. The master may run signal handlers. */
 int dsde_poll(dsde_pool *pool, int master);

@@ -335,7 +335,7 @@ score_blocks(const dsde_builtin_score *sc, int f32, double m, double s, const vo
 {
     const size_t item = f32 ? sizeof(float) : sizeof(double);
     double *work = xmalloc((size_t)(dsde_score_work_size(sc, block) + 1) * sizeof(double));
-    dsde_pool pool = {NULL, DSDE_OK, 0.0, 0, 1};
+    dsde_pool pool = {.saved = NULL, .stop = DSDE_OK, .threads = 1};
     for (int64_t r0 = 0; r0 < rows; r0 += block) {
         int64_t n = rows - r0 < block ? rows - r0 : block;
         const char *xr = (const char *)x + (size_t)(r0 * sc->dim) * item;
