@@ -42,6 +42,15 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def git_commit(tree):
+    """The short commit checked out in tree, or None outside a git checkout."""
+    try:
+        return subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 #: CPU time of this process: on a shared machine it leaves out the time the
 #: process waits for a core (wall time when more than one thread runs).
 CLOCK = time.process_time
@@ -183,7 +192,9 @@ def main():
         text = subprocess.run(cmd + (["--quick"] if args.quick else []), env=env, check=True,
                               capture_output=True, text=True).stdout
         runs["before"] = json.loads(text)
-    report = {"cpu": cpu_model(), "threads": args.threads, "quick": args.quick, "runs": runs}
+    report = {"cpu": cpu_model(), "threads": args.threads, "quick": args.quick, "runs": runs,
+              "git_commit": git_commit(Path(__file__).resolve().parent),
+              "baseline_commit": None if args.baseline is None else git_commit(args.baseline)}
     print(f"CPU: {report['cpu']}, {args.threads} thread(s)")
     for label, res in runs.items():
         print(f"[{label}]")
