@@ -17,7 +17,11 @@
 /* The master reads the clock on every stride-th poll only (a read costs
  * about 30 ns, a score tile at d = 2 about 1 us): the stride doubles while
  * reads come less than DSDE_POLL_SECONDS / 16 apart and halves when they
- * come more than DSDE_POLL_SECONDS / 4 apart, up to DSDE_POLL_STRIDE_MAX. */
+ * come more than DSDE_POLL_SECONDS / 4 apart, up to DSDE_POLL_STRIDE_MAX.
+ * Polls of one run come at a steady pace (every site does a bounded piece
+ * of work: a score tile, a table row of one block, a chunk of normals), so
+ * reads stay about 1 ms apart and Ctrl-C is answered within a few
+ * DSDE_POLL_SECONDS (tests/test_interrupt.py measures it). */
 #define DSDE_POLL_STRIDE_MAX 256
 
 enum dsde_stop_reason {
