@@ -14,6 +14,7 @@ invocation, against the diffsde built in DIR (an older checkout), so that
 before and after come from one run on one machine.
 """
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -112,7 +113,9 @@ def score_only_case(ds, score, d, paths, steps, repeat):
     t = 1.0 - h * np.arange(steps)
     vp = ds.VPSDE()
     m, s = (np.array(v, dtype=float) for v in zip(*(vp.marginal_coefficients(ti) for ti in t)))
-    table = ds.StepTable.affine(1 - h, h, 0.0, t=t, m=m, sd=s)
+    # the std column is named sd since the register-program tables, s before
+    std = "sd" if "sd" in inspect.signature(ds.StepTable.affine).parameters else "s"
+    table = ds.StepTable.affine(1 - h, h, 0.0, t=t, m=m, **{std: s})
     x = 0.1 * np.random.default_rng(0).standard_normal((paths, d))
     seconds = best_of(lambda: ds.run_steps(x, table, score=score), repeat)
     return {"paths": paths, "steps": steps, "d": d, "seconds": seconds,
