@@ -177,7 +177,7 @@ def _summary(best, quick):
         out[f"{kind} fixed per call (us)"] = per_call * 1e6
         out[f"{kind} per step at 10 paths (us)"] = per_step * 1e6
         c_run = best.get(f"{kind} {big}x{big} C run")
-        out[f"{kind} {big}x{big}: call / C run"] = best[f"{kind} {big}x{big}"] / c_run if c_run else float("nan")
+        out[f"{kind} {big}x{big}: call / C run"] = best[f"{kind} {big}x{big}"] / c_run if c_run else None
     return out
 
 
@@ -231,7 +231,8 @@ def main():
             row += f"{got[1] / got[0]:>14.2f}"
         print(row)
     for name in result["summary"]["this"]:
-        row = f"{name:<36}" + "".join(f"{result['summary'][label][name]:>16.2f}" for label in labels)
+        got = [result["summary"][label][name] for label in labels]
+        row = f"{name:<36}" + "".join(f"{v:>16.2f}" if v is not None else f"{'-':>16}" for v in got)
         print(row)
     if args.json:
         day = datetime.date.today().isoformat()
